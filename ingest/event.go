@@ -1,0 +1,87 @@
+// Package ingest owns the input side of CRM Pulse: the two record kinds of
+// SPEC §1, their decoding and validation, and the reasons a record is refused.
+package ingest
+
+import "time"
+
+// DefaultTenant and UnknownDim are the values SPEC §1.1 gives to optional
+// string fields that an upstream system left out.
+const (
+	DefaultTenant = "default"
+	UnknownDim    = "unknown"
+)
+
+// Interaction is one thing a customer did (topic crm.interactions).
+// Optional fields hold their SPEC defaults after decoding.
+type Interaction struct {
+	EventID    string            `json:"event_id"`
+	Type       string            `json:"type"`
+	CustomerID string            `json:"customer_id"`
+	OccurredAt time.Time         `json:"occurred_at"`
+	Tenant     string            `json:"tenant"`
+	Segment    string            `json:"segment"`
+	Region     string            `json:"region"`
+	Channel    string            `json:"channel"`
+	Amount     float64           `json:"amount"`
+	Currency   string            `json:"currency,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// Receipt is what happened to one attempt of a message sent to a customer
+// (topic crm.delivery-receipts).
+type Receipt struct {
+	ReceiptID   string    `json:"receipt_id"`
+	MessageID   string    `json:"message_id"`
+	CustomerID  string    `json:"customer_id"`
+	Channel     string    `json:"channel"`
+	Status      string    `json:"status"`
+	OccurredAt  time.Time `json:"occurred_at"`
+	Attempt     int       `json:"attempt"`
+	Tenant      string    `json:"tenant"`
+	CampaignID  string    `json:"campaign_id,omitempty"`
+	TemplateID  string    `json:"template_id,omitempty"`
+	Provider    string    `json:"provider,omitempty"`
+	ErrorCode   string    `json:"error_code,omitempty"`
+	RecipientTZ string    `json:"recipient_tz,omitempty"`
+}
+
+// Source names one of the two input streams.
+type Source string
+
+// The two input streams of SPEC §1.
+const (
+	SourceInteractions Source = "interactions"
+	SourceReceipts     Source = "receipts"
+)
+
+// Reason is a fixed code saying why a record was refused. Metrics and
+// dead-letter headers carry the code; the error carries the detail.
+type Reason string
+
+// The reasons a record is refused.
+const (
+	ReasonNotJSON      Reason = "not_json"
+	ReasonMissingField Reason = "missing_field"
+	ReasonWrongType    Reason = "wrong_type"
+	ReasonBadTime      Reason = "bad_time"
+	ReasonBadValue     Reason = "bad_value"
+	ReasonLate         Reason = "late"
+)
+
+// Reasons lists every Reason, for metrics that pre-create their series.
+var Reasons = []Reason{ReasonNotJSON, ReasonMissingField, ReasonWrongType, ReasonBadTime, ReasonBadValue, ReasonLate}
+
+// RejectError is a refused record: a Reason for counting and a message that
+// names the field and what was wrong with it.
+type RejectError struct {
+	Reason Reason
+	Field  string
+	Detail string
+}
+
+func (e *RejectError) Error() string {
+	if e.Field == "" {
+		return string(e.Reason) + ": " + e.Detail
+	}
+	return string(e.Reason) + ": field " + e.Field + ": " + e.Detail
+}
