@@ -1,0 +1,146 @@
+package processor
+
+import (
+	"bytes"
+	"container/heap"
+	"encoding/gob"
+	"time"
+
+	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/processor/rules"
+)
+
+// absence fires when an expected follow-up does not come (SPEC §3.1): a
+// start opens a correlation, a stop at or after it closes it, and the
+// watermark passing start + within with no stop fires; a stop arriving later
+// resolves it.
+type absence struct {
+	rule   *rules.Rule
+	within int64
+	open   map[string]*absOpen
+	timers timerHeap
+	buf    []byte
+}
+
+type absOpen struct {
+	Start int64
+	Fired bool
+}
+
+func newAbsence(r *rules.Rule, _ *rules.File) Component {
+	return &absence{rule: r, within: int64(r.Within), open: map[string]*absOpen{}}
+}
+
+func (d *absence) Name() string { return "rule:" + d.rule.Name }
+
+func (d *absence) Interaction(ev *ingest.Interaction, out *Output) {
+	if d.rule.Source == rules.SourceInteractions {
+		d.observe(rules.Event{I: ev}, ev.OccurredAt, out)
+	}
+}
+
+func (d *absence) Receipt(r *ingest.Receipt, out *Output) {
+	if d.rule.Source == rules.SourceReceipts {
+		d.observe(rules.Event{R: r}, r.OccurredAt, out)
+	}
+}
+
+func (d *absence) observe(e rules.Event, at time.Time, out *Output) {
+	if !d.rule.Matcher.Match(e) {
+		return
+	}
+	isStop, isStart := d.rule.StopMatch.Match(e), d.rule.StartMatch.Match(e)
+	if !isStop && !isStart {
+		return
+	}
+	d.buf = groupKey(d.rule.Fields, e, d.buf)
+	t := at.UnixNano()
+	// A record that is both closes the open one first, then opens anew.
+	if o, ok := d.open[string(d.buf)]; ok && isStop && t >= o.Start {
+		if o.Fired {
+			a := newAlert(d.rule, string(d.buf), StateResolved, float64(t-o.Start)/1e9, d.seconds(), ts(o.Start+d.within))
+			a.EndsAt = tp(at)
+			a.WindowStart, a.WindowEnd = tp(ts(o.Start)), tp(at)
+			out.Alerts = append(out.Alerts, a)
+		}
+		delete(d.open, string(d.buf))
+	}
+	if _, ok := d.open[string(d.buf)]; isStart && !ok {
+		key := string(d.buf)
+		d.open[key] = &absOpen{Start: t}
+		heap.Push(&d.timers, timer{At: t + d.within, Key: key, Ref: t})
+	}
+}
+
+func (d *absence) seconds() float64 { return float64(d.within) / 1e9 }
+
+func (d *absence) Advance(wm time.Time, out *Output) {
+	w := wm.UnixNano()
+	for len(d.timers) > 0 && d.timers[0].At <= w {
+		tm := heap.Pop(&d.timers).(timer)
+		o, ok := d.open[tm.Key]
+		if !ok || o.Start != tm.Ref || o.Fired {
+			continue // closed or replaced since the timer was set
+		}
+		o.Fired = true
+		a := newAlert(d.rule, tm.Key, StateFiring, d.seconds(), d.seconds(), ts(tm.At))
+		a.WindowStart, a.WindowEnd = tp(ts(o.Start)), tp(ts(tm.At))
+		out.Alerts = append(out.Alerts, a)
+	}
+}
+
+type absenceState struct {
+	Open   map[string]*absOpen
+	Timers []timer
+}
+
+func (d *absence) MarshalState() ([]byte, error) {
+	var buf bytes.Buffer
+	err := gob.NewEncoder(&buf).Encode(absenceState{Open: d.open, Timers: d.timers})
+	return buf.Bytes(), err
+}
+
+func (d *absence) UnmarshalState(b []byte) error {
+	var st absenceState
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
+		return err
+	}
+	d.open, d.timers = st.Open, st.Timers
+	if d.open == nil {
+		d.open = map[string]*absOpen{}
+	}
+	heap.Init(&d.timers)
+	return nil
+}
+
+// timer is an event-time timer: due At, for Key, valid while the state it
+// was set for still has Ref (so stale timers are skipped, not searched for).
+type timer struct {
+	At  int64
+	Key string
+	Ref int64
+	N   int // an extra discriminator (e.g. an attempt number)
+	P   int // the owner's index (e.g. a resend policy)
+}
+
+// timerHeap orders timers by (At, Key, N): ties fire in a deterministic order.
+type timerHeap []timer
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if h[i].At != h[j].At {
+		return h[i].At < h[j].At
+	}
+	if h[i].Key != h[j].Key {
+		return h[i].Key < h[j].Key
+	}
+	return h[i].N < h[j].N
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

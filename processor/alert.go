@@ -1,0 +1,78 @@
+package processor
+
+import (
+	"hash/fnv"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/crmpulse/crmpulse/processor/rules"
+)
+
+// keySep joins the field values of a group key. It cannot appear in a
+// decoded JSON string without an escape that upstream systems never send,
+// and if one did, only that group's labels would look odd.
+const keySep = "\x1f"
+
+// groupKey is the values of fields for e, joined by keySep.
+func groupKey(fields []rules.Field, e rules.Event, buf []byte) []byte {
+	buf = buf[:0]
+	for i, f := range fields {
+		if i > 0 {
+			buf = append(buf, keySep...)
+		}
+		buf = append(buf, f.Get(e)...)
+	}
+	return buf
+}
+
+// alertLabels is the label set of SPEC §4: the group fields, the rule's own
+// labels and alertname. Group fields win over rule labels of the same name
+// because they identify the alert.
+func alertLabels(r *rules.Rule, key string) map[string]string {
+	l := make(map[string]string, len(r.Fields)+len(r.Labels)+1)
+	maps.Copy(l, r.Labels)
+	vals := strings.Split(key, keySep)
+	for i, f := range r.Fields {
+		if i < len(vals) {
+			l[f.Label] = vals[i]
+		}
+	}
+	l["alertname"] = r.Name
+	return l
+}
+
+// Fingerprint is a stable hash of the label set (which holds the rule name
+// as alertname), in the spirit of Prometheus' label fingerprints.
+func Fingerprint(labels map[string]string) string {
+	names := slices.Sorted(maps.Keys(labels))
+	h := fnv.New64a()
+	for _, n := range names {
+		h.Write([]byte(n))
+		h.Write([]byte{0xff})
+		h.Write([]byte(labels[n]))
+		h.Write([]byte{0xff})
+	}
+	return strconv.FormatUint(h.Sum64()|1<<63, 16)
+}
+
+func tp(t time.Time) *time.Time { t = t.UTC(); return &t }
+
+// newAlert builds a firing or resolved alert for rule r and group key.
+func newAlert(r *rules.Rule, key, state string, value, threshold float64, startsAt time.Time) Alert {
+	labels := alertLabels(r, key)
+	return Alert{
+		Fingerprint: Fingerprint(labels),
+		Rule:        r.Name,
+		Kind:        r.Kind,
+		State:       state,
+		Severity:    r.Severity,
+		Labels:      labels,
+		Annotations: r.RenderAnnotations(labels, value),
+		Value:       value,
+		Threshold:   threshold,
+		StartsAt:    startsAt.UTC(),
+	}
+}

@@ -1,0 +1,79 @@
+package processor
+
+import (
+	"slices"
+	"time"
+)
+
+// dedup remembers the ids of accepted records whose occurred_at is not yet
+// behind the watermark. That bound is safe because a record older than the
+// watermark is refused as late before dedup matters: a repeat of a forgotten
+// id can only be late, so it is never counted twice. Memory is therefore
+// bounded by the records of one allowed_lateness of event time (plus one
+// bucket), whatever the total volume.
+type dedup struct {
+	ids     map[string]int64 // id → bucket
+	buckets map[int64][]string
+	order   []int64 // bucket keys, ascending
+}
+
+// dedupBucket groups ids so that eviction is one map delete per id and one
+// slice walk per bucket, not a scan.
+const dedupBucket = int64(time.Minute)
+
+func newDedup() *dedup {
+	return &dedup{ids: map[string]int64{}, buckets: map[int64][]string{}}
+}
+
+// seen reports whether id was already accepted, and records it if not.
+func (d *dedup) seen(id string, at time.Time) bool {
+	if _, ok := d.ids[id]; ok {
+		return true
+	}
+	b := at.UnixNano() / dedupBucket
+	d.ids[id] = b
+	list, ok := d.buckets[b]
+	if !ok {
+		i, _ := slices.BinarySearch(d.order, b)
+		d.order = slices.Insert(d.order, i, b)
+	}
+	d.buckets[b] = append(list, id)
+	return false
+}
+
+// evict forgets ids in buckets wholly before wm.
+func (d *dedup) evict(wm time.Time) {
+	limit := wm.UnixNano() / dedupBucket // buckets < limit end at or before wm
+	n := 0
+	for _, b := range d.order {
+		if b >= limit {
+			break
+		}
+		for _, id := range d.buckets[b] {
+			delete(d.ids, id)
+		}
+		delete(d.buckets, b)
+		n++
+	}
+	d.order = d.order[n:]
+}
+
+func (d *dedup) len() int { return len(d.ids) }
+
+type dedupState struct {
+	Buckets map[int64][]string
+}
+
+func (d *dedup) state() dedupState { return dedupState{Buckets: d.buckets} }
+
+func (d *dedup) restore(s dedupState) {
+	*d = *newDedup()
+	for b, ids := range s.Buckets {
+		d.buckets[b] = ids
+		d.order = append(d.order, b)
+		for _, id := range ids {
+			d.ids[id] = b
+		}
+	}
+	slices.Sort(d.order)
+}

@@ -1,0 +1,219 @@
+package processor
+
+import (
+	"bytes"
+	"encoding/gob"
+	"time"
+
+	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/processor/rules"
+)
+
+// drop detects a group's value falling against its own baseline (SPEC
+// §3.1). A group, once seen, has a value for every later window, so revenue
+// that stops entirely is a drop; every window is evaluated in order even
+// when the watermark jumps many windows at once.
+type drop struct {
+	rule   *rules.Rule
+	window int64
+	hist   int // length of the history ring: the baseline's reach
+	groups map[string]*dropGroup
+	due    int64 // end of the earliest window not yet evaluated
+	buf    []byte
+}
+
+// dropGroup is one group's state; fields are exported for gob snapshots.
+type dropGroup struct {
+	Next   int64     // start of the next window to evaluate
+	Open   []winVal  // values of windows not yet evaluated, by start
+	Hist   []float64 // final values, ring indexed by window number
+	Count  int       // final windows evaluated since the group was first seen
+	Streak int       // consecutive breaching windows
+	Since  int64     // end of the first window of the current streak
+	Firing bool
+}
+
+type winVal struct {
+	Start int64
+	V     float64
+}
+
+func newDrop(r *rules.Rule, _ *rules.File) Component {
+	d := &drop{rule: r, window: int64(r.Window), groups: map[string]*dropGroup{}}
+	if b := r.Baseline; b.Windows > 0 {
+		d.hist = b.Windows
+	} else {
+		d.hist = int(int64(b.Season)/d.window) * b.Seasons
+	}
+	return d
+}
+
+func (d *drop) Name() string { return "rule:" + d.rule.Name }
+
+func (d *drop) Interaction(ev *ingest.Interaction, out *Output) {
+	if d.rule.Source == rules.SourceInteractions {
+		d.observe(rules.Event{I: ev}, ev.OccurredAt)
+	}
+}
+
+func (d *drop) Receipt(r *ingest.Receipt, out *Output) {
+	if d.rule.Source == rules.SourceReceipts {
+		d.observe(rules.Event{R: r}, r.OccurredAt)
+	}
+}
+
+func (d *drop) observe(e rules.Event, at time.Time) {
+	if !d.rule.Matcher.Match(e) {
+		return
+	}
+	v := 1.0
+	if d.rule.Agg.Op == "sum" {
+		v = d.rule.Agg.Num(e)
+	}
+	d.buf = groupKey(d.rule.Fields, e, d.buf)
+	s := windowStart(at.UnixNano(), d.window)
+	g, ok := d.groups[string(d.buf)]
+	if !ok {
+		g = &dropGroup{Next: s, Hist: make([]float64, d.hist)}
+		d.groups[string(d.buf)] = g
+	}
+	if g.Count == 0 && s < g.Next {
+		// Nothing evaluated yet: an earlier event moves the group's first window back.
+		g.Next = s
+	}
+	g.Open = addWin(g.Open, s, v)
+	if d.due == 0 || g.Next+d.window < d.due {
+		d.due = g.Next + d.window
+	}
+}
+
+// addWin adds v to the window starting at s, keeping the slice sorted.
+func addWin(open []winVal, s int64, v float64) []winVal {
+	i := len(open)
+	for i > 0 && open[i-1].Start > s {
+		i--
+	}
+	if i > 0 && open[i-1].Start == s {
+		open[i-1].V += v
+		return open
+	}
+	open = append(open, winVal{})
+	copy(open[i+1:], open[i:])
+	open[i] = winVal{Start: s, V: v}
+	return open
+}
+
+func (d *drop) Advance(wm time.Time, out *Output) {
+	w := wm.UnixNano()
+	if d.due == 0 || w < d.due {
+		return
+	}
+	d.due = 0
+	for _, key := range sortedKeys(d.groups) {
+		g := d.groups[key]
+		for g.Next+d.window <= w {
+			if d.evaluate(key, g, out) {
+				delete(d.groups, key)
+				break
+			}
+		}
+		if _, ok := d.groups[key]; ok && (d.due == 0 || g.Next+d.window < d.due) {
+			d.due = g.Next + d.window
+		}
+	}
+}
+
+// baseline is the reference for the window numbered i, and whether the
+// group has a full baseline yet.
+func (d *drop) baseline(g *dropGroup, i int) (float64, bool) {
+	b := d.rule.Baseline
+	step, n := 1, b.Windows
+	if n == 0 {
+		step, n = int(int64(b.Season)/d.window), b.Seasons
+	}
+	if i < step*n {
+		return 0, false
+	}
+	sum := 0.0
+	for k := 1; k <= n; k++ {
+		sum += g.Hist[(i-k*step)%d.hist]
+	}
+	return sum / float64(n), true
+}
+
+// evaluate closes the group's next window and reports whether the group can
+// be forgotten: nothing open, not breaching, and a history of zeros (its
+// baseline is 0, so it could not breach before new events arrive).
+func (d *drop) evaluate(key string, g *dropGroup, out *Output) (forget bool) {
+	s := g.Next
+	end := s + d.window
+	v := 0.0
+	if len(g.Open) > 0 && g.Open[0].Start == s {
+		v = g.Open[0].V
+		g.Open = g.Open[1:]
+	}
+	base, full := d.baseline(g, g.Count)
+	bound := base * (1 - d.rule.DropPct/100)
+	breach := full && base >= d.rule.MinBaseline && v < bound
+	g.Hist[g.Count%d.hist] = v
+	g.Count++
+	g.Next = end
+	if breach {
+		g.Streak++
+		if g.Streak == 1 {
+			g.Since = end
+		}
+		if !g.Firing && g.Streak >= d.rule.For {
+			g.Firing = true
+			a := newAlert(d.rule, key, StateFiring, v, bound, ts(g.Since))
+			a.WindowStart, a.WindowEnd = tp(ts(s)), tp(ts(end))
+			out.Alerts = append(out.Alerts, a)
+		}
+		return false
+	}
+	g.Streak = 0
+	if g.Firing {
+		g.Firing = false
+		a := newAlert(d.rule, key, StateResolved, v, bound, ts(g.Since))
+		a.EndsAt = tp(ts(end))
+		a.WindowStart, a.WindowEnd = tp(ts(s)), tp(ts(end))
+		out.Alerts = append(out.Alerts, a)
+	}
+	if len(g.Open) > 0 || g.Count < d.hist {
+		return false
+	}
+	for _, h := range g.Hist {
+		if h != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+type dropState struct {
+	Groups map[string]*dropGroup
+	Due    int64
+}
+
+func (d *drop) MarshalState() ([]byte, error) {
+	var buf bytes.Buffer
+	err := gob.NewEncoder(&buf).Encode(dropState{Groups: d.groups, Due: d.due})
+	return buf.Bytes(), err
+}
+
+func (d *drop) UnmarshalState(b []byte) error {
+	var st dropState
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
+		return err
+	}
+	d.groups, d.due = st.Groups, st.Due
+	if d.groups == nil {
+		d.groups = map[string]*dropGroup{}
+	}
+	for _, g := range d.groups {
+		if len(g.Hist) != d.hist {
+			return errCorruptState
+		}
+	}
+	return nil
+}

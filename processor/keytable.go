@@ -1,0 +1,120 @@
+package processor
+
+import (
+	"bytes"
+	"hash/maphash"
+)
+
+// keyTable interns byte keys into dense uint32 indexes with a few bytes of
+// overhead per key: key bytes live in fixed-size arena chunks (no slack from
+// slice doubling, no per-string header), and the hash index is an open
+// addressing table of uint32. A Go map[string]T costs 40+ bytes per entry
+// before the value; with millions of tracked customers that is the
+// difference between fitting in memory and not (DESIGN §3).
+type keyTable struct {
+	seed   maphash.Seed
+	chunks [][]byte
+	offs   pages[uint64] // per index: chunk<<40 | pos<<16 | len
+	slots  []uint32 // 0 = empty, else index+1
+	n      int
+}
+
+const (
+	arenaChunk = 1 << 16
+	maxKeyLen  = 1<<16 - 1
+)
+
+func newKeyTable() *keyTable {
+	return &keyTable{seed: maphash.MakeSeed(), slots: make([]uint32, 16)}
+}
+
+// len is the number of keys.
+func (t *keyTable) len() int { return t.n }
+
+// key returns the bytes of key i; valid until the table is garbage.
+func (t *keyTable) key(i uint32) []byte {
+	o := *t.offs.at(i)
+	c, p, l := o>>40, (o>>16)&(1<<24-1), o&0xffff
+	return t.chunks[c][p : p+l]
+}
+
+// lookup finds k, returning its index and whether it exists.
+func (t *keyTable) lookup(k []byte) (uint32, bool) {
+	mask := uint64(len(t.slots) - 1)
+	h := maphash.Bytes(t.seed, k)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			return 0, false
+		}
+		if bytes.Equal(t.key(s-1), k) {
+			return s - 1, true
+		}
+	}
+}
+
+// intern returns the index of k, adding it when new.
+func (t *keyTable) intern(k []byte) (idx uint32, added bool) {
+	if i, ok := t.lookup(k); ok {
+		return i, false
+	}
+	if len(k) > maxKeyLen {
+		k = k[:maxKeyLen]
+	}
+	if (t.n+1)*4 > len(t.slots)*3 {
+		t.grow()
+	}
+	last := len(t.chunks) - 1
+	if last < 0 || len(t.chunks[last])+len(k) > cap(t.chunks[last]) {
+		size := arenaChunk
+		if len(k) > size {
+			size = len(k)
+		}
+		t.chunks = append(t.chunks, make([]byte, 0, size))
+		last++
+	}
+	pos := len(t.chunks[last])
+	t.chunks[last] = append(t.chunks[last], k...)
+	idx = uint32(t.n)
+	*t.offs.add() = uint64(last)<<40 | uint64(pos)<<16 | uint64(len(k))
+	t.n++
+	t.place(idx, k)
+	return idx, true
+}
+
+func (t *keyTable) place(idx uint32, k []byte) {
+	mask := uint64(len(t.slots) - 1)
+	for i := maphash.Bytes(t.seed, k) & mask; ; i = (i + 1) & mask {
+		if t.slots[i] == 0 {
+			t.slots[i] = idx + 1
+			return
+		}
+	}
+}
+
+func (t *keyTable) grow() {
+	t.slots = make([]uint32, len(t.slots)*2)
+	for i := 0; i < t.n; i++ {
+		t.place(uint32(i), t.key(uint32(i)))
+	}
+}
+
+// pages is a growable array in fixed pages, so a million-element table
+// never holds the up-to-25% spare capacity of a doubled slice, and growing
+// never copies.
+type pages[T any] struct {
+	p [][]T
+	n int
+}
+
+const pageSize = 4096
+
+func (p *pages[T]) at(i uint32) *T { return &p.p[i/pageSize][i%pageSize] }
+
+func (p *pages[T]) add() *T {
+	if p.n%pageSize == 0 {
+		p.p = append(p.p, make([]T, pageSize))
+	}
+	p.n++
+	return p.at(uint32(p.n - 1))
+}

@@ -1,0 +1,174 @@
+package processor
+
+import (
+	"bytes"
+	"encoding/gob"
+	"time"
+
+	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/processor/rules"
+)
+
+// ratio detects a rate, such as delivery failures over sends, crossing a
+// threshold in a tumbling window (SPEC §3.1). Windows are evaluated when
+// final; a window without enough denominator cannot breach, and an empty
+// window after a breach resolves it.
+type ratio struct {
+	rule   *rules.Rule
+	window int64
+	groups map[string]*ratioGroup
+	due    int64
+	buf    []byte
+}
+
+type ratioGroup struct {
+	Open   []ratioWin
+	Firing bool
+	Since  int64 // starts_at of the firing alert
+	Next   int64 // while firing: start of the next window to evaluate
+}
+
+type ratioWin struct {
+	Start    int64
+	Num, Den float64
+}
+
+func newRatio(r *rules.Rule, _ *rules.File) Component {
+	return &ratio{rule: r, window: int64(r.Window), groups: map[string]*ratioGroup{}}
+}
+
+func (d *ratio) Name() string { return "rule:" + d.rule.Name }
+
+func (d *ratio) Interaction(ev *ingest.Interaction, out *Output) {
+	if d.rule.Source == rules.SourceInteractions {
+		d.observe(rules.Event{I: ev}, ev.OccurredAt)
+	}
+}
+
+func (d *ratio) Receipt(r *ingest.Receipt, out *Output) {
+	if d.rule.Source == rules.SourceReceipts {
+		d.observe(rules.Event{R: r}, r.OccurredAt)
+	}
+}
+
+func (d *ratio) observe(e rules.Event, at time.Time) {
+	if !d.rule.Matcher.Match(e) {
+		return
+	}
+	num, den := d.rule.NumMatch.Match(e), d.rule.DenMatch.Match(e)
+	if !num && !den {
+		return
+	}
+	d.buf = groupKey(d.rule.Fields, e, d.buf)
+	g, ok := d.groups[string(d.buf)]
+	if !ok {
+		g = &ratioGroup{}
+		d.groups[string(d.buf)] = g
+	}
+	s := windowStart(at.UnixNano(), d.window)
+	i := len(g.Open)
+	for i > 0 && g.Open[i-1].Start > s {
+		i--
+	}
+	if i == 0 || g.Open[i-1].Start != s {
+		g.Open = append(g.Open, ratioWin{})
+		copy(g.Open[i+1:], g.Open[i:])
+		g.Open[i] = ratioWin{Start: s}
+		i++
+	}
+	if num {
+		g.Open[i-1].Num++
+	}
+	if den {
+		g.Open[i-1].Den++
+	}
+	if d.due == 0 || s+d.window < d.due {
+		d.due = s + d.window
+	}
+}
+
+func (d *ratio) Advance(wm time.Time, out *Output) {
+	w := wm.UnixNano()
+	if d.due == 0 || w < d.due {
+		return
+	}
+	d.due = 0
+	for _, key := range sortedKeys(d.groups) {
+		g := d.groups[key]
+		for {
+			var win ratioWin
+			switch {
+			case g.Firing && g.Next+d.window <= w:
+				// A firing group is evaluated on every window, empty ones included.
+				win = ratioWin{Start: g.Next}
+				if len(g.Open) > 0 && g.Open[0].Start == g.Next {
+					win, g.Open = g.Open[0], g.Open[1:]
+				}
+			case !g.Firing && len(g.Open) > 0 && g.Open[0].Start+d.window <= w:
+				win, g.Open = g.Open[0], g.Open[1:]
+			default:
+				goto next
+			}
+			d.evaluate(key, g, win, out)
+		}
+	next:
+		if !g.Firing && len(g.Open) == 0 {
+			delete(d.groups, key)
+			continue
+		}
+		due := g.Next + d.window
+		if !g.Firing {
+			due = g.Open[0].Start + d.window
+		}
+		if d.due == 0 || due < d.due {
+			d.due = due
+		}
+	}
+}
+
+func (d *ratio) evaluate(key string, g *ratioGroup, win ratioWin, out *Output) {
+	end := win.Start + d.window
+	v := 0.0
+	if win.Den > 0 {
+		v = win.Num / win.Den
+	}
+	t := d.rule.ThresholdValue()
+	breach := win.Den > 0 && win.Den >= d.rule.MinDenominator && d.rule.Compare(v, t)
+	g.Next = end
+	switch {
+	case breach && !g.Firing:
+		g.Firing, g.Since = true, end
+		a := newAlert(d.rule, key, StateFiring, v, t, ts(end))
+		a.WindowStart, a.WindowEnd = tp(ts(win.Start)), tp(ts(end))
+		out.Alerts = append(out.Alerts, a)
+	case !breach && g.Firing:
+		g.Firing = false
+		a := newAlert(d.rule, key, StateResolved, v, t, ts(g.Since))
+		a.EndsAt = tp(ts(end))
+		a.WindowStart, a.WindowEnd = tp(ts(win.Start)), tp(ts(end))
+		out.Alerts = append(out.Alerts, a)
+	}
+}
+
+type ratioState struct {
+	Groups map[string]*ratioGroup
+	Due    int64
+}
+
+func (d *ratio) MarshalState() ([]byte, error) {
+	var buf bytes.Buffer
+	err := gob.NewEncoder(&buf).Encode(ratioState{Groups: d.groups, Due: d.due})
+	return buf.Bytes(), err
+}
+
+func (d *ratio) UnmarshalState(b []byte) error {
+	var st ratioState
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
+		return err
+	}
+	d.groups, d.due = st.Groups, st.Due
+	if d.groups == nil {
+		d.groups = map[string]*ratioGroup{}
+	}
+	return nil
+}

@@ -1,0 +1,366 @@
+package processor
+
+import (
+	"bytes"
+	"container/heap"
+	"crypto/sha256"
+	"encoding/gob"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/processor/rules"
+)
+
+// resender applies the resend policies of SPEC §3.2. One component serves
+// every policy because suppression and the frequency cap are per customer
+// across policies.
+type resender struct {
+	file     *rules.File
+	policies []*rules.Policy
+	suppress map[string]bool // statuses some policy suppresses on
+	msgs     map[string]*msgState
+	custs    map[string]*custState
+	timers   timerHeap // undelivered timers: Key message id, N attempt, Ref sent time
+	sweep    int64     // next event time at which idle messages are forgotten
+	locs     map[string]*time.Location
+}
+
+// messageRetention is how long, in event time, a message's state is kept
+// after its last receipt. Past it, per-attempt dedup still holds for
+// consumers because trigger ids are derived from message id and attempt.
+const messageRetention = 72 * time.Hour
+
+type msgState struct {
+	Policy   int // index of the policy that owns the message, -1 until one triggers
+	Customer string
+	Tenant   string
+	TZ       string
+	Last     int64
+	Attempts []attemptState
+}
+
+type attemptState struct {
+	N         int
+	Sent      int64 // time of the sent receipt, 0 if none
+	Outcome   int64 // earliest non-sent receipt, 0 if none
+	Delivered int64 // earliest delivered/opened/clicked, 0 if none
+	Triggered bool  // a trigger for attempt N+1 was emitted
+	TriggerID string
+	NotBefore int64
+	FailedAt  int64
+	Cancelled bool
+	Policy    int
+	Channel   string
+	Reason    string
+}
+
+type custState struct {
+	Unsub    int64 // earliest unsubscribe interaction, 0 if none
+	Supp     []suppEntry
+	Triggers []int64 // failure times of emitted triggers, for the frequency cap
+}
+
+type suppEntry struct {
+	Channel, Status string
+	At              int64 // earliest such receipt
+}
+
+func newResender(f *rules.File) *resender {
+	r := &resender{
+		file: f, policies: f.Resend, suppress: map[string]bool{},
+		msgs: map[string]*msgState{}, custs: map[string]*custState{},
+		locs: map[string]*time.Location{},
+	}
+	for _, p := range f.Resend {
+		for _, s := range p.SuppressOn {
+			r.suppress[s] = true
+		}
+	}
+	return r
+}
+
+func (r *resender) Name() string { return "resend" }
+
+func (r *resender) cust(tenant, customer string, create bool) *custState {
+	k := tenant + keySep + customer
+	c := r.custs[k]
+	if c == nil && create {
+		c = &custState{}
+		r.custs[k] = c
+	}
+	return c
+}
+
+func (r *resender) Interaction(ev *ingest.Interaction, out *Output) {
+	if ev.Type != "unsubscribe" {
+		return
+	}
+	c := r.cust(ev.Tenant, ev.CustomerID, true)
+	if t := ev.OccurredAt.UnixNano(); c.Unsub == 0 || t < c.Unsub {
+		c.Unsub = t
+	}
+}
+
+// TriggerID is the deterministic id of the trigger for attempt n of a
+// message: replays and restarts can never make two different triggers for
+// one attempt (SPEC §3.2).
+func TriggerID(messageID string, attempt int) string {
+	h := sha256.Sum256([]byte(messageID + "\x00" + strconv.Itoa(attempt)))
+	return hex.EncodeToString(h[:16])
+}
+
+func isDelivered(status string) bool {
+	return status == "delivered" || status == "opened" || status == "clicked"
+}
+
+func (r *resender) Receipt(rc *ingest.Receipt, out *Output) {
+	t := rc.OccurredAt.UnixNano()
+	if r.suppress[rc.Status] {
+		c := r.cust(rc.Tenant, rc.CustomerID, true)
+		i := slices.IndexFunc(c.Supp, func(s suppEntry) bool { return s.Channel == rc.Channel && s.Status == rc.Status })
+		if i < 0 {
+			c.Supp = append(c.Supp, suppEntry{Channel: rc.Channel, Status: rc.Status, At: t})
+		} else if t < c.Supp[i].At {
+			c.Supp[i].At = t
+		}
+	}
+	m := r.msgs[rc.MessageID]
+	pi := -1
+	if m != nil && m.Policy >= 0 {
+		pi = m.Policy
+	} else {
+		pi = slices.IndexFunc(r.policies, func(p *rules.Policy) bool { return p.Channel == rc.Channel })
+	}
+	if pi < 0 {
+		return
+	}
+	if m == nil {
+		m = &msgState{Policy: -1}
+		r.msgs[rc.MessageID] = m
+	}
+	m.Customer, m.Tenant = rc.CustomerID, rc.Tenant
+	if rc.RecipientTZ != "" {
+		m.TZ = rc.RecipientTZ
+	}
+	m.Last = max(m.Last, t)
+	a := m.attempt(rc.Attempt)
+	p := r.policies[pi]
+	switch {
+	case rc.Status == "sent":
+		if a.Sent == 0 || t < a.Sent {
+			a.Sent = t
+			if slices.Contains(p.On, "undelivered") {
+				heap.Push(&r.timers, timer{At: t + int64(p.UndeliveredAfter), Key: rc.MessageID, N: rc.Attempt, Ref: t, P: pi})
+			}
+		}
+	case isDelivered(rc.Status):
+		if a.Delivered == 0 || t < a.Delivered {
+			a.Delivered = t
+		}
+		if a.Outcome == 0 || t < a.Outcome {
+			a.Outcome = t
+		}
+		if a.Triggered && !a.Cancelled && t < a.NotBefore {
+			a.Cancelled = true
+			out.Resends = append(out.Resends, r.record(m, rc.MessageID, a, ActionCancel))
+		}
+	default:
+		if a.Outcome == 0 || t < a.Outcome {
+			a.Outcome = t
+		}
+		if slices.Contains(p.On, rc.Status) {
+			r.trigger(m, rc.MessageID, pi, a, t, rc.Status, out)
+		}
+	}
+}
+
+func (m *msgState) attempt(n int) *attemptState {
+	for i := range m.Attempts {
+		if m.Attempts[i].N == n {
+			return &m.Attempts[i]
+		}
+	}
+	m.Attempts = append(m.Attempts, attemptState{N: n})
+	return &m.Attempts[len(m.Attempts)-1]
+}
+
+func (r *resender) record(m *msgState, msgID string, a *attemptState, action string) Resend {
+	return Resend{
+		TriggerID: a.TriggerID, Action: action, Policy: r.policies[a.Policy].Name,
+		MessageID: msgID, CustomerID: m.Customer, Tenant: m.Tenant,
+		Channel: a.Channel, Attempt: a.N + 1, Reason: a.Reason,
+		NotBefore: ts(a.NotBefore), FailedAt: ts(a.FailedAt),
+	}
+}
+
+// trigger emits the resend of attempt a.N+1 unless a rule of SPEC §3.2
+// forbids it: attempts exhausted, already triggered, suppressed, capped.
+func (r *resender) trigger(m *msgState, msgID string, pi int, a *attemptState, failAt int64, reason string, out *Output) {
+	p := r.policies[pi]
+	if a.N >= p.MaxAttempts || a.Triggered {
+		return
+	}
+	next := a.N + 1
+	ch := p.Channel
+	if fb := p.Fallback; fb != nil && next > fb.AfterAttempts {
+		ch = fb.Channel
+	}
+	c := r.cust(m.Tenant, m.Customer, false)
+	if c != nil {
+		if c.Unsub != 0 && c.Unsub <= failAt {
+			return
+		}
+		for _, s := range c.Supp {
+			if s.Channel == ch && s.At <= failAt && slices.Contains(p.SuppressOn, s.Status) {
+				return
+			}
+		}
+		if fc := p.FrequencyCap; fc != nil {
+			n := 0
+			for _, ft := range c.Triggers {
+				if ft > failAt-int64(fc.Per) && ft <= failAt {
+					n++
+				}
+			}
+			if n >= fc.Max {
+				return
+			}
+		}
+	}
+	nb := time.Unix(0, failAt+int64(p.Backoff.Delay(a.N)))
+	if p.QuietHours != nil {
+		nb = AfterQuietHours(nb, p.QuietHours, r.location(m.TZ))
+	}
+	a.Triggered, a.TriggerID, a.NotBefore, a.FailedAt = true, TriggerID(msgID, next), nb.UnixNano(), failAt
+	a.Policy, a.Channel, a.Reason = pi, ch, reason
+	m.Policy = pi
+	c = r.cust(m.Tenant, m.Customer, true)
+	c.Triggers = append(c.Triggers, failAt)
+	rec := r.record(m, msgID, a, ActionResend)
+	out.Resends = append(out.Resends, rec)
+}
+
+func (r *resender) location(tz string) *time.Location {
+	if tz == "" {
+		return r.file.Defaults.Location
+	}
+	if l, ok := r.locs[tz]; ok {
+		return l
+	}
+	l, err := time.LoadLocation(tz)
+	if err != nil {
+		l = r.file.Defaults.Location // the decoder refuses bad zones; this is belt and braces
+	}
+	r.locs[tz] = l
+	return l
+}
+
+// AfterQuietHours moves t to the end of the quiet hours when it falls inside
+// them ([start, end) in loc's local time, wrapping midnight when end ≤ start).
+func AfterQuietHours(t time.Time, q *rules.QuietHours, loc *time.Location) time.Time {
+	lt := t.In(loc)
+	y, mo, d := lt.Date()
+	midnight := time.Date(y, mo, d, 0, 0, 0, 0, loc)
+	tod := lt.Sub(midnight)
+	start := time.Duration(q.StartMin) * time.Minute
+	end := time.Duration(q.EndMin) * time.Minute
+	endOn := func(day int) time.Time {
+		return time.Date(y, mo, d+day, q.EndMin/60, q.EndMin%60, 0, 0, loc)
+	}
+	if start < end {
+		if tod >= start && tod < end {
+			return endOn(0).UTC()
+		}
+		return t
+	}
+	switch {
+	case tod >= start:
+		return endOn(1).UTC()
+	case tod < end:
+		return endOn(0).UTC()
+	}
+	return t
+}
+
+func (r *resender) Advance(wm time.Time, out *Output) {
+	w := wm.UnixNano()
+	for len(r.timers) > 0 && r.timers[0].At <= w {
+		tm := heap.Pop(&r.timers).(timer)
+		m := r.msgs[tm.Key]
+		if m == nil {
+			continue
+		}
+		a := m.attempt(tm.N)
+		if a.Sent != tm.Ref || (a.Outcome != 0 && a.Outcome < tm.At) {
+			continue // an earlier sent replaced this timer, or the attempt had an outcome in time
+		}
+		pi := tm.P
+		if a.Delivered != 0 {
+			// The delivery report came late but is already here: a trigger
+			// now would only be cancelled at once.
+			nb := tm.At + int64(r.policies[pi].Backoff.Delay(a.N))
+			if a.Delivered < nb {
+				continue
+			}
+		}
+		r.trigger(m, tm.Key, pi, a, tm.At, "undelivered", out)
+	}
+	if w >= r.sweep {
+		r.gc(w)
+		r.sweep = w + int64(time.Hour)
+	}
+}
+
+// gc forgets messages idle for messageRetention and frequency-cap entries
+// older than any cap's period.
+func (r *resender) gc(w int64) {
+	for id, m := range r.msgs {
+		if m.Last+int64(messageRetention) < w {
+			delete(r.msgs, id)
+		}
+	}
+	var per int64
+	for _, p := range r.policies {
+		if p.FrequencyCap != nil {
+			per = max(per, int64(p.FrequencyCap.Per))
+		}
+	}
+	for k, c := range r.custs {
+		c.Triggers = slices.DeleteFunc(c.Triggers, func(t int64) bool { return t <= w-per-int64(messageRetention) })
+		if c.Unsub == 0 && len(c.Supp) == 0 && len(c.Triggers) == 0 {
+			delete(r.custs, k)
+		}
+	}
+}
+
+type resendState struct {
+	Msgs   map[string]*msgState
+	Custs  map[string]*custState
+	Timers []timer
+	Sweep  int64
+}
+
+func (r *resender) MarshalState() ([]byte, error) {
+	var buf bytes.Buffer
+	err := gob.NewEncoder(&buf).Encode(resendState{Msgs: r.msgs, Custs: r.custs, Timers: r.timers, Sweep: r.sweep})
+	return buf.Bytes(), err
+}
+
+func (r *resender) UnmarshalState(b []byte) error {
+	var st resendState
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
+		return err
+	}
+	r.msgs, r.custs, r.timers, r.sweep = st.Msgs, st.Custs, st.Timers, st.Sweep
+	if r.msgs == nil {
+		r.msgs = map[string]*msgState{}
+	}
+	if r.custs == nil {
+		r.custs = map[string]*custState{}
+	}
+	heap.Init(&r.timers)
+	return nil
+}

@@ -1,0 +1,148 @@
+package rules
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/crmpulse/crmpulse/ingest"
+)
+
+// Event is a view over either input record, so that detectors have one code
+// path for both sources. Exactly one of I and R is set.
+type Event struct {
+	I *ingest.Interaction
+	R *ingest.Receipt
+}
+
+// Getter reads one field of an event as a string.
+type Getter func(Event) string
+
+// NumGetter reads a numeric field of an event.
+type NumGetter func(Event) float64
+
+// Field is a compiled field path: how to read it and the label name it gets
+// in alerts (attributes.x becomes x).
+type Field struct {
+	Path  string
+	Label string
+	Get   Getter
+}
+
+var interactionFields = map[string]Getter{
+	"event_id":    func(e Event) string { return e.I.EventID },
+	"type":        func(e Event) string { return e.I.Type },
+	"customer_id": func(e Event) string { return e.I.CustomerID },
+	"tenant":      func(e Event) string { return e.I.Tenant },
+	"segment":     func(e Event) string { return e.I.Segment },
+	"region":      func(e Event) string { return e.I.Region },
+	"channel":     func(e Event) string { return e.I.Channel },
+	"currency":    func(e Event) string { return e.I.Currency },
+	"amount":      func(e Event) string { return strconv.FormatFloat(e.I.Amount, 'f', -1, 64) },
+}
+
+var receiptFields = map[string]Getter{
+	"receipt_id":   func(e Event) string { return e.R.ReceiptID },
+	"message_id":   func(e Event) string { return e.R.MessageID },
+	"customer_id":  func(e Event) string { return e.R.CustomerID },
+	"channel":      func(e Event) string { return e.R.Channel },
+	"status":       func(e Event) string { return e.R.Status },
+	"attempt":      func(e Event) string { return strconv.Itoa(e.R.Attempt) },
+	"tenant":       func(e Event) string { return e.R.Tenant },
+	"campaign_id":  func(e Event) string { return e.R.CampaignID },
+	"template_id":  func(e Event) string { return e.R.TemplateID },
+	"provider":     func(e Event) string { return e.R.Provider },
+	"error_code":   func(e Event) string { return e.R.ErrorCode },
+	"recipient_tz": func(e Event) string { return e.R.RecipientTZ },
+}
+
+// CompileField resolves a field path for a source.
+func CompileField(source, path string) (Field, error) {
+	if source == SourceInteractions {
+		if name, ok := strings.CutPrefix(path, "attributes."); ok {
+			if name == "" {
+				return Field{}, fmt.Errorf("unknown event field %q: attribute name is empty", path)
+			}
+			return Field{Path: path, Label: name, Get: func(e Event) string { return e.I.Attributes[name] }}, nil
+		}
+		if g, ok := interactionFields[path]; ok {
+			return Field{Path: path, Label: path, Get: g}, nil
+		}
+		return Field{}, fmt.Errorf("unknown event field %q for source interactions", path)
+	}
+	if g, ok := receiptFields[path]; ok {
+		return Field{Path: path, Label: path, Get: g}, nil
+	}
+	return Field{}, fmt.Errorf("unknown event field %q for source receipts", path)
+}
+
+// CompileNumber resolves a numeric field for sum(field). Refunds count
+// negative in sum(amount), whatever sign the producer gave them, because
+// sums of amount are revenue (SPEC §1.1).
+func CompileNumber(source, path string) (NumGetter, error) {
+	switch {
+	case source == SourceInteractions && path == "amount":
+		return func(e Event) float64 {
+			if e.I.Type == "refund" {
+				return -math.Abs(e.I.Amount)
+			}
+			return e.I.Amount
+		}, nil
+	case source == SourceReceipts && path == "attempt":
+		return func(e Event) float64 { return float64(e.R.Attempt) }, nil
+	}
+	if _, err := CompileField(source, path); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("field %q is not numeric", path)
+}
+
+// Matcher is a compiled match: every listed field must hold one of its
+// accepted values.
+type Matcher struct {
+	fields []Field
+	values []map[string]struct{}
+}
+
+// Match reports whether e satisfies every condition. An empty matcher
+// matches everything.
+func (m *Matcher) Match(e Event) bool {
+	if m == nil {
+		return true
+	}
+	for i, f := range m.fields {
+		if _, ok := m.values[i][f.Get(e)]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func compileMatch(source string, m map[string][]string) (*Matcher, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	out := &Matcher{}
+	for _, k := range keys {
+		f, err := CompileField(source, k)
+		if err != nil {
+			return nil, err
+		}
+		if len(m[k]) == 0 {
+			return nil, fmt.Errorf("field %s: empty list of accepted values", k)
+		}
+		set := make(map[string]struct{}, len(m[k]))
+		for _, v := range m[k] {
+			set[v] = struct{}{}
+		}
+		out.fields = append(out.fields, f)
+		out.values = append(out.values, set)
+	}
+	return out, nil
+}

@@ -1,0 +1,723 @@
+// Package rules parses and validates the rules file of SPEC §3: detectors
+// and resend policies. A file is accepted as a whole or refused with errors
+// that name the rule and the field, so a running pipeline can keep its
+// current rules when asked to load a bad file.
+package rules
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Sources a rule can read.
+const (
+	SourceInteractions = "interactions"
+	SourceReceipts     = "receipts"
+)
+
+// Detector kinds of SPEC §3.1.
+const (
+	KindInactivity = "inactivity"
+	KindDrop       = "drop"
+	KindThreshold  = "threshold"
+	KindRatio      = "ratio"
+	KindAbsence    = "absence"
+)
+
+// DefaultAllowedLateness applies when the file's defaults leave it out.
+const DefaultAllowedLateness = 10 * time.Minute
+
+// File is a parsed, validated and compiled rules file.
+type File struct {
+	Version  int      `yaml:"version"`
+	Defaults Defaults `yaml:"defaults"`
+	Rules    []*Rule  `yaml:"rules"`
+	Resend   []*Policy `yaml:"resend"`
+	// Hash identifies the file's content, for reload metrics and to skip
+	// reloading an unchanged file.
+	Hash string `yaml:"-"`
+}
+
+// Defaults are the file-wide settings.
+type Defaults struct {
+	Timezone        string   `yaml:"timezone"`
+	AllowedLateness Duration `yaml:"allowed_lateness"`
+	// Location is Timezone loaded; UTC when Timezone is empty.
+	Location *time.Location `yaml:"-"`
+}
+
+// Rule is one detector.
+type Rule struct {
+	Name        string              `yaml:"name"`
+	Kind        string              `yaml:"kind"`
+	Source      string              `yaml:"source"`
+	Match       map[string][]string `yaml:"match"`
+	Severity    string              `yaml:"severity"`
+	Labels      map[string]string   `yaml:"labels"`
+	Annotations map[string]string   `yaml:"annotations"`
+
+	// inactivity
+	Key     []string `yaml:"key"`
+	IdleFor Duration `yaml:"idle_for"`
+	// drop, threshold, ratio
+	GroupBy []string `yaml:"group_by"`
+	Window  Duration `yaml:"window"`
+	Value   string   `yaml:"value"`
+	// drop
+	Baseline    *Baseline `yaml:"baseline"`
+	DropPct     float64   `yaml:"drop_pct"`
+	MinBaseline float64   `yaml:"min_baseline"`
+	For         int       `yaml:"for"`
+	// threshold, ratio
+	Op        string   `yaml:"op"`
+	Threshold *float64 `yaml:"threshold"`
+	// ratio
+	Numerator      map[string][]string `yaml:"numerator"`
+	Denominator    map[string][]string `yaml:"denominator"`
+	MinDenominator float64             `yaml:"min_denominator"`
+	// absence
+	Start     map[string][]string `yaml:"start"`
+	Stop      map[string][]string `yaml:"stop"`
+	Correlate []string            `yaml:"correlate"`
+	Within    Duration            `yaml:"within"`
+
+	// Compiled forms, set by Parse.
+	Matcher      *Matcher             `yaml:"-"`
+	Fields       []Field              `yaml:"-"` // key / group_by / correlate
+	Agg          Aggregation          `yaml:"-"`
+	NumMatch     *Matcher             `yaml:"-"`
+	DenMatch     *Matcher             `yaml:"-"`
+	StartMatch   *Matcher             `yaml:"-"`
+	StopMatch    *Matcher             `yaml:"-"`
+	Compare      func(v, t float64) bool `yaml:"-"`
+	annotations  map[string]*template.Template
+}
+
+// Baseline is a drop rule's reference: the mean of the N preceding windows,
+// or of the same window in the N preceding seasons.
+type Baseline struct {
+	Windows int      `yaml:"windows"`
+	Season  Duration `yaml:"season"`
+	Seasons int      `yaml:"seasons"`
+}
+
+// Aggregation is a compiled `value`: count, sum(field) or distinct(field).
+type Aggregation struct {
+	Op    string // count, sum, distinct
+	Num   NumGetter
+	Field Field
+}
+
+// Policy is one resend policy (SPEC §3.2).
+type Policy struct {
+	Name             string       `yaml:"name"`
+	Channel          string       `yaml:"channel"`
+	On               []string     `yaml:"on"`
+	UndeliveredAfter Duration     `yaml:"undelivered_after"`
+	MaxAttempts      int          `yaml:"max_attempts"`
+	Backoff          Backoff      `yaml:"backoff"`
+	QuietHours       *QuietHours  `yaml:"quiet_hours"`
+	SuppressOn       []string     `yaml:"suppress_on"`
+	FrequencyCap     *FrequencyCap `yaml:"frequency_cap"`
+	Fallback         *Fallback    `yaml:"fallback"`
+}
+
+// Backoff is the delay before attempt k+1: Initial × Multiplier^(k−1),
+// capped at Max.
+type Backoff struct {
+	Initial    Duration `yaml:"initial"`
+	Multiplier float64  `yaml:"multiplier"`
+	Max        Duration `yaml:"max"`
+}
+
+// Delay is the backoff after attempt k (k ≥ 1).
+func (b Backoff) Delay(k int) time.Duration {
+	d := float64(b.Initial)
+	for i := 1; i < k; i++ {
+		d *= b.Multiplier
+		if b.Max > 0 && d >= float64(b.Max) {
+			return b.Max.D()
+		}
+	}
+	if b.Max > 0 && d > float64(b.Max) {
+		return b.Max.D()
+	}
+	return time.Duration(d)
+}
+
+// QuietHours is a daily [Start, End) interval of local time in which no
+// resend may be scheduled; it wraps midnight when End ≤ Start.
+type QuietHours struct {
+	Start string `yaml:"start"`
+	End   string `yaml:"end"`
+	// Minutes after local midnight, set by Parse.
+	StartMin, EndMin int `yaml:"-"`
+}
+
+// FrequencyCap limits resend triggers per customer over all policies.
+type FrequencyCap struct {
+	Max int      `yaml:"max"`
+	Per Duration `yaml:"per"`
+}
+
+// Fallback switches attempts numbered above AfterAttempts to Channel.
+type Fallback struct {
+	AfterAttempts int    `yaml:"after_attempts"`
+	Channel       string `yaml:"channel"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9_]+$`)
+
+var commonKeys = []string{"name", "kind", "source", "match", "severity", "labels", "annotations"}
+
+var kindKeys = map[string][]string{
+	KindInactivity: {"key", "idle_for"},
+	KindDrop:       {"group_by", "window", "value", "baseline", "drop_pct", "min_baseline", "for"},
+	KindThreshold:  {"group_by", "window", "value", "op", "threshold"},
+	KindRatio:      {"group_by", "window", "numerator", "denominator", "op", "threshold", "min_denominator"},
+	KindAbsence:    {"start", "stop", "correlate", "within"},
+}
+
+var policyKeys = []string{"name", "channel", "on", "undelivered_after", "max_attempts", "backoff", "quiet_hours", "suppress_on", "frequency_cap", "fallback"}
+
+// Load reads and parses a rules file.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading rules file: %w", err)
+	}
+	f, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("rules file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Parse parses, validates and compiles a rules file. The error joins every
+// problem found, each naming the rule (or policy) and the field.
+func Parse(data []byte) (*File, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		return nil, fmt.Errorf("not a YAML document: %w", err)
+	}
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return nil, errors.New("not a YAML mapping at the top level")
+	}
+	top := root.Content[0]
+	var errs []error
+	if err := checkKeys(top, []string{"version", "defaults", "rules", "resend"}); err != nil {
+		errs = append(errs, fmt.Errorf("top level: %w", err))
+	}
+	f := &File{}
+	sum := sha256.Sum256(data)
+	f.Hash = hex.EncodeToString(sum[:8])
+
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i].Value, top.Content[i+1]
+		switch k {
+		case "version":
+			if err := v.Decode(&f.Version); err != nil {
+				errs = append(errs, fmt.Errorf("field version: %w", yamlErr(err)))
+			}
+		case "defaults":
+			if err := checkKeys(v, []string{"timezone", "allowed_lateness"}); err != nil {
+				errs = append(errs, fmt.Errorf("defaults: %w", err))
+			} else if err := v.Decode(&f.Defaults); err != nil {
+				errs = append(errs, fmt.Errorf("defaults: %w", yamlErr(err)))
+			}
+		case "rules":
+			errs = append(errs, decodeList(v, "rule", func(i int, n *yaml.Node) error {
+				r, err := decodeRule(n)
+				if r != nil {
+					f.Rules = append(f.Rules, r)
+				}
+				return err
+			})...)
+		case "resend":
+			errs = append(errs, decodeList(v, "resend policy", func(i int, n *yaml.Node) error {
+				p, err := decodePolicy(n)
+				if p != nil {
+					f.Resend = append(f.Resend, p)
+				}
+				return err
+			})...)
+		}
+	}
+	if f.Version != 1 {
+		errs = append(errs, fmt.Errorf("field version: must be 1, got %d", f.Version))
+	}
+	if f.Defaults.AllowedLateness == 0 {
+		f.Defaults.AllowedLateness = Duration(DefaultAllowedLateness)
+	}
+	f.Defaults.Location = time.UTC
+	if f.Defaults.Timezone != "" {
+		loc, err := time.LoadLocation(f.Defaults.Timezone)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("defaults: field timezone: unknown zone %q", f.Defaults.Timezone))
+		} else {
+			f.Defaults.Location = loc
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range f.Rules {
+		if r.Name != "" && seen[r.Name] {
+			errs = append(errs, fmt.Errorf("rule %q: field name: duplicate rule name", r.Name))
+		}
+		seen[r.Name] = true
+	}
+	seenP := map[string]bool{}
+	for _, p := range f.Resend {
+		if p.Name != "" && seenP[p.Name] {
+			errs = append(errs, fmt.Errorf("resend policy %q: field name: duplicate policy name", p.Name))
+		}
+		seenP[p.Name] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func decodeList(v *yaml.Node, what string, each func(int, *yaml.Node) error) []error {
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		return nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		return []error{fmt.Errorf("line %d: %ss must be a list", v.Line, what)}
+	}
+	var errs []error
+	for i, n := range v.Content {
+		if n.Kind != yaml.MappingNode {
+			errs = append(errs, fmt.Errorf("%s #%d (line %d): must be a mapping", what, i+1, n.Line))
+			continue
+		}
+		if err := each(i, n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+func mapValue(n *yaml.Node, key string) string {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
+}
+
+func checkKeys(n *yaml.Node, allowed []string) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: must be a mapping", n.Line)
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		if !slices.Contains(allowed, k) {
+			errs = append(errs, fmt.Errorf("field %s: unknown field (line %d)", k, n.Content[i].Line))
+		}
+		if seen[k] {
+			errs = append(errs, fmt.Errorf("field %s: given twice (line %d)", k, n.Content[i].Line))
+		}
+		seen[k] = true
+	}
+	return errors.Join(errs...)
+}
+
+// yamlErr turns yaml.v3's type errors into one line without its prefix.
+func yamlErr(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return errors.New(strings.Join(te.Errors, "; "))
+	}
+	return err
+}
+
+func decodeRule(n *yaml.Node) (*Rule, error) {
+	name := mapValue(n, "name")
+	label := fmt.Sprintf("rule %q", name)
+	if name == "" {
+		label = fmt.Sprintf("rule at line %d", n.Line)
+	}
+	wrap := func(err error) error { return fmt.Errorf("%s: %w", label, err) }
+	kind := mapValue(n, "kind")
+	params, ok := kindKeys[kind]
+	if !ok {
+		if kind == "" {
+			return nil, wrap(errors.New("field kind: missing required field"))
+		}
+		return nil, wrap(fmt.Errorf("field kind: unknown kind %q (want inactivity, drop, threshold, ratio or absence)", kind))
+	}
+	if err := checkKeys(n, append(slices.Clone(commonKeys), params...)); err != nil {
+		return nil, wrap(err)
+	}
+	r := &Rule{}
+	if err := n.Decode(r); err != nil {
+		return nil, wrap(yamlErr(err))
+	}
+	if err := r.compile(n); err != nil {
+		return nil, wrap(err)
+	}
+	return r, nil
+}
+
+func has(n *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Rule) compile(n *yaml.Node) error {
+	var errs []error
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("field %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	require := func(keys ...string) {
+		for _, k := range keys {
+			if !has(n, k) {
+				fail(k, "missing required parameter for kind %s", r.Kind)
+			}
+		}
+	}
+	if r.Name == "" {
+		fail("name", "missing required field")
+	} else if !nameRE.MatchString(r.Name) {
+		fail("name", "%q must match [a-z0-9_]+", r.Name)
+	}
+	switch r.Source {
+	case SourceInteractions, SourceReceipts:
+	case "":
+		fail("source", "missing required field (interactions or receipts)")
+		return errors.Join(errs...)
+	default:
+		fail("source", "unknown source %q (want interactions or receipts)", r.Source)
+		return errors.Join(errs...)
+	}
+	m, err := compileMatch(r.Source, r.Match)
+	if err != nil {
+		fail("match", "%v", err)
+	}
+	r.Matcher = m
+	compileFields := func(field string, paths []string) {
+		if len(paths) == 0 {
+			fail(field, "must list at least one field")
+			return
+		}
+		for _, p := range paths {
+			f, err := CompileField(r.Source, p)
+			if err != nil {
+				fail(field, "%v", err)
+				continue
+			}
+			r.Fields = append(r.Fields, f)
+		}
+	}
+	positive := func(field string, d Duration) {
+		if has(n, field) && d <= 0 {
+			fail(field, "must be a positive duration")
+		}
+	}
+	switch r.Kind {
+	case KindInactivity:
+		require("key", "idle_for")
+		compileFields("key", r.Key)
+		positive("idle_for", r.IdleFor)
+	case KindDrop:
+		require("group_by", "window", "value", "baseline", "drop_pct")
+		compileFields("group_by", r.GroupBy)
+		positive("window", r.Window)
+		if has(n, "value") {
+			r.compileValue(fail, false)
+		}
+		if r.DropPct <= 0 || r.DropPct > 100 {
+			fail("drop_pct", "must be in (0, 100], got %g", r.DropPct)
+		}
+		if r.MinBaseline < 0 {
+			fail("min_baseline", "must not be negative")
+		}
+		if r.For == 0 {
+			r.For = 1
+		} else if r.For < 0 {
+			fail("for", "must be a positive number of windows")
+		}
+		if b := r.Baseline; b != nil {
+			switch {
+			case b.Windows > 0 && (b.Season > 0 || b.Seasons > 0):
+				fail("baseline", "give either windows or season+seasons, not both")
+			case b.Windows > 0:
+			case b.Season > 0 && b.Seasons > 0:
+				if r.Window > 0 && (b.Season.D()%r.Window.D() != 0) {
+					fail("baseline.season", "must be a multiple of window %s", r.Window)
+				}
+			default:
+				fail("baseline", "needs windows: N, or season: D with seasons: N")
+			}
+		}
+	case KindThreshold:
+		require("group_by", "window", "value", "op", "threshold")
+		compileFields("group_by", r.GroupBy)
+		positive("window", r.Window)
+		if has(n, "value") {
+			r.compileValue(fail, true)
+		}
+		r.compileOp(fail)
+	case KindRatio:
+		require("group_by", "window", "numerator", "denominator", "op", "threshold")
+		compileFields("group_by", r.GroupBy)
+		positive("window", r.Window)
+		r.compileOp(fail)
+		if r.NumMatch, err = compileMatch(r.Source, r.Numerator); err != nil {
+			fail("numerator", "%v", err)
+		}
+		if r.DenMatch, err = compileMatch(r.Source, r.Denominator); err != nil {
+			fail("denominator", "%v", err)
+		}
+		if r.MinDenominator < 0 {
+			fail("min_denominator", "must not be negative")
+		}
+	case KindAbsence:
+		require("start", "stop", "correlate", "within")
+		compileFields("correlate", r.Correlate)
+		positive("within", r.Within)
+		if len(r.Start) == 0 && has(n, "start") {
+			fail("start", "must list at least one condition")
+		}
+		if len(r.Stop) == 0 && has(n, "stop") {
+			fail("stop", "must list at least one condition")
+		}
+		if r.StartMatch, err = compileMatch(r.Source, r.Start); err != nil {
+			fail("start", "%v", err)
+		}
+		if r.StopMatch, err = compileMatch(r.Source, r.Stop); err != nil {
+			fail("stop", "%v", err)
+		}
+	}
+	r.annotations = map[string]*template.Template{}
+	for k, v := range r.Annotations {
+		t, err := template.New(k).Option("missingkey=zero").Parse(v)
+		if err != nil {
+			fail("annotations."+k, "bad template: %v", err)
+			continue
+		}
+		r.annotations[k] = t
+	}
+	for k := range r.Labels {
+		if !labelNameRE.MatchString(k) {
+			fail("labels."+k, "label names must match [a-zA-Z_][a-zA-Z0-9_]*")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+func (r *Rule) compileValue(fail func(string, string, ...any), allowDistinct bool) {
+	v := strings.ReplaceAll(r.Value, " ", "")
+	switch {
+	case v == "count":
+		r.Agg = Aggregation{Op: "count"}
+	case strings.HasPrefix(v, "sum(") && strings.HasSuffix(v, ")"):
+		g, err := CompileNumber(r.Source, v[4:len(v)-1])
+		if err != nil {
+			fail("value", "%v", err)
+			return
+		}
+		r.Agg = Aggregation{Op: "sum", Num: g}
+	case allowDistinct && strings.HasPrefix(v, "distinct(") && strings.HasSuffix(v, ")"):
+		f, err := CompileField(r.Source, v[9:len(v)-1])
+		if err != nil {
+			fail("value", "%v", err)
+			return
+		}
+		r.Agg = Aggregation{Op: "distinct", Field: f}
+	default:
+		if allowDistinct {
+			fail("value", "unknown value %q (want count, sum(field) or distinct(field))", r.Value)
+		} else {
+			fail("value", "unknown value %q (want count or sum(amount))", r.Value)
+		}
+	}
+}
+
+func (r *Rule) compileOp(fail func(string, string, ...any)) {
+	switch r.Op {
+	case ">":
+		r.Compare = func(v, t float64) bool { return v > t }
+	case ">=":
+		r.Compare = func(v, t float64) bool { return v >= t }
+	case "<":
+		r.Compare = func(v, t float64) bool { return v < t }
+	case "<=":
+		r.Compare = func(v, t float64) bool { return v <= t }
+	case "":
+	default:
+		fail("op", "unknown operator %q (want >, >=, < or <=)", r.Op)
+	}
+}
+
+// ThresholdValue is the rule's threshold (0 when unset).
+func (r *Rule) ThresholdValue() float64 {
+	if r.Threshold == nil {
+		return 0
+	}
+	return *r.Threshold
+}
+
+// RenderAnnotations expands the rule's annotation templates for an alert.
+// A template that fails at run time keeps its raw text, so an alert is
+// never lost to a typo in an annotation.
+func (r *Rule) RenderAnnotations(labels map[string]string, value float64) map[string]string {
+	out := make(map[string]string, len(r.Annotations))
+	data := struct {
+		Labels map[string]string
+		Value  float64
+	}{labels, value}
+	var buf bytes.Buffer
+	for k, raw := range r.Annotations {
+		t := r.annotations[k]
+		buf.Reset()
+		if t == nil || t.Execute(&buf, data) != nil {
+			out[k] = raw
+			continue
+		}
+		out[k] = buf.String()
+	}
+	return out
+}
+
+func decodePolicy(n *yaml.Node) (*Policy, error) {
+	name := mapValue(n, "name")
+	label := fmt.Sprintf("resend policy %q", name)
+	if name == "" {
+		label = fmt.Sprintf("resend policy at line %d", n.Line)
+	}
+	wrap := func(err error) error { return fmt.Errorf("%s: %w", label, err) }
+	if err := checkKeys(n, policyKeys); err != nil {
+		return nil, wrap(err)
+	}
+	for _, sub := range []struct {
+		key  string
+		keys []string
+	}{
+		{"backoff", []string{"initial", "multiplier", "max"}},
+		{"quiet_hours", []string{"start", "end"}},
+		{"frequency_cap", []string{"max", "per"}},
+		{"fallback", []string{"after_attempts", "channel"}},
+	} {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == sub.key {
+				if err := checkKeys(n.Content[i+1], sub.keys); err != nil {
+					return nil, wrap(fmt.Errorf("%s: %w", sub.key, err))
+				}
+			}
+		}
+	}
+	p := &Policy{}
+	if err := n.Decode(p); err != nil {
+		return nil, wrap(yamlErr(err))
+	}
+	var errs []error
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("field %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if p.Name == "" {
+		fail("name", "missing required field")
+	} else if !nameRE.MatchString(p.Name) {
+		fail("name", "%q must match [a-z0-9_]+", p.Name)
+	}
+	if p.Channel == "" {
+		fail("channel", "missing required field")
+	}
+	if len(p.On) == 0 {
+		fail("on", "must list at least one status")
+	}
+	for _, s := range p.On {
+		if !slices.Contains(failureStatuses, s) {
+			fail("on", "unknown failure status %q (want one of %s)", s, strings.Join(failureStatuses, ", "))
+		}
+	}
+	if slices.Contains(p.On, "undelivered") && p.UndeliveredAfter <= 0 {
+		fail("undelivered_after", "required (a positive duration) when on lists undelivered")
+	}
+	for _, s := range p.SuppressOn {
+		if !slices.Contains(AllStatuses, s) {
+			fail("suppress_on", "unknown status %q", s)
+		}
+	}
+	if p.MaxAttempts < 1 {
+		fail("max_attempts", "must be at least 1")
+	}
+	if p.Backoff.Multiplier == 0 {
+		p.Backoff.Multiplier = 1
+	}
+	if p.Backoff.Multiplier < 1 {
+		fail("backoff.multiplier", "must be at least 1")
+	}
+	if p.Backoff.Max > 0 && p.Backoff.Max < p.Backoff.Initial {
+		fail("backoff.max", "is less than backoff.initial")
+	}
+	if q := p.QuietHours; q != nil {
+		var err error
+		if q.StartMin, err = parseClock(q.Start); err != nil {
+			fail("quiet_hours.start", "%v", err)
+		}
+		if q.EndMin, err = parseClock(q.End); err != nil {
+			fail("quiet_hours.end", "%v", err)
+		}
+		if err == nil && q.StartMin == q.EndMin {
+			fail("quiet_hours", "start and end are equal")
+		}
+	}
+	if c := p.FrequencyCap; c != nil {
+		if c.Max < 1 {
+			fail("frequency_cap.max", "must be at least 1")
+		}
+		if c.Per <= 0 {
+			fail("frequency_cap.per", "must be a positive duration")
+		}
+	}
+	if fb := p.Fallback; fb != nil {
+		if fb.Channel == "" {
+			fail("fallback.channel", "missing required field")
+		}
+		if fb.AfterAttempts < 1 {
+			fail("fallback.after_attempts", "must be at least 1")
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, wrap(err)
+	}
+	return p, nil
+}
+
+// AllStatuses are the receipt statuses of SPEC §1.2.
+var AllStatuses = []string{"sent", "delivered", "opened", "clicked", "soft_bounce", "hard_bounce", "failed", "rejected", "complained", "unsubscribed"}
+
+var failureStatuses = []string{"soft_bounce", "hard_bounce", "failed", "rejected", "complained", "unsubscribed", "undelivered"}
+
+func parseClock(s string) (int, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a HH:MM time", s)
+	}
+	return t.Hour()*60 + t.Minute(), nil
+}
+
+func sortStrings(s []string) { slices.Sort(s) }

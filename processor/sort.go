@@ -1,0 +1,5 @@
+package processor
+
+import "slices"
+
+func sortStrings(s []string) { slices.Sort(s) }

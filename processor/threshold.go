@@ -1,0 +1,243 @@
+package processor
+
+import (
+	"bytes"
+	"encoding/gob"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/processor/rules"
+)
+
+// threshold evaluates a sliding window (SPEC §3.1): on every matching event
+// at t the value over (t − window, t] is computed and the alert fires at
+// once when the condition holds; as the watermark moves, it resolves at the
+// first instant the value over (x − window, x] stops holding.
+//
+// Each group keeps its events in time order with prefix sums, so a window's
+// value is two binary searches; distinct() counts by scanning.
+type threshold struct {
+	rule    *rules.Rule
+	window  int64
+	groups  map[string]*thrGroup
+	firing  map[string]bool // keys of groups whose alert is firing
+	wm      int64           // watermark at the last Advance
+	minTime int64           // no stored entry is older than this
+	buf     []byte
+}
+
+// thrGroup holds one group's entries from Off on; the dead prefix is
+// compacted away once it is half the slice, so pruning is amortised O(1).
+type thrGroup struct {
+	Times  []int64   // event times, ascending
+	Cum    []float64 // Cum[i] = sum of values of entries Off..i (plus a constant)
+	Strs   []string  // distinct(): the field value per entry
+	Off    int
+	Firing bool
+	Since  int64
+}
+
+func newThreshold(r *rules.Rule, _ *rules.File) Component {
+	return &threshold{rule: r, window: int64(r.Window), groups: map[string]*thrGroup{}, firing: map[string]bool{}, minTime: 1<<63 - 1}
+}
+
+func (d *threshold) Name() string { return "rule:" + d.rule.Name }
+
+func (d *threshold) Interaction(ev *ingest.Interaction, out *Output) {
+	if d.rule.Source == rules.SourceInteractions {
+		d.observe(rules.Event{I: ev}, ev.OccurredAt, out)
+	}
+}
+
+func (d *threshold) Receipt(r *ingest.Receipt, out *Output) {
+	if d.rule.Source == rules.SourceReceipts {
+		d.observe(rules.Event{R: r}, r.OccurredAt, out)
+	}
+}
+
+func (d *threshold) observe(e rules.Event, at time.Time, out *Output) {
+	if !d.rule.Matcher.Match(e) {
+		return
+	}
+	d.buf = groupKey(d.rule.Fields, e, d.buf)
+	g, ok := d.groups[string(d.buf)]
+	if !ok {
+		g = &thrGroup{}
+		d.groups[string(d.buf)] = g
+	}
+	t := at.UnixNano()
+	v := 1.0
+	var s string
+	switch d.rule.Agg.Op {
+	case "sum":
+		v = d.rule.Agg.Num(e)
+	case "distinct":
+		s = d.rule.Agg.Field.Get(e)
+	}
+	g.insert(t, v, s, d.rule.Agg.Op == "distinct")
+	d.minTime = min(d.minTime, t)
+	if g.Firing {
+		return
+	}
+	val := d.value(g, t)
+	if d.rule.Compare(val, d.rule.ThresholdValue()) {
+		g.Firing, g.Since = true, t
+		d.firing[string(d.buf)] = true
+		a := newAlert(d.rule, string(d.buf), StateFiring, val, d.rule.ThresholdValue(), at)
+		a.WindowStart, a.WindowEnd = tp(ts(t-d.window)), tp(ts(t))
+		out.Alerts = append(out.Alerts, a)
+	}
+}
+
+func (g *thrGroup) insert(t int64, v float64, s string, distinct bool) {
+	i := len(g.Times)
+	for i > g.Off && g.Times[i-1] > t {
+		i--
+	}
+	g.Times = slices.Insert(g.Times, i, t)
+	if distinct {
+		g.Strs = slices.Insert(g.Strs, i, s)
+	}
+	prev := 0.0
+	if i > g.Off {
+		prev = g.Cum[i-1]
+	}
+	g.Cum = slices.Insert(g.Cum, i, prev+v)
+	for j := i + 1; j < len(g.Cum); j++ {
+		g.Cum[j] += v
+	}
+}
+
+// value is the aggregate over (x − window, x].
+func (d *threshold) value(g *thrGroup, x int64) float64 {
+	lo := g.search(x - d.window)
+	hi := g.search(x)
+	if hi <= lo {
+		return 0
+	}
+	if d.rule.Agg.Op == "distinct" {
+		seen := make(map[string]struct{}, hi-lo)
+		for _, s := range g.Strs[lo:hi] {
+			seen[s] = struct{}{}
+		}
+		return float64(len(seen))
+	}
+	v := g.Cum[hi-1]
+	if lo > g.Off {
+		v -= g.Cum[lo-1]
+	}
+	return v
+}
+
+// search is the index of the first live entry after x.
+func (g *thrGroup) search(x int64) int {
+	return g.Off + sort.Search(len(g.Times)-g.Off, func(i int) bool { return g.Times[g.Off+i] > x })
+}
+
+func (d *threshold) Advance(wm time.Time, out *Output) {
+	w := wm.UnixNano()
+	prev := d.wm
+	d.wm = w
+	for _, key := range sortedKeys(d.firing) {
+		d.checkResolve(key, d.groups[key], prev, w, out)
+	}
+	cut := w - d.window
+	if cut < d.minTime {
+		return
+	}
+	d.minTime = 1<<63 - 1
+	for key, g := range d.groups {
+		g.prune(cut)
+		if !g.Firing && g.Off == len(g.Times) {
+			delete(d.groups, key)
+			continue
+		}
+		if g.Off < len(g.Times) {
+			d.minTime = min(d.minTime, g.Times[g.Off])
+		}
+	}
+}
+
+// checkResolve walks the instants in (prev, wm], after the alert began,
+// where the window's value can change (an event entering at t, leaving at
+// t + window) and resolves at the first where the condition fails.
+func (d *threshold) checkResolve(key string, g *thrGroup, prev, wm int64, out *Output) {
+	from := max(prev, g.Since)
+	var pts []int64
+	for i := g.search(from); i < len(g.Times) && g.Times[i] <= wm; i++ {
+		pts = append(pts, g.Times[i])
+	}
+	for i := g.search(from - d.window); i < len(g.Times) && g.Times[i]+d.window <= wm; i++ {
+		pts = append(pts, g.Times[i]+d.window)
+	}
+	if len(pts) == 0 {
+		return
+	}
+	slices.Sort(pts)
+	thr := d.rule.ThresholdValue()
+	for i, x := range pts {
+		if i > 0 && pts[i-1] == x {
+			continue
+		}
+		if v := d.value(g, x); !d.rule.Compare(v, thr) {
+			g.Firing = false
+			delete(d.firing, key)
+			a := newAlert(d.rule, key, StateResolved, v, thr, ts(g.Since))
+			a.EndsAt = tp(ts(x))
+			a.WindowStart, a.WindowEnd = tp(ts(x-d.window)), tp(ts(x))
+			out.Alerts = append(out.Alerts, a)
+			return
+		}
+	}
+}
+
+// prune drops entries at or before cut: no later window can include them.
+func (g *thrGroup) prune(cut int64) {
+	g.Off = g.search(cut)
+	if g.Off*2 < len(g.Times) || g.Off == 0 {
+		return
+	}
+	base := g.Cum[g.Off-1]
+	g.Times = slices.Delete(g.Times, 0, g.Off)
+	g.Cum = slices.Delete(g.Cum, 0, g.Off)
+	if len(g.Strs) > 0 {
+		g.Strs = slices.Delete(g.Strs, 0, g.Off)
+	}
+	g.Off = 0
+	// Rebase so prefix sums stay small and exact over a long run.
+	for i := range g.Cum {
+		g.Cum[i] -= base
+	}
+}
+
+type thresholdState struct {
+	Groups  map[string]*thrGroup
+	WM      int64
+	MinTime int64
+}
+
+func (d *threshold) MarshalState() ([]byte, error) {
+	var buf bytes.Buffer
+	err := gob.NewEncoder(&buf).Encode(thresholdState{Groups: d.groups, WM: d.wm, MinTime: d.minTime})
+	return buf.Bytes(), err
+}
+
+func (d *threshold) UnmarshalState(b []byte) error {
+	var st thresholdState
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
+		return err
+	}
+	d.groups, d.wm, d.minTime = st.Groups, st.WM, st.MinTime
+	if d.groups == nil {
+		d.groups = map[string]*thrGroup{}
+	}
+	d.firing = map[string]bool{}
+	for k, g := range d.groups {
+		if g.Firing {
+			d.firing[k] = true
+		}
+	}
+	return nil
+}
