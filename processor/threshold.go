@@ -81,13 +81,27 @@ func (d *threshold) observe(e rules.Event, at time.Time, out *Output) {
 	if g.Firing {
 		return
 	}
-	val := d.value(g, t)
-	if d.rule.Compare(val, d.rule.ThresholdValue()) {
-		g.Firing, g.Since = true, t
-		d.firing[string(d.buf)] = true
-		a := newAlert(d.rule, string(d.buf), StateFiring, val, d.rule.ThresholdValue(), at)
-		a.WindowStart, a.WindowEnd = tp(ts(t-d.window)), tp(ts(t))
-		out.Alerts = append(out.Alerts, a)
+	// An event that arrived out of order also changes the windows ending at
+	// the later events already seen within one window of it: the condition
+	// may first hold at one of those instants.
+	x, i := t, g.search(t)
+	for {
+		val := d.value(g, x)
+		if d.rule.Compare(val, d.rule.ThresholdValue()) {
+			g.Firing, g.Since = true, x
+			d.firing[string(d.buf)] = true
+			a := newAlert(d.rule, string(d.buf), StateFiring, val, d.rule.ThresholdValue(), ts(x))
+			a.WindowStart, a.WindowEnd = tp(ts(x-d.window)), tp(ts(x))
+			out.Alerts = append(out.Alerts, a)
+			return
+		}
+		if i >= len(g.Times) || g.Times[i] >= t+d.window {
+			return
+		}
+		x = g.Times[i]
+		for i < len(g.Times) && g.Times[i] == x {
+			i++
+		}
 	}
 }
 

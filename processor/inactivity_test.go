@@ -1,0 +1,111 @@
+package processor_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const churnRules = `
+version: 1
+defaults: {allowed_lateness: 0s}
+rules:
+  - name: churn
+    kind: inactivity
+    source: interactions
+    match: {type: [login, purchase]}
+    severity: warning
+    labels: {team: retention}
+    annotations: {summary: "{{ .Labels.customer_id }} idle {{ .Value }}s"}
+    key: [tenant, customer_id]
+    idle_for: 2h
+`
+
+func TestInactivity(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []step
+		want  []brief
+	}{
+		{
+			name:  "fires when the watermark passes last activity plus idle_for",
+			steps: []step{ev("login", "c1", "10:00"), wm("11:59"), wm("12:00")},
+			want:  []brief{{State: "firing", Key: "c1", Starts: o("12:00"), Value: 7200}},
+		},
+		{
+			name:  "does not fire before the deadline",
+			steps: []step{ev("login", "c1", "10:00"), wm("11:59")},
+		},
+		{
+			name:  "a newer event pushes the deadline",
+			steps: []step{ev("login", "c1", "10:00"), ev("login", "c1", "11:00"), wm("12:30"), wm("13:00")},
+			want:  []brief{{State: "firing", Key: "c1", Starts: o("13:00"), Value: 7200}},
+		},
+		{
+			name:  "an out-of-order older event does not move last activity back",
+			steps: []step{ev("login", "c1", "11:00"), ev("login", "c1", "10:00"), wm("12:30"), wm("13:00")},
+			want:  []brief{{State: "firing", Key: "c1", Starts: o("13:00"), Value: 7200}},
+		},
+		{
+			name:  "non-matching events are not activity",
+			steps: []step{ev("login", "c1", "10:00"), ev("visit", "c1", "11:00"), wm("12:00")},
+			want:  []brief{{State: "firing", Key: "c1", Starts: o("12:00"), Value: 7200}},
+		},
+		{
+			name: "a later matching event resolves, ends_at is its time, value the idle seconds",
+			steps: []step{ev("login", "c1", "10:00"), wm("12:00"), ev("purchase", "c1", "13:00")},
+			want: []brief{
+				{State: "firing", Key: "c1", Starts: o("12:00"), Value: 7200},
+				{State: "resolved", Key: "c1", Starts: o("12:00"), Ends: o("13:00"), Value: 10800},
+			},
+		},
+		{
+			name:  "fires at most once per idle period",
+			steps: []step{ev("login", "c1", "10:00"), wm("12:00"), wm("20:00"), wm("30h")},
+			want:  []brief{{State: "firing", Key: "c1", Starts: o("12:00"), Value: 7200}},
+		},
+		{
+			name: "a new idle period after resolving fires again",
+			steps: []step{ev("login", "c1", "10:00"), wm("12:00"), ev("login", "c1", "13:00"), wm("15:00")},
+			want: []brief{
+				{State: "firing", Key: "c1", Starts: o("12:00"), Value: 7200},
+				{State: "resolved", Key: "c1", Starts: o("12:00"), Ends: o("13:00"), Value: 10800},
+				{State: "firing", Key: "c1", Starts: o("15:00"), Value: 7200},
+			},
+		},
+		{
+			name: "a watermark jump fires every key in order of their deadlines",
+			steps: []step{ev("login", "c2", "10:30"), ev("login", "c1", "10:00"), ev("login", "c3", "11:00"), wm("20:00")},
+			want: []brief{
+				{State: "firing", Key: "c1", Starts: o("12:00"), Value: 7200},
+				{State: "firing", Key: "c2", Starts: o("12:30"), Value: 7200},
+				{State: "firing", Key: "c3", Starts: o("13:00"), Value: 7200},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := run(t, churnRules, tc.steps...)
+			require.Equal(t, tc.want, briefs(out, "customer_id"))
+		})
+	}
+}
+
+func TestInactivityAlertRecord(t *testing.T) {
+	out := run(t, churnRules, ev("login", "c1", "10:00"), wm("12:00"))
+	require.Len(t, out.Alerts, 1)
+	a := out.Alerts[0]
+	require.Equal(t, "churn", a.Rule)
+	require.Equal(t, "inactivity", a.Kind)
+	require.Equal(t, "warning", a.Severity)
+	require.Equal(t, map[string]string{"alertname": "churn", "tenant": "acme", "customer_id": "c1", "team": "retention"}, a.Labels)
+	require.Equal(t, "c1 idle 7200s", a.Annotations["summary"])
+	require.Equal(t, 7200.0, a.Threshold)
+	require.Nil(t, a.EndsAt)
+	require.Len(t, a.Fingerprint, 16)
+	// The fingerprint depends only on the labels: the resolved record shares it.
+	out2 := run(t, churnRules, ev("login", "c1", "10:00"), wm("12:00"), ev("login", "c1", "12:30"))
+	require.Equal(t, a.Fingerprint, out2.Alerts[1].Fingerprint)
+	other := run(t, churnRules, ev("login", "c2", "10:00"), wm("12:00"))
+	require.NotEqual(t, a.Fingerprint, other.Alerts[0].Fingerprint)
+}
