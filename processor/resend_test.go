@@ -124,7 +124,7 @@ func TestResend(t *testing.T) {
 			name: "frequency cap: at most max triggers per customer whose failure time lies in the last per",
 			steps: []step{rc("m1", "c1", "failed", "02:00"), rc("m2", "c1", "failed", "03:00"),
 				rc("m3", "c1", "failed", "04:00"), rc("m4", "c1", "failed", "05:00"),
-				rc("m5", "c2", "failed", "05:00"), rc("m6", "c1", "failed", "26:30")},
+				rc("m5", "c2", "failed", "05:00"), rc("m6", "c1", "failed", "26h30m")},
 			want: []rs{
 				{"resend", "m1", 2, "sms", "failed", o("02:05")},
 				{"resend", "m2", 2, "sms", "failed", o("03:05")},
