@@ -12,6 +12,7 @@ import (
 // bounded by the records of one allowed_lateness of event time (plus one
 // bucket), whatever the total volume.
 type dedup struct {
+	peak    int              // largest len(ids) since ids was last rebuilt
 	ids     map[string]int64 // id → bucket
 	buckets map[int64][]string
 	order   []int64 // bucket keys, ascending
@@ -32,6 +33,7 @@ func (d *dedup) seen(id string, at time.Time) bool {
 	}
 	b := at.UnixNano() / dedupBucket
 	d.ids[id] = b
+	d.peak = max(d.peak, len(d.ids))
 	list, ok := d.buckets[b]
 	if !ok {
 		i, _ := slices.BinarySearch(d.order, b)
@@ -56,6 +58,19 @@ func (d *dedup) evict(wm time.Time) {
 		n++
 	}
 	d.order = d.order[n:]
+	// Go maps never give memory back; after a burst, rebuild.
+	if n > 0 && len(d.ids) < d.peak/4 {
+		ids := make(map[string]int64, len(d.ids))
+		for k, v := range d.ids {
+			ids[k] = v
+		}
+		d.ids, d.peak = ids, len(ids)
+		buckets := make(map[int64][]string, len(d.buckets))
+		for k, v := range d.buckets {
+			buckets[k] = v
+		}
+		d.buckets = buckets
+	}
 }
 
 func (d *dedup) len() int { return len(d.ids) }
