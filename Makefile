@@ -1,0 +1,52 @@
+# CRM Pulse. `make demo` runs the pipeline on generated data; `make test`
+# installs and starts the real Kafka, ClickHouse and Alertmanager it needs,
+# runs every test, and stops them.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/crmpulse
+DEMO  := out/demo
+
+.PHONY: all build demo test test-unit bench fuzz lint clean services-up services-down
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/crmpulse
+
+## demo: generate a data set, replay it through the engine, show alerts and resends.
+demo: build
+	@mkdir -p $(DEMO)
+	$(BIN) gen --out $(DEMO) --customers 2000 --days 14 --seed 42
+	$(BIN) rules check examples/rules.yaml
+	$(BIN) replay --rules examples/rules.yaml --interactions $(DEMO)/interactions.jsonl \
+		--receipts $(DEMO)/receipts.jsonl --out $(DEMO)
+	@scripts/demo-report.sh $(DEMO)
+
+## test: the whole suite against real servers started by deploy/local.
+test:
+	@set -euo pipefail; \
+	env_lines="$$(deploy/local/up.sh)"; eval "$$env_lines"; \
+	trap 'deploy/local/down.sh' EXIT; \
+	$(GO) vet ./...; \
+	$(GO) test -count=1 -timeout 30m ./...
+
+## test-unit: the suite without starting servers (integration tests skip).
+test-unit:
+	$(GO) test -count=1 ./...
+
+## bench: benchmarks with their same-run baselines; figures go to docs/benchmarks.md.
+bench: build
+	scripts/bench.sh
+
+## fuzz: a short run of every fuzz target.
+fuzz:
+	scripts/fuzz.sh 30s
+
+services-up:
+	@deploy/local/up.sh
+
+services-down:
+	@deploy/local/down.sh
+
+clean:
+	rm -rf bin out .local
