@@ -448,3 +448,36 @@ func TestRunTwice(t *testing.T) {
 	require.Eventually(t, func() bool { return n.running.Load() }, time.Second, time.Millisecond)
 	require.Error(t, n.Run(context.Background()))
 }
+
+// A receiver checks the signature over the raw body before anything else,
+// then acts on each Idempotency-Key once.
+func ExampleVerify() {
+	secret := []byte("s3cret")
+	seen := map[string]bool{}
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil || !Verify(secret, body, r.Header.Get(HeaderSignature)) {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		key := r.Header.Get(HeaderIdempotencyKey)
+		if !seen[key] {
+			seen[key] = true
+			// act on the record in body
+		}
+		w.WriteHeader(http.StatusNoContent) // a repeat is acknowledged, not redone
+	}
+
+	body := []byte(`{"trigger_id":"t1","action":"resend"}`)
+	for range 2 { // the same delivery, retried
+		req := httptest.NewRequest(http.MethodPost, "/hook", strings.NewReader(string(body)))
+		req.Header.Set(HeaderSignature, Sign(secret, body))
+		req.Header.Set(HeaderIdempotencyKey, "t1:resend")
+		rec := httptest.NewRecorder()
+		handler(rec, req)
+		fmt.Println(rec.Code, len(seen))
+	}
+	// Output:
+	// 204 1
+	// 204 1
+}
