@@ -37,7 +37,7 @@ func TestAbsence(t *testing.T) {
 			steps: []step{open("10:00", "t1"), closeT("11:00", "t1"), wm("13:00")},
 		},
 		{
-			name: "a stop arriving later resolves it",
+			name:  "a stop arriving later resolves it",
 			steps: []step{open("10:00", "t1"), wm("12:00"), closeT("12:30", "t1")},
 			want: []brief{
 				{State: "firing", Key: "t1", Starts: o("12:00"), Value: 7200},
@@ -64,7 +64,7 @@ func TestAbsence(t *testing.T) {
 			want:  []brief{{State: "firing", Key: "t2", Starts: o("12:30"), Value: 7200}},
 		},
 		{
-			name: "after a stop a new start opens a new correlation",
+			name:  "after a stop a new start opens a new correlation",
 			steps: []step{open("10:00", "t1"), closeT("10:10", "t1"), open("11:00", "t1"), wm("13:00")},
 			want:  []brief{{State: "firing", Key: "t1", Starts: o("13:00"), Value: 7200}},
 		},

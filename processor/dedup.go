@@ -2,6 +2,7 @@ package processor
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -32,6 +33,9 @@ func (d *dedup) seen(id string, at time.Time) bool {
 		return true
 	}
 	b := at.UnixNano() / dedupBucket
+	// The decoder backs all of a record's strings with one allocation;
+	// keeping the id alone must not keep the whole record alive.
+	id = strings.Clone(id)
 	d.ids[id] = b
 	d.peak = max(d.peak, len(d.ids))
 	list, ok := d.buckets[b]

@@ -65,7 +65,7 @@ func TestDropWindowsBaseline(t *testing.T) {
 			},
 		},
 		{
-			name: "resolves on the first final window that does not breach",
+			name:  "resolves on the first final window that does not breach",
 			steps: append(threeHundreds, buy("03:10", 10), buy("04:10", 100), wm("05:00")),
 			want: []brief{
 				{State: "firing", Key: "smb", Starts: o("04:00"), Value: 10},

@@ -151,11 +151,11 @@ func run(t *testing.T, yaml string, steps ...step) *processor.Output {
 
 // brief is an alert reduced to what scenario tables compare.
 type brief struct {
-	State   string
-	Key     string // a label value identifying the group
-	Starts  string
-	Ends    string
-	Value   float64
+	State  string
+	Key    string // a label value identifying the group
+	Starts string
+	Ends   string
+	Value  float64
 }
 
 func briefs(out *processor.Output, label string) []brief {

@@ -52,7 +52,7 @@ func TestInactivity(t *testing.T) {
 			want:  []brief{{State: "firing", Key: "c1", Starts: o("12:00"), Value: 7200}},
 		},
 		{
-			name: "a later matching event resolves, ends_at is its time, value the idle seconds",
+			name:  "a later matching event resolves, ends_at is its time, value the idle seconds",
 			steps: []step{ev("login", "c1", "10:00"), wm("12:00"), ev("purchase", "c1", "13:00")},
 			want: []brief{
 				{State: "firing", Key: "c1", Starts: o("12:00"), Value: 7200},
@@ -65,7 +65,7 @@ func TestInactivity(t *testing.T) {
 			want:  []brief{{State: "firing", Key: "c1", Starts: o("12:00"), Value: 7200}},
 		},
 		{
-			name: "a new idle period after resolving fires again",
+			name:  "a new idle period after resolving fires again",
 			steps: []step{ev("login", "c1", "10:00"), wm("12:00"), ev("login", "c1", "13:00"), wm("15:00")},
 			want: []brief{
 				{State: "firing", Key: "c1", Starts: o("12:00"), Value: 7200},
@@ -74,7 +74,7 @@ func TestInactivity(t *testing.T) {
 			},
 		},
 		{
-			name: "a watermark jump fires every key in order of their deadlines",
+			name:  "a watermark jump fires every key in order of their deadlines",
 			steps: []step{ev("login", "c2", "10:30"), ev("login", "c1", "10:00"), ev("login", "c3", "11:00"), wm("20:00")},
 			want: []brief{
 				{State: "firing", Key: "c1", Starts: o("12:00"), Value: 7200},

@@ -15,7 +15,7 @@ type keyTable struct {
 	seed   maphash.Seed
 	chunks [][]byte
 	offs   pages[uint64] // per index: chunk<<40 | pos<<16 | len
-	slots  []uint32 // 0 = empty, else index+1
+	slots  []uint32      // 0 = empty, else index+1
 	n      int
 }
 

@@ -64,7 +64,7 @@ func TestRatio(t *testing.T) {
 			steps: cat(sends("00:10", 3), fails("00:20", 3), []step{wm("01:00")}),
 		},
 		{
-			name: "resolves on the first final window without a breach",
+			name:  "resolves on the first final window without a breach",
 			steps: cat(sends("00:10", 4), fails("00:20", 3), sends("01:10", 4), fails("01:20", 1), []step{wm("03:00")}),
 			want: []brief{
 				{State: "firing", Key: "twilio", Starts: o("01:00"), Value: 0.75},
@@ -72,7 +72,7 @@ func TestRatio(t *testing.T) {
 			},
 		},
 		{
-			name: "an empty window after a breach resolves it",
+			name:  "an empty window after a breach resolves it",
 			steps: cat(sends("00:10", 4), fails("00:20", 3), []step{wm("05:00")}),
 			want: []brief{
 				{State: "firing", Key: "twilio", Starts: o("01:00"), Value: 0.75},

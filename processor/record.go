@@ -35,7 +35,9 @@ type Alert struct {
 
 // ID is the deterministic identity of this state change: consumers dedup
 // alert records by it, and it is the Idempotency-Key of webhooks.
-func (a *Alert) ID() string { return a.Fingerprint + ":" + a.State + ":" + a.StartsAt.UTC().Format(time.RFC3339Nano) }
+func (a *Alert) ID() string {
+	return a.Fingerprint + ":" + a.State + ":" + a.StartsAt.UTC().Format(time.RFC3339Nano)
+}
 
 // Resend is a resend trigger or its cancellation (SPEC §3.2, §4). CreatedAt
 // is stamped by the writer, like Alert.EmittedAt.

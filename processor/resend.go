@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/crmpulse/crmpulse/ingest"
@@ -25,7 +26,6 @@ type resender struct {
 	custs    map[string]*custState
 	timers   timerHeap // undelivered timers: Key message id, N attempt, Ref sent time
 	sweep    int64     // next event time at which idle messages are forgotten
-	locs     map[string]*time.Location
 }
 
 // messageRetention is how long, in event time, a message's state is kept
@@ -72,7 +72,6 @@ func newResender(f *rules.File) *resender {
 	r := &resender{
 		file: f, policies: f.Resend, suppress: map[string]bool{},
 		msgs: map[string]*msgState{}, custs: map[string]*custState{},
-		locs: map[string]*time.Location{},
 	}
 	for _, p := range f.Resend {
 		for _, s := range p.SuppressOn {
@@ -122,7 +121,7 @@ func (r *resender) Receipt(rc *ingest.Receipt, out *Output) {
 		c := r.cust(rc.Tenant, rc.CustomerID, true)
 		i := slices.IndexFunc(c.Supp, func(s suppEntry) bool { return s.Channel == rc.Channel && s.Status == rc.Status })
 		if i < 0 {
-			c.Supp = append(c.Supp, suppEntry{Channel: rc.Channel, Status: rc.Status, At: t})
+			c.Supp = append(c.Supp, suppEntry{Channel: strings.Clone(rc.Channel), Status: strings.Clone(rc.Status), At: t})
 		} else if t < c.Supp[i].At {
 			c.Supp[i].At = t
 		}
@@ -138,12 +137,12 @@ func (r *resender) Receipt(rc *ingest.Receipt, out *Output) {
 		return
 	}
 	if m == nil {
-		m = &msgState{Policy: -1}
-		r.msgs[rc.MessageID] = m
+		// Clone: decoded strings share one allocation per record.
+		m = &msgState{Policy: -1, Customer: strings.Clone(rc.CustomerID), Tenant: strings.Clone(rc.Tenant)}
+		r.msgs[strings.Clone(rc.MessageID)] = m
 	}
-	m.Customer, m.Tenant = rc.CustomerID, rc.Tenant
-	if rc.RecipientTZ != "" {
-		m.TZ = rc.RecipientTZ
+	if rc.RecipientTZ != "" && rc.RecipientTZ != m.TZ {
+		m.TZ = strings.Clone(rc.RecipientTZ)
 	}
 	m.Last = max(m.Last, t)
 	a := m.attempt(rc.Attempt)
@@ -247,14 +246,10 @@ func (r *resender) location(tz string) *time.Location {
 	if tz == "" {
 		return r.file.Defaults.Location
 	}
-	if l, ok := r.locs[tz]; ok {
-		return l
-	}
-	l, err := time.LoadLocation(tz)
+	l, err := ingest.LoadZone(tz)
 	if err != nil {
-		l = r.file.Defaults.Location // the decoder refuses bad zones; this is belt and braces
+		return r.file.Defaults.Location // the decoder refuses bad zones; this is belt and braces
 	}
-	r.locs[tz] = l
 	return l
 }
 

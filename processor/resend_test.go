@@ -83,9 +83,9 @@ func TestResend(t *testing.T) {
 			steps: []step{rc("m1", "c1", "sent", "02:00"), rc("m1", "c1", "delivered", "02:10"), wm("03:00")},
 		},
 		{
-			name: "a late delivery report before not_before cancels the trigger with the same id",
+			name:  "a late delivery report before not_before cancels the trigger with the same id",
 			steps: []step{rc("m1", "c1", "sent", "02:00"), wm("02:15"), rc("m1", "c1", "delivered", "02:17")},
-			want: []rs{{"resend", "m1", 2, "sms", "undelivered", o("02:20")}, {"cancel", "m1", 2, "sms", "undelivered", o("02:20")}},
+			want:  []rs{{"resend", "m1", 2, "sms", "undelivered", o("02:20")}, {"cancel", "m1", 2, "sms", "undelivered", o("02:20")}},
 		},
 		{
 			name:  "a delivery report after not_before does not cancel",

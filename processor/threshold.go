@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/crmpulse/crmpulse/ingest"
@@ -74,7 +75,7 @@ func (d *threshold) observe(e rules.Event, at time.Time, out *Output) {
 	case "sum":
 		v = d.rule.Agg.Num(e)
 	case "distinct":
-		s = d.rule.Agg.Field.Get(e)
+		s = strings.Clone(d.rule.Agg.Field.Get(e))
 	}
 	g.insert(t, v, s, d.rule.Agg.Op == "distinct")
 	d.minTime = min(d.minTime, t)

@@ -49,7 +49,7 @@ func TestThreshold(t *testing.T) {
 			want:  []brief{{State: "firing", Key: "apac", Starts: o("10:40"), Value: 3}},
 		},
 		{
-			name: "resolves when the watermark moves past the expiry that breaks it; ends_at = occurred_at + window",
+			name:  "resolves when the watermark moves past the expiry that breaks it; ends_at = occurred_at + window",
 			steps: []step{c("10:00"), c("10:20"), c("10:40"), wm("10:59"), wm("11:30")},
 			want: []brief{
 				{State: "firing", Key: "apac", Starts: o("10:40"), Value: 3},
@@ -57,7 +57,7 @@ func TestThreshold(t *testing.T) {
 			},
 		},
 		{
-			name: "an event between the fire and the expiry keeps it firing",
+			name:  "an event between the fire and the expiry keeps it firing",
 			steps: []step{c("10:00"), c("10:20"), c("10:40"), c("10:50"), wm("11:10"), wm("11:30")},
 			want: []brief{
 				{State: "firing", Key: "apac", Starts: o("10:40"), Value: 3},

@@ -92,7 +92,10 @@ func TestReplay(t *testing.T) {
 	require.Equal(t, "2026-11-02T10:10:00Z", resends[0]["not_before"])
 
 	rejected := readJSONL(t, filepath.Join(out, "rejected.jsonl"))
-	type rj struct{ source, reason string; line float64 }
+	type rj struct {
+		source, reason string
+		line           float64
+	}
 	var got []rj
 	for _, r := range rejected {
 		got = append(got, rj{r["source"].(string), r["reason"].(string), r["line"].(float64)})

@@ -40,9 +40,9 @@ const DefaultAllowedLateness = 10 * time.Minute
 
 // File is a parsed, validated and compiled rules file.
 type File struct {
-	Version  int      `yaml:"version"`
-	Defaults Defaults `yaml:"defaults"`
-	Rules    []*Rule  `yaml:"rules"`
+	Version  int       `yaml:"version"`
+	Defaults Defaults  `yaml:"defaults"`
+	Rules    []*Rule   `yaml:"rules"`
 	Resend   []*Policy `yaml:"resend"`
 	// Hash identifies the file's content, for reload metrics and to skip
 	// reloading an unchanged file.
@@ -93,15 +93,15 @@ type Rule struct {
 	Within    Duration            `yaml:"within"`
 
 	// Compiled forms, set by Parse.
-	Matcher      *Matcher             `yaml:"-"`
-	Fields       []Field              `yaml:"-"` // key / group_by / correlate
-	Agg          Aggregation          `yaml:"-"`
-	NumMatch     *Matcher             `yaml:"-"`
-	DenMatch     *Matcher             `yaml:"-"`
-	StartMatch   *Matcher             `yaml:"-"`
-	StopMatch    *Matcher             `yaml:"-"`
-	Compare      func(v, t float64) bool `yaml:"-"`
-	annotations  map[string]*template.Template
+	Matcher     *Matcher                `yaml:"-"`
+	Fields      []Field                 `yaml:"-"` // key / group_by / correlate
+	Agg         Aggregation             `yaml:"-"`
+	NumMatch    *Matcher                `yaml:"-"`
+	DenMatch    *Matcher                `yaml:"-"`
+	StartMatch  *Matcher                `yaml:"-"`
+	StopMatch   *Matcher                `yaml:"-"`
+	Compare     func(v, t float64) bool `yaml:"-"`
+	annotations map[string]*template.Template
 }
 
 // Baseline is a drop rule's reference: the mean of the N preceding windows,
@@ -121,16 +121,16 @@ type Aggregation struct {
 
 // Policy is one resend policy (SPEC §3.2).
 type Policy struct {
-	Name             string       `yaml:"name"`
-	Channel          string       `yaml:"channel"`
-	On               []string     `yaml:"on"`
-	UndeliveredAfter Duration     `yaml:"undelivered_after"`
-	MaxAttempts      int          `yaml:"max_attempts"`
-	Backoff          Backoff      `yaml:"backoff"`
-	QuietHours       *QuietHours  `yaml:"quiet_hours"`
-	SuppressOn       []string     `yaml:"suppress_on"`
+	Name             string        `yaml:"name"`
+	Channel          string        `yaml:"channel"`
+	On               []string      `yaml:"on"`
+	UndeliveredAfter Duration      `yaml:"undelivered_after"`
+	MaxAttempts      int           `yaml:"max_attempts"`
+	Backoff          Backoff       `yaml:"backoff"`
+	QuietHours       *QuietHours   `yaml:"quiet_hours"`
+	SuppressOn       []string      `yaml:"suppress_on"`
 	FrequencyCap     *FrequencyCap `yaml:"frequency_cap"`
-	Fallback         *Fallback    `yaml:"fallback"`
+	Fallback         *Fallback     `yaml:"fallback"`
 }
 
 // Backoff is the delay before attempt k+1: Initial × Multiplier^(k−1),
