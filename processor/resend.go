@@ -33,6 +33,11 @@ type resender struct {
 // consumers because trigger ids are derived from message id and attempt.
 const messageRetention = 72 * time.Hour
 
+// sweepEvery is how often, in event time, idle state is looked for: rarely
+// enough that the scan is cheap per record, often enough that memory stays
+// within messageRetention + sweepEvery of traffic.
+const sweepEvery = 12 * time.Hour
+
 type msgState struct {
 	Policy   int // index of the policy that owns the message, -1 until one triggers
 	Customer string
@@ -305,7 +310,7 @@ func (r *resender) Advance(wm time.Time, out *Output) {
 	}
 	if w >= r.sweep {
 		r.gc(w)
-		r.sweep = w + int64(time.Hour)
+		r.sweep = w + int64(sweepEvery)
 	}
 }
 
@@ -324,7 +329,9 @@ func (r *resender) gc(w int64) {
 		}
 	}
 	for k, c := range r.custs {
-		c.Triggers = slices.DeleteFunc(c.Triggers, func(t int64) bool { return t <= w-per-int64(messageRetention) })
+		if len(c.Triggers) > 0 {
+			c.Triggers = slices.DeleteFunc(c.Triggers, func(t int64) bool { return t <= w-per-int64(messageRetention) })
+		}
 		if c.Unsub == 0 && len(c.Supp) == 0 && len(c.Triggers) == 0 {
 			delete(r.custs, k)
 		}

@@ -38,6 +38,12 @@ type thrGroup struct {
 	Off    int
 	Firing bool
 	Since  int64
+
+	// distinct() keeps value counts for entries [dLo, dHi), moved
+	// incrementally as queries move forward; rebuilt when a query goes back.
+	dValid   bool
+	dLo, dHi int
+	dCnt     map[string]int
 }
 
 func newThreshold(r *rules.Rule, _ *rules.File) Component {
@@ -111,6 +117,9 @@ func (g *thrGroup) insert(t int64, v float64, s string, distinct bool) {
 	for i > g.Off && g.Times[i-1] > t {
 		i--
 	}
+	if i < g.dHi {
+		g.dValid = false
+	}
 	g.Times = slices.Insert(g.Times, i, t)
 	if distinct {
 		g.Strs = slices.Insert(g.Strs, i, s)
@@ -133,17 +142,31 @@ func (d *threshold) value(g *thrGroup, x int64) float64 {
 		return 0
 	}
 	if d.rule.Agg.Op == "distinct" {
-		seen := make(map[string]struct{}, hi-lo)
-		for _, s := range g.Strs[lo:hi] {
-			seen[s] = struct{}{}
-		}
-		return float64(len(seen))
+		return float64(g.distinct(lo, hi))
 	}
 	v := g.Cum[hi-1]
 	if lo > g.Off {
 		v -= g.Cum[lo-1]
 	}
 	return v
+}
+
+// distinct is the number of distinct values among entries [lo, hi).
+func (g *thrGroup) distinct(lo, hi int) int {
+	if !g.dValid || lo < g.dLo || hi < g.dHi {
+		g.dCnt = make(map[string]int, hi-lo)
+		g.dLo, g.dHi, g.dValid = lo, lo, true
+	}
+	for ; g.dHi < hi; g.dHi++ {
+		g.dCnt[g.Strs[g.dHi]]++
+	}
+	for ; g.dLo < lo; g.dLo++ {
+		s := g.Strs[g.dLo]
+		if g.dCnt[s]--; g.dCnt[s] == 0 {
+			delete(g.dCnt, s)
+		}
+	}
+	return len(g.dCnt)
 }
 
 // search is the index of the first live entry after x.
@@ -221,6 +244,7 @@ func (g *thrGroup) prune(cut int64) {
 		g.Strs = slices.Delete(g.Strs, 0, g.Off)
 	}
 	g.Off = 0
+	g.dValid = false
 	// Rebase so prefix sums stay small and exact over a long run.
 	for i := range g.Cum {
 		g.Cum[i] -= base

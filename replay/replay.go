@@ -132,7 +132,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		if p == "" {
 			continue
 		}
-		src, err := openSource(p, ingest.Source([]string{"interactions", "receipts"}[i]))
+		src, err := openSource(ctx, p, ingest.Source([]string{"interactions", "receipts"}[i]))
 		if err != nil {
 			return sum, err
 		}
@@ -196,9 +196,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		}
 		var err error
 		if i == 0 {
-			err = eng.Interaction(&h.ev)
+			err = eng.Interaction(h.ev)
 		} else {
-			err = eng.Receipt(&h.rc)
+			err = eng.Receipt(h.rc)
 		}
 		switch {
 		case err == nil:
@@ -258,29 +258,60 @@ func pick(heads [2]*source) (int, *source) {
 	return -1, nil
 }
 
-// source is one JSON Lines input with its decoded head record.
+// source is one JSON Lines input with its decoded head record. A goroutine
+// per source reads and decodes ahead in batches, so decoding (the largest
+// per-record cost) runs on one core while the engine runs on another; the
+// merge itself stays sequential and deterministic.
 type source struct {
-	name ingest.Source
-	f    *os.File
-	r    *bufio.Reader
+	name    ingest.Source
+	f       *os.File
+	batches chan *batch
+	free    chan *batch
+	cancel  context.CancelFunc
+	cur     *batch
+	i       int
+	// The head record, valid until the next call to next.
 	line int64
 	raw  []byte
-	long []byte
 	ok   bool  // a head record is present
 	err  error // the head line's rejection, if any
-	ev   ingest.Interaction
-	rc   ingest.Receipt
+	ev   *ingest.Interaction
+	rc   *ingest.Receipt
 }
 
-func openSource(path string, name ingest.Source) (*source, error) {
+// batchSize is large enough to amortise channel hand-offs, small enough to
+// keep the decoded look-ahead in cache.
+const batchSize = 512
+
+type batch struct {
+	n       int
+	line    [batchSize]int64
+	end     [batchSize]int // raw[end[i-1]:end[i]] is line i
+	err     [batchSize]error
+	ev      [batchSize]ingest.Interaction
+	rc      [batchSize]ingest.Receipt
+	raw     []byte
+	readErr error
+}
+
+func openSource(ctx context.Context, path string, name ingest.Source) (*source, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: opening %s input: %w", ErrInput, name, err)
 	}
-	return &source{name: name, f: f, r: bufio.NewReaderSize(f, 1<<20)}, nil
+	ctx, cancel := context.WithCancel(ctx)
+	s := &source{name: name, f: f, batches: make(chan *batch, 4), free: make(chan *batch, 6), cancel: cancel}
+	go s.read(ctx)
+	return s, nil
 }
 
-func (s *source) close() { s.f.Close() }
+func (s *source) close() {
+	s.cancel()
+	for range s.batches {
+		// Drain so the reader goroutine can finish.
+	}
+	s.f.Close()
+}
 
 func (s *source) at() time.Time {
 	if s.name == ingest.SourceInteractions {
@@ -289,48 +320,99 @@ func (s *source) at() time.Time {
 	return s.rc.OccurredAt
 }
 
-// next reads and decodes the next non-blank line. It returns false at end of
-// input; s.err holds the line's rejection when it did not decode.
-func (s *source) next() (bool, error) {
-	for {
-		line, err := s.r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			s.long = append(s.long[:0], line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = s.r.ReadSlice('\n')
-				s.long = append(s.long, line...)
+// read is the decoding goroutine: it fills batches until end of input.
+func (s *source) read(ctx context.Context) {
+	defer close(s.batches)
+	r := bufio.NewReaderSize(s.f, 1<<20)
+	var long []byte
+	var lineNo int64
+	for eof := false; !eof; {
+		var b *batch
+		select {
+		case b = <-s.free:
+		default:
+			b = &batch{}
+		}
+		b.n, b.raw, b.readErr = 0, b.raw[:0], nil
+		for b.n < batchSize && !eof {
+			line, err := r.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				long = append(long[:0], line...)
+				for errors.Is(err, bufio.ErrBufferFull) {
+					line, err = r.ReadSlice('\n')
+					long = append(long, line...)
+				}
+				line = long
 			}
-			line = s.long
+			if err != nil && !errors.Is(err, io.EOF) {
+				b.readErr = fmt.Errorf("%w: reading %s input at line %d: %w", ErrInput, s.name, lineNo+1, err)
+				eof = true
+				break
+			}
+			eof = err != nil
+			if len(line) == 0 {
+				break
+			}
+			lineNo++
+			line = bytes.TrimRight(line, "\r\n")
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			k := b.n
+			b.n++
+			b.line[k] = lineNo
+			b.raw = append(b.raw, line...)
+			b.end[k] = len(b.raw)
+			if s.name == ingest.SourceInteractions {
+				b.err[k] = ingest.DecodeInteraction(line, &b.ev[k])
+			} else {
+				b.err[k] = ingest.DecodeReceipt(line, &b.rc[k])
+			}
 		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return false, fmt.Errorf("%w: reading %s input at line %d: %w", ErrInput, s.name, s.line+1, err)
+		select {
+		case s.batches <- b:
+		case <-ctx.Done():
+			return
 		}
-		if len(line) == 0 && errors.Is(err, io.EOF) {
-			s.ok = false
+	}
+}
+
+// next moves to the next record. It returns false at end of input; s.err
+// holds the line's rejection when it did not decode.
+func (s *source) next() (bool, error) {
+	if s.cur != nil {
+		s.i++
+	}
+	for s.cur == nil || s.i >= s.cur.n {
+		if s.cur != nil {
+			if err := s.cur.readErr; err != nil {
+				s.ok = false
+				return false, err
+			}
+			select {
+			case s.free <- s.cur:
+			default:
+			}
+		}
+		b, more := <-s.batches
+		if !more {
+			s.cur, s.ok = nil, false
 			return false, nil
 		}
-		s.line++
-		line = bytes.TrimRight(line, "\r\n")
-		if len(bytes.TrimSpace(line)) == 0 {
-			if errors.Is(err, io.EOF) {
-				s.ok = false
-				return false, nil
-			}
-			continue
+		s.cur, s.i = b, 0
+		if b.n == 0 && b.readErr != nil {
+			s.ok = false
+			return false, b.readErr
 		}
-		s.raw = line
-		s.ok = true
-		if s.name == ingest.SourceInteractions {
-			s.err = ingest.DecodeInteraction(line, &s.ev)
-		} else {
-			s.err = ingest.DecodeReceipt(line, &s.rc)
-		}
-		if s.err != nil {
-			// The raw bytes outlive the next read only until the rejection is written.
-			s.raw = append([]byte(nil), line...)
-		}
-		return true, nil
 	}
+	b, k := s.cur, s.i
+	from := 0
+	if k > 0 {
+		from = b.end[k-1]
+	}
+	s.line, s.raw, s.err, s.ok = b.line[k], b.raw[from:b.end[k]], b.err[k], true
+	s.ev, s.rc = &b.ev[k], &b.rc[k]
+	return true, nil
 }
 
 type progress struct {
