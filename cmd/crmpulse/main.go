@@ -13,6 +13,7 @@ import (
 const usage = `crmpulse — early warnings from CRM event streams
 
 Usage:
+  crmpulse run [--config FILE] [--embedded-kafka] [flags]   (see 'crmpulse run --help')
   crmpulse replay --rules FILE [--interactions FILE] [--receipts FILE] --out DIR [--until T]
   crmpulse rules check FILE
   crmpulse gen [--out DIR] [--customers N] [--days N] [--seed N]
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:])
 	case "replay":
 		return cmdReplay(ctx, args[1:])
 	case "rules":

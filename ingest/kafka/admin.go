@@ -1,0 +1,133 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+// adminTimeout bounds one administrative request.
+const adminTimeout = 15 * time.Second
+
+func client(brokers []string) *kafkago.Client {
+	return &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: adminTimeout}
+}
+
+// PartitionCounts returns the partition count of each topic; a topic that
+// does not exist is absent from the map.
+func PartitionCounts(ctx context.Context, brokers []string, topics ...string) (map[string]int, error) {
+	resp, err := client(brokers).Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("reading topic metadata from %s: %w", strings.Join(brokers, ","), err)
+	}
+	out := make(map[string]int, len(topics))
+	for _, t := range resp.Topics {
+		if t.Error != nil {
+			if errors.Is(t.Error, kafkago.UnknownTopicOrPartition) {
+				continue
+			}
+			return nil, fmt.Errorf("reading metadata of topic %s: %w", t.Name, t.Error)
+		}
+		if len(t.Partitions) > 0 {
+			out[t.Name] = len(t.Partitions)
+		}
+	}
+	return out, nil
+}
+
+// TopicSpec is a topic the pipeline creates when it is missing.
+type TopicSpec struct {
+	Name       string
+	Partitions int
+	// ReplicationFactor -1 takes the broker's default.
+	ReplicationFactor int
+	Configs           map[string]string
+}
+
+// EnsureTopics creates the topics of specs that do not exist. A topic that
+// exists is left as it is, whatever its settings.
+func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) error {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	have, err := PartitionCounts(ctx, brokers, names...)
+	if err != nil {
+		return err
+	}
+	var req kafkago.CreateTopicsRequest
+	for _, s := range specs {
+		if _, ok := have[s.Name]; ok {
+			continue
+		}
+		tc := kafkago.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: s.ReplicationFactor}
+		keys := make([]string, 0, len(s.Configs))
+		for k := range s.Configs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafkago.ConfigEntry{ConfigName: k, ConfigValue: s.Configs[k]})
+		}
+		req.Topics = append(req.Topics, tc)
+	}
+	if len(req.Topics) == 0 {
+		return nil
+	}
+	resp, err := client(brokers).CreateTopics(ctx, &req)
+	if err != nil {
+		return fmt.Errorf("creating topics: %w", err)
+	}
+	var errs []error
+	for name, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("creating topic %s: %w", name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// Metadata propagates asynchronously; wait until every topic is visible
+	// so that the first write does not fail on an unknown topic.
+	deadline := time.Now().Add(adminTimeout)
+	for {
+		have, err := PartitionCounts(ctx, brokers, names...)
+		if err == nil && len(have) == len(names) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("created topics did not appear in metadata within %s", adminTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// PartitionBounds returns the first offset and the end offset (the high
+// watermark: the offset the next record will get) of one partition.
+func PartitionBounds(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
+	resp, err := client(brokers).ListOffsets(ctx, &kafkago.ListOffsetsRequest{
+		Topics: map[string][]kafkago.OffsetRequest{topic: {kafkago.FirstOffsetOf(partition), kafkago.LastOffsetOf(partition)}},
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("listing offsets of %s/%d: %w", topic, partition, err)
+	}
+	for _, po := range resp.Topics[topic] {
+		if po.Partition != partition {
+			continue
+		}
+		if po.Error != nil {
+			return 0, 0, fmt.Errorf("listing offsets of %s/%d: %w", topic, partition, po.Error)
+		}
+		return po.FirstOffset, po.LastOffset, nil
+	}
+	return 0, 0, fmt.Errorf("listing offsets of %s/%d: partition missing from the answer", topic, partition)
+}

@@ -1,0 +1,387 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sync/errgroup"
+
+	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/processor/rules"
+)
+
+// App is the streaming pipeline of one process: `crmpulse run`.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	kafkaLog kafkago.Logger
+	m        *metrics
+	gatherer prometheus.Gatherer
+	now      func() time.Time
+	ln       net.Listener
+	brokers  []string
+
+	// mu orders reloads against workers joining: a worker registers and
+	// reads the rules under it, so it never misses a reload.
+	mu      sync.Mutex
+	rules   *rules.File
+	workers map[*worker]struct{}
+
+	wms      *watermarks
+	out      *producer
+	snaps    *snapshotStore
+	restored atomic.Int64
+	assigned atomic.Int64
+	joined   atomic.Bool
+	// embeddedAddr is where the embedded broker listens, once started.
+	embeddedAddr atomic.Pointer[[]string]
+}
+
+// New checks cfg, loads the rules, registers metrics on reg (a
+// *prometheus.Registry also serves them on /metrics) and binds the HTTP
+// listener, so that Addr is known before Run.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	rf, err := rules.Load(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := processor.New(processor.Config{Rules: rf}); err != nil {
+		return nil, err
+	}
+	a := &App{
+		cfg: cfg, log: logger, rules: rf, workers: map[*worker]struct{}{},
+		wms: newWatermarks(cfg.IdleTimeout.D()), now: cfg.Now,
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.kafkaLog = kafkago.LoggerFunc(func(msg string, args ...any) {
+		logger.Warn("kafka: " + fmt.Sprintf(msg, args...))
+	})
+	a.m = newMetrics(reg, []string{cfg.Topics.Interactions, cfg.Topics.Receipts})
+	a.noteRules(rf)
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		a.gatherer = g
+	}
+	if cfg.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("http.listen: %w", err)
+		}
+		a.ln = ln
+	}
+	return a, nil
+}
+
+// Addr is the bound HTTP address, or "" without a listener.
+func (a *App) Addr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// Brokers is where the app connects: the configured brokers, or the
+// embedded broker's address once Run started it.
+func (a *App) Brokers() []string {
+	if p := a.embeddedAddr.Load(); p != nil {
+		return *p
+	}
+	return a.cfg.Kafka.Brokers
+}
+
+// Ready reports whether the instance is in its group and every partition it
+// owns has been restored.
+func (a *App) Ready() bool {
+	return a.joined.Load() && a.restored.Load() >= a.assigned.Load()
+}
+
+// Run runs the pipeline until ctx ends. Partitions are handed over with a
+// final checkpoint each before it returns.
+func (a *App) Run(ctx context.Context) (err error) {
+	defer func() {
+		if a.ln != nil {
+			a.ln.Close()
+		}
+	}()
+	a.brokers = a.cfg.Kafka.Brokers
+	if a.cfg.EmbeddedKafka {
+		cluster, err := a.startEmbedded()
+		if err != nil {
+			return err
+		}
+		defer cluster.Close()
+	}
+	n, err := a.prepareTopics(ctx)
+	if err != nil {
+		return err
+	}
+	a.out = newProducer(a.brokers, a.cfg.Topics, a.kafkaLog)
+	a.snaps = newSnapshotStore(a.brokers, a.cfg.Topics.Snapshots, a.cfg.Kafka.GroupID, n, a.kafkaLog)
+	start := kafkago.FirstOffset
+	if a.cfg.Kafka.StartOffset == "latest" {
+		start = kafkago.LastOffset
+	}
+	session := a.cfg.Kafka.SessionTimeout.D()
+	group, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+		ID:                    a.cfg.Kafka.GroupID,
+		Brokers:               a.brokers,
+		Topics:                []string{a.cfg.Topics.Interactions, a.cfg.Topics.Receipts},
+		GroupBalancers:        []kafkago.GroupBalancer{ikafka.CopartitionBalancer{}},
+		SessionTimeout:        session,
+		HeartbeatInterval:     min(max(session/10, 100*time.Millisecond), 3*time.Second),
+		RebalanceTimeout:      max(session, finalCheckpointTimeout+10*time.Second),
+		JoinGroupBackoff:      time.Second,
+		WatchPartitionChanges: true,
+		StartOffset:           start,
+		ErrorLogger:           a.kafkaLog,
+	})
+	if err != nil {
+		return fmt.Errorf("joining consumer group %s: %w", a.cfg.Kafka.GroupID, err)
+	}
+	a.log.Info("pipeline starting", "brokers", a.brokers, "group", a.cfg.Kafka.GroupID, "partitions", n,
+		"rules", a.cfg.Rules, "rules_hash", a.currentRules().Hash, "http", a.Addr())
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.consume(gctx, group) })
+	g.Go(func() error { return a.serveHTTP(gctx) })
+	g.Go(func() error { a.watchRules(gctx); return nil })
+	g.Go(func() error { a.reportWatermark(gctx); return nil })
+	err = g.Wait()
+	// Closing the group ends the generation: workers write their final
+	// checkpoints (which need the writers) and the member leaves.
+	errs := []error{err, group.Close(), a.out.close(), a.snaps.close()}
+	a.log.Info("pipeline stopped")
+	return errors.Join(errs...)
+}
+
+// prepareTopics checks that the inputs exist and are co-partitioned and
+// creates the topics the pipeline writes. It returns the partition count.
+func (a *App) prepareTopics(ctx context.Context) (int, error) {
+	t := a.cfg.Topics
+	n, err := a.inputPartitions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	rf := a.cfg.Kafka.ReplicationFactor
+	err = ikafka.EnsureTopics(ctx, a.brokers,
+		ikafka.TopicSpec{Name: t.Alerts, Partitions: n, ReplicationFactor: rf},
+		ikafka.TopicSpec{Name: t.Resends, Partitions: n, ReplicationFactor: rf},
+		ikafka.TopicSpec{Name: t.Interactions + DLQSuffix, Partitions: n, ReplicationFactor: rf},
+		ikafka.TopicSpec{Name: t.Receipts + DLQSuffix, Partitions: n, ReplicationFactor: rf},
+		ikafka.TopicSpec{Name: t.Snapshots, Partitions: n, ReplicationFactor: rf, Configs: snapshotTopicConfigs},
+	)
+	return n, err
+}
+
+// inputPartitions is the common partition count of the two input topics;
+// anything else is refused.
+func (a *App) inputPartitions(ctx context.Context) (int, error) {
+	t := a.cfg.Topics
+	counts, err := ikafka.PartitionCounts(ctx, a.brokers, t.Interactions, t.Receipts)
+	if err != nil {
+		return 0, err
+	}
+	ni, nr := counts[t.Interactions], counts[t.Receipts]
+	switch {
+	case ni == 0:
+		return 0, fmt.Errorf("input topic %s (topics.interactions) does not exist", t.Interactions)
+	case nr == 0:
+		return 0, fmt.Errorf("input topic %s (topics.receipts) does not exist", t.Receipts)
+	case ni != nr:
+		return 0, fmt.Errorf("input topics are not co-partitioned: %s has %d partitions, %s has %d; "+
+			"both are keyed by customer_id and must have the same count so one engine sees a customer's interactions and receipts",
+			t.Interactions, ni, t.Receipts, nr)
+	}
+	return ni, nil
+}
+
+// consume follows the consumer group's generations, running one worker per
+// assigned partition number in each.
+func (a *App) consume(ctx context.Context, group *kafkago.ConsumerGroup) error {
+	var backoff time.Duration
+	var failed atomic.Bool
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed) {
+				return nil
+			}
+			a.log.Warn("consumer group", "err", err)
+			continue
+		}
+		a.m.rebalances.Inc()
+		if _, err := a.inputPartitions(ctx); err != nil {
+			return err
+		}
+		parts, committed := a.assignment(gen)
+		a.assigned.Store(int64(len(parts)))
+		a.joined.Store(true)
+		a.m.assigned.Set(float64(len(parts)))
+		a.log.Info("partitions assigned", "generation", gen.ID, "member", gen.MemberID, "partitions", parts)
+		if failed.Swap(false) {
+			backoff = min(max(2*backoff, time.Second), 30*time.Second)
+			a.log.Warn("a partition failed in the last generation; waiting before restarting", "backoff", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil
+			}
+		} else {
+			backoff = 0
+		}
+		var mu sync.Mutex
+		commit := func(offsets map[string]map[int]int64) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return gen.CommitOffsets(offsets)
+		}
+		for _, p := range parts {
+			gen.Start(func(gctx context.Context) {
+				if err := a.runPartition(gctx, p, committed[p], commit); err != nil {
+					failed.Store(true)
+					a.log.Error("partition stopped", "partition", p, "err", err)
+				}
+			})
+		}
+	}
+}
+
+// assignment lists the partition numbers of a generation and the group's
+// committed offset of each input topic-partition.
+func (a *App) assignment(gen *kafkago.Generation) ([]int, map[int]map[string]int64) {
+	committed := map[int]map[string]int64{}
+	for _, topic := range []string{a.cfg.Topics.Interactions, a.cfg.Topics.Receipts} {
+		for _, pa := range gen.Assignments[topic] {
+			if committed[pa.ID] == nil {
+				committed[pa.ID] = map[string]int64{}
+			}
+			committed[pa.ID][topic] = pa.Offset
+		}
+	}
+	parts := make([]int, 0, len(committed))
+	for p, offs := range committed {
+		for _, topic := range []string{a.cfg.Topics.Interactions, a.cfg.Topics.Receipts} {
+			if _, ok := offs[topic]; !ok {
+				// The balancer gives both topics' partition p to one member;
+				// another balancer in the group could split them.
+				a.log.Warn("partition assigned for one input topic only", "partition", p, "missing", topic)
+				offs[topic] = kafkago.FirstOffset
+			}
+		}
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	return parts, committed
+}
+
+func (a *App) currentRules() *rules.File {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rules
+}
+
+// register adds a worker to the reload set and returns the rules it runs.
+func (a *App) register(w *worker) *rules.File {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.workers[w] = struct{}{}
+	return a.rules
+}
+
+func (a *App) unregister(w *worker) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.workers, w)
+}
+
+// reportWatermark keeps the pipeline watermark gauge current.
+func (a *App) reportWatermark(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lateness := a.currentRules().Defaults.AllowedLateness.D()
+		if wm, ok := a.wms.pipeline(a.now(), lateness); ok {
+			a.m.watermark.Set(float64(wm.UnixNano()) / 1e9)
+		}
+	}
+}
+
+// startEmbedded starts the in-process broker on the configured (or
+// default) loopback address with the input topics pre-created.
+func (a *App) startEmbedded() (*kfake.Cluster, error) {
+	addr := DefaultEmbeddedBroker
+	if len(a.cfg.Kafka.Brokers) > 0 {
+		addr = a.cfg.Kafka.Brokers[0]
+	}
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded kafka address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("embedded kafka listens on loopback only, not %q", host)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("embedded kafka port %q: %w", portText, err)
+	}
+	t := a.cfg.Topics
+	c, err := kfake.NewCluster(
+		kfake.Ports(port),
+		kfake.SeedTopics(int32(a.cfg.Kafka.EmbeddedPartitions), t.Interactions, t.Receipts),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("starting embedded kafka on %s: %w", addr, err)
+	}
+	addrs := c.ListenAddrs()
+	a.brokers = addrs
+	a.embeddedAddr.Store(&addrs)
+	a.log.Info("embedded kafka started", "addr", addrs, "partitions", a.cfg.Kafka.EmbeddedPartitions)
+	return c, nil
+}
+
+// serveHTTP serves /metrics, /healthz and /readyz until ctx ends.
+func (a *App) serveHTTP(ctx context.Context) error {
+	if a.ln == nil {
+		return nil
+	}
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(a.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return nil
+}

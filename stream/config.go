@@ -1,0 +1,364 @@
+package stream
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is what `crmpulse run` runs. It is read from YAML (unknown keys
+// are refused), then environment variables CRMPULSE_<KEY> override it
+// (kafka.brokers → CRMPULSE_KAFKA_BROKERS), then flags override both. Every
+// key is listed in Keys with its default and meaning; DefaultConfig holds
+// the defaults.
+type Config struct {
+	Kafka          KafkaConfig  `yaml:"kafka"`
+	Topics         TopicsConfig `yaml:"topics"`
+	Rules          string       `yaml:"rules"`
+	IdleTimeout    Duration     `yaml:"idle_timeout"`
+	CommitInterval Duration     `yaml:"commit_interval"`
+	HTTP           HTTPConfig   `yaml:"http"`
+	EmbeddedKafka  bool         `yaml:"embedded_kafka"`
+
+	// Sinks receive every engine output batch besides the Kafka topics
+	// (e.g. the ClickHouse sink); offsets are committed only after each
+	// sink's Flush returned. Not part of the YAML.
+	Sinks []OutputSink `yaml:"-"`
+	// Now is the wall clock, for the idle watermark and emitted_at;
+	// time.Now when nil. Not part of the YAML.
+	Now func() time.Time `yaml:"-"`
+}
+
+// KafkaConfig is the broker connection and consumer group.
+type KafkaConfig struct {
+	Brokers            []string `yaml:"brokers"`
+	GroupID            string   `yaml:"group_id"`
+	StartOffset        string   `yaml:"start_offset"`
+	SessionTimeout     Duration `yaml:"session_timeout"`
+	ReplicationFactor  int      `yaml:"replication_factor"`
+	MaxWait            Duration `yaml:"max_wait"`
+	EmbeddedPartitions int      `yaml:"embedded_partitions"`
+}
+
+// TopicsConfig names the topics the pipeline reads and writes.
+type TopicsConfig struct {
+	Interactions string `yaml:"interactions"`
+	Receipts     string `yaml:"receipts"`
+	Alerts       string `yaml:"alerts"`
+	Resends      string `yaml:"resends"`
+	Snapshots    string `yaml:"snapshots"`
+}
+
+// HTTPConfig is the metrics and health endpoint.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// Duration is a time.Duration written as "30s" in YAML.
+type Duration time.Duration
+
+// D is d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 30s or 1m", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// DefaultConfig is the configuration with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		Kafka: KafkaConfig{
+			GroupID:            "crmpulse",
+			StartOffset:        "earliest",
+			SessionTimeout:     Duration(10 * time.Second),
+			ReplicationFactor:  -1,
+			MaxWait:            Duration(250 * time.Millisecond),
+			EmbeddedPartitions: 4,
+		},
+		Topics: TopicsConfig{
+			Interactions: "crm.interactions",
+			Receipts:     "crm.delivery-receipts",
+			Alerts:       "crm.alerts",
+			Resends:      "crm.resend-triggers",
+			Snapshots:    "crmpulse.snapshots",
+		},
+		IdleTimeout:    Duration(30 * time.Second),
+		CommitInterval: Duration(time.Second),
+		HTTP:           HTTPConfig{Listen: "127.0.0.1:9464"},
+	}
+}
+
+// DefaultEmbeddedBroker is where --embedded-kafka listens when
+// kafka.brokers is not set.
+const DefaultEmbeddedBroker = "127.0.0.1:9092"
+
+// Key is one configuration key: its YAML path, meaning, and how to set it
+// from a string (environment variable or flag).
+type Key struct {
+	Name string // YAML path, e.g. kafka.brokers
+	Help string
+	set  func(c *Config, v string) error
+	get  func(c *Config) string
+}
+
+// Env is the environment variable that overrides the key.
+func (k Key) Env() string {
+	return "CRMPULSE_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(k.Name))
+}
+
+// Flag is the command-line flag that overrides the key.
+func (k Key) Flag() string { return strings.ReplaceAll(k.Name, "_", "-") }
+
+// Default is the key's default value as text.
+func (k Key) Default() string { c := DefaultConfig(); return k.get(&c) }
+
+// access reads and writes one key of a Config as text.
+type access struct {
+	set func(c *Config, v string) error
+	get func(c *Config) string
+}
+
+func str(p func(*Config) *string) access {
+	return access{func(c *Config, v string) error { *p(c) = v; return nil }, func(c *Config) string { return *p(c) }}
+}
+
+func dur(p func(*Config) *Duration) access {
+	return access{func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a duration like 30s or 1m", v)
+			}
+			*p(c) = Duration(d)
+			return nil
+		}, func(c *Config) string {
+			return p(c).String()
+		}}
+}
+
+func integer(p func(*Config) *int) access {
+	return access{func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%q is not an integer", v)
+			}
+			*p(c) = n
+			return nil
+		}, func(c *Config) string {
+			return strconv.Itoa(*p(c))
+		}}
+}
+
+func boolean(p func(*Config) *bool) access {
+	return access{func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			*p(c) = b
+			return nil
+		}, func(c *Config) string {
+			return strconv.FormatBool(*p(c))
+		}}
+}
+
+func key(name, help string, acc access) Key {
+	return Key{Name: name, Help: help, set: acc.set, get: acc.get}
+}
+
+// Keys lists every configuration key; --help and docs/run.md are written
+// from it (a test checks the doc).
+var Keys = func() []Key {
+	brokersSet := func(c *Config, v string) error {
+		c.Kafka.Brokers = nil
+		for _, b := range strings.Split(v, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				c.Kafka.Brokers = append(c.Kafka.Brokers, b)
+			}
+		}
+		return nil
+	}
+	brokersGet := func(c *Config) string { return strings.Join(c.Kafka.Brokers, ",") }
+	return []Key{
+		key("kafka.brokers", "Kafka bootstrap brokers, host:port, comma-separated in env and flags (with embedded_kafka: where the embedded broker listens, default "+DefaultEmbeddedBroker+")", access{brokersSet, brokersGet}),
+		key("kafka.group_id", "consumer group; also prefixes snapshot keys, so instances of one deployment share it", str(func(c *Config) *string { return &c.Kafka.GroupID })),
+		key("kafka.start_offset", "where a partition without a snapshot starts when the group has no committed offset: earliest or latest", str(func(c *Config) *string { return &c.Kafka.StartOffset })),
+		key("kafka.session_timeout", "consumer group session timeout: how long a silent (killed) instance keeps its partitions", dur(func(c *Config) *Duration { return &c.Kafka.SessionTimeout })),
+		key("kafka.replication_factor", "replication factor of topics the pipeline creates (outputs, dead letters, snapshots); -1 is the broker's default", integer(func(c *Config) *int { return &c.Kafka.ReplicationFactor })),
+		key("kafka.max_wait", "longest a fetch long-polls an empty partition; a fetch returns as soon as any record is there, so this does not add latency", dur(func(c *Config) *Duration { return &c.Kafka.MaxWait })),
+		key("kafka.embedded_partitions", "partitions of each topic the embedded broker pre-creates", integer(func(c *Config) *int { return &c.Kafka.EmbeddedPartitions })),
+		key("topics.interactions", "input topic of interactions (SPEC §1.1), keyed by customer_id", str(func(c *Config) *string { return &c.Topics.Interactions })),
+		key("topics.receipts", "input topic of delivery receipts (SPEC §1.2), keyed by customer_id; same partition count as interactions", str(func(c *Config) *string { return &c.Topics.Receipts })),
+		key("topics.alerts", "output topic of alert records (SPEC §4), keyed by fingerprint, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Alerts })),
+		key("topics.resends", "output topic of resend triggers and cancels (SPEC §4), keyed by customer_id, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Resends })),
+		key("topics.snapshots", "compacted topic of per-partition engine snapshots and the offsets they cover", str(func(c *Config) *string { return &c.Topics.Snapshots })),
+		key("rules", "rules file (YAML, SPEC §3); reloaded on SIGHUP and when it changes", str(func(c *Config) *string { return &c.Rules })),
+		key("idle_timeout", "a partition without records for this long stops holding the watermark back", dur(func(c *Config) *Duration { return &c.IdleTimeout })),
+		key("commit_interval", "how often each partition's outputs are flushed, its state snapshotted and its offsets committed", dur(func(c *Config) *Duration { return &c.CommitInterval })),
+		key("http.listen", "address of /metrics, /healthz and /readyz; empty disables the listener", str(func(c *Config) *string { return &c.HTTP.Listen })),
+		key("embedded_kafka", "start an in-process Kafka-protocol broker (franz-go kfake) with the input topics pre-created and use it", boolean(func(c *Config) *bool { return &c.EmbeddedKafka })),
+	}
+}()
+
+// LoadConfig builds the configuration: defaults, then the YAML file at path
+// (if path is not empty), then environment overrides from getenv.
+func LoadConfig(path string, getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("reading config: %w", err)
+		}
+		if err := parseYAML(data, &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	for _, k := range Keys {
+		v := getenv(k.Env())
+		if v == "" {
+			continue
+		}
+		if err := k.set(&cfg, v); err != nil {
+			return cfg, fmt.Errorf("environment %s: %w", k.Env(), err)
+		}
+	}
+	return cfg, nil
+}
+
+func parseYAML(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// BindFlags defines one flag per key on fs (kafka.group_id is
+// --kafka.group-id) plus --embedded-kafka. After fs.Parse, Apply copies the
+// flags that were set into a Config.
+func BindFlags(fs *flag.FlagSet) *FlagValues {
+	fv := &FlagValues{fs: fs, vals: map[string]*string{}}
+	for _, k := range Keys {
+		v := new(string)
+		fv.vals[k.Name] = v
+		usage := fmt.Sprintf("overrides config key %s (env %s); see the key table", k.Name, k.Env())
+		if k.Name == "embedded_kafka" {
+			fs.BoolFunc("embedded-kafka", usage, func(s string) error { *v = s; return nil })
+			continue
+		}
+		fs.Func(k.Flag(), usage, func(s string) error { *v = s; return nil })
+	}
+	return fv
+}
+
+// FlagValues holds the flags bound by BindFlags.
+type FlagValues struct {
+	fs   *flag.FlagSet
+	vals map[string]*string
+}
+
+// Apply overrides cfg with every flag that was given.
+func (fv *FlagValues) Apply(cfg *Config) error {
+	for _, k := range Keys {
+		v := *fv.vals[k.Name]
+		if v == "" {
+			continue
+		}
+		if err := k.set(cfg, v); err != nil {
+			return fmt.Errorf("flag --%s: %w", k.Flag(), err)
+		}
+	}
+	return nil
+}
+
+// Validate checks cfg and names the key of each problem.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Kafka.Brokers) == 0 && !c.EmbeddedKafka {
+		bad("kafka.brokers", "required (or set embedded_kafka)")
+	}
+	for _, b := range c.Kafka.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad("kafka.brokers", "%q is not host:port", b)
+		}
+	}
+	if c.Kafka.GroupID == "" {
+		bad("kafka.group_id", "required")
+	}
+	if c.Kafka.StartOffset != "earliest" && c.Kafka.StartOffset != "latest" {
+		bad("kafka.start_offset", "must be earliest or latest, got %q", c.Kafka.StartOffset)
+	}
+	if c.Kafka.SessionTimeout.D() < time.Second {
+		bad("kafka.session_timeout", "must be at least 1s")
+	}
+	if c.Kafka.ReplicationFactor == 0 || c.Kafka.ReplicationFactor < -1 {
+		bad("kafka.replication_factor", "must be -1 or positive")
+	}
+	if c.Kafka.MaxWait.D() <= 0 {
+		bad("kafka.max_wait", "must be positive")
+	}
+	if c.EmbeddedKafka && c.Kafka.EmbeddedPartitions < 1 {
+		bad("kafka.embedded_partitions", "must be at least 1")
+	}
+	topics := map[string]string{}
+	for _, t := range []struct{ key, name string }{
+		{"topics.interactions", c.Topics.Interactions}, {"topics.receipts", c.Topics.Receipts},
+		{"topics.alerts", c.Topics.Alerts}, {"topics.resends", c.Topics.Resends}, {"topics.snapshots", c.Topics.Snapshots},
+	} {
+		if t.name == "" {
+			bad(t.key, "required")
+			continue
+		}
+		if other, ok := topics[t.name]; ok {
+			bad(t.key, "topic %q is also %s", t.name, other)
+		}
+		topics[t.name] = t.key
+	}
+	if c.Rules == "" {
+		bad("rules", "required")
+	}
+	if c.IdleTimeout.D() <= 0 {
+		bad("idle_timeout", "must be positive")
+	}
+	if c.CommitInterval.D() <= 0 {
+		bad("commit_interval", "must be positive")
+	}
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			bad("http.listen", "%q is not host:port", c.HTTP.Listen)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Usage writes the key table for --help.
+func Usage(w io.Writer) {
+	fmt.Fprintln(w, "Configuration keys (YAML key / environment variable / flag, default):")
+	for _, k := range Keys {
+		fmt.Fprintf(w, "  %-26s %-34s --%s\n", k.Name, k.Env(), k.Flag())
+		fmt.Fprintf(w, "      %s (default %q)\n", k.Help, k.Default())
+	}
+}

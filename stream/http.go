@@ -1,0 +1,30 @@
+package stream
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func (a *App) handler() http.Handler {
+	mux := http.NewServeMux()
+	if a.gatherer != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.joined.Load() {
+			http.Error(w, "not ready: not in the consumer group yet", http.StatusServiceUnavailable)
+			return
+		}
+		if r, n := a.restored.Load(), a.assigned.Load(); r < n {
+			http.Error(w, fmt.Sprintf("not ready: %d of %d partitions restored", r, n), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "ready: %d partitions\n", a.assigned.Load())
+	})
+	return mux
+}

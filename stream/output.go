@@ -1,0 +1,215 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/crmpulse/crmpulse/ingest"
+	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/processor"
+)
+
+// Record headers the pipeline writes.
+const (
+	HeaderID              = "crmpulse-id"
+	HeaderReason          = "crmpulse-reason"
+	HeaderError           = "crmpulse-error"
+	HeaderSourceTopic     = "crmpulse-source-topic"
+	HeaderSourcePartition = "crmpulse-source-partition"
+	HeaderSourceOffset    = "crmpulse-source-offset"
+)
+
+// DLQSuffix names a topic's dead-letter topic: crm.interactions.dlq.
+const DLQSuffix = ".dlq"
+
+// Producer batching: outputs are few next to inputs, so batches are small
+// and a short timeout keeps event→alert latency low.
+const (
+	outputBatchSize    = 1000
+	outputBatchTimeout = 2 * time.Millisecond
+	outputMaxAttempts  = 10
+)
+
+// epoch counts the records a partition produced since its last checkpoint
+// that the brokers have not acknowledged yet. It starts with one reference
+// that seal drops, so done closes once the epoch is sealed and every record
+// in it is acknowledged.
+type epoch struct {
+	n    atomic.Int64
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+func newEpoch() *epoch {
+	e := &epoch{done: make(chan struct{})}
+	e.n.Store(1)
+	return e
+}
+
+func (e *epoch) add(k int) { e.n.Add(int64(k)) }
+
+func (e *epoch) release(err error) {
+	if err != nil {
+		e.mu.Lock()
+		if e.err == nil {
+			e.err = err
+		}
+		e.mu.Unlock()
+	}
+	if e.n.Add(-1) == 0 {
+		close(e.done)
+	}
+}
+
+func (e *epoch) seal() { e.release(nil) }
+
+// wait blocks until the sealed epoch is fully acknowledged and returns the
+// first delivery error.
+func (e *epoch) wait(ctx context.Context) error {
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for output acknowledgements: %w", ctx.Err())
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return fmt.Errorf("producing outputs: %w", e.err)
+	}
+	return nil
+}
+
+// producer writes alerts, resend triggers and dead letters with one
+// asynchronous kafka-go Writer (acks from all in-sync replicas); each record
+// carries its partition's epoch, released when the broker answers.
+type producer struct {
+	w      *kafkago.Writer
+	topics TopicsConfig
+}
+
+func newProducer(brokers []string, topics TopicsConfig, logger kafkago.Logger) *producer {
+	p := &producer{topics: topics}
+	p.w = &kafkago.Writer{
+		Addr:         kafkago.TCP(brokers...),
+		Balancer:     &kafkago.Murmur2Balancer{},
+		RequiredAcks: kafkago.RequireAll,
+		Async:        true,
+		BatchSize:    outputBatchSize,
+		BatchTimeout: outputBatchTimeout,
+		MaxAttempts:  outputMaxAttempts,
+		ErrorLogger:  logger,
+		Completion: func(msgs []kafkago.Message, err error) {
+			for i := range msgs {
+				if e, ok := msgs[i].WriterData.(*epoch); ok {
+					e.release(err)
+				}
+			}
+		},
+	}
+	return p
+}
+
+// write hands msgs to the writer; each must carry its epoch in WriterData,
+// already counted by the caller.
+func (p *producer) write(ctx context.Context, msgs []kafkago.Message) error {
+	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+		// Nothing was queued: release the references the caller took.
+		for i := range msgs {
+			if e, ok := msgs[i].WriterData.(*epoch); ok {
+				e.release(err)
+			}
+		}
+		return fmt.Errorf("queueing %d output records: %w", len(msgs), err)
+	}
+	return nil
+}
+
+func (p *producer) close() error { return p.w.Close() }
+
+// encoder turns engine output into Kafka messages.
+type encoder struct {
+	topics TopicsConfig
+	buf    bytes.Buffer
+	enc    *json.Encoder
+}
+
+func newEncoder(topics TopicsConfig) *encoder {
+	e := &encoder{topics: topics}
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}
+
+func (e *encoder) json(v any) ([]byte, error) {
+	e.buf.Reset()
+	if err := e.enc.Encode(v); err != nil {
+		return nil, err
+	}
+	b := e.buf.Bytes()
+	return bytes.Clone(b[:len(b)-1]), nil // without the newline
+}
+
+// output appends the alerts and resends of out, stamped with now, to msgs.
+func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time.Time, ep *epoch) ([]kafkago.Message, error) {
+	now = now.UTC()
+	for i := range out.Alerts {
+		a := &out.Alerts[i]
+		a.EmittedAt = now
+		v, err := e.json(a)
+		if err != nil {
+			return msgs, fmt.Errorf("encoding alert %s: %w", a.ID(), err)
+		}
+		msgs = append(msgs, kafkago.Message{
+			Topic: e.topics.Alerts, Key: []byte(a.Fingerprint), Value: v, WriterData: ep,
+			Headers: []kafkago.Header{{Key: HeaderID, Value: []byte(a.ID())}},
+		})
+	}
+	for i := range out.Resends {
+		r := &out.Resends[i]
+		r.CreatedAt = now
+		v, err := e.json(r)
+		if err != nil {
+			return msgs, fmt.Errorf("encoding resend %s: %w", r.ID(), err)
+		}
+		msgs = append(msgs, kafkago.Message{
+			Topic: e.topics.Resends, Key: []byte(r.CustomerID), Value: v, WriterData: ep,
+			Headers: []kafkago.Header{{Key: HeaderID, Value: []byte(r.ID())}},
+		})
+	}
+	return msgs, nil
+}
+
+// deadLetter is the DLQ record for a refused input record: the original key
+// and value, and headers saying why and where it came from.
+func deadLetter(rec *ikafka.Record, reason ingest.Reason, detail string, ep *epoch) kafkago.Message {
+	m := &rec.Msg
+	return kafkago.Message{
+		Topic: m.Topic + DLQSuffix, Key: m.Key, Value: m.Value, WriterData: ep,
+		Headers: []kafkago.Header{
+			{Key: HeaderReason, Value: []byte(reason)},
+			{Key: HeaderError, Value: []byte(detail)},
+			{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
+			{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(m.Partition))},
+			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+		},
+	}
+}
+
+// rejection classifies a refused record's error.
+func rejection(err error) (ingest.Reason, string) {
+	var re *ingest.RejectError
+	if errors.As(err, &re) {
+		return re.Reason, re.Error()
+	}
+	return ingest.ReasonNotJSON, err.Error()
+}

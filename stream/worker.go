@@ -1,0 +1,523 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crmpulse/crmpulse/ingest"
+	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/processor/rules"
+)
+
+// Worker tuning.
+const (
+	// drainBudget is how many records a worker processes between looks at
+	// its timers and control channels.
+	drainBudget = 4096
+	// finalCheckpointTimeout bounds the checkpoint a worker writes when it
+	// loses its partition or the process stops.
+	finalCheckpointTimeout = 20 * time.Second
+	// snapshotShare caps the share of a worker's time spent serialising
+	// state: after a snapshot that took d, the next waits at least d/share.
+	snapshotShare = 0.05
+)
+
+// worker owns one partition number: its engine, the fetchers of both input
+// topic-partitions, and its checkpoints. It is the only goroutine touching
+// the engine; a helper goroutine persists checkpoints so that processing
+// goes on while outputs are acknowledged and the snapshot is written.
+type worker struct {
+	a      *App
+	p      int
+	log    *slog.Logger
+	commit func(map[string]map[int]int64) error
+	clock  *partitionClock
+	reload chan reloadReq
+	// done closes when the worker stops taking reload requests.
+	done     chan struct{}
+	doneOnce sync.Once
+
+	eng    *processor.Engine
+	merger *ikafka.Merger
+	enc    *encoder
+	epoch  *epoch
+	msgs   []kafkago.Message
+	dirty  bool
+	nextCP time.Time
+
+	cpJobs chan cpJob
+	cpDone chan error
+	cpBusy bool
+	last   manifest // the snapshot the partition's state was last written to
+
+	consumed [2]int64
+	partName string
+}
+
+type cpJob struct {
+	cp    checkpoint
+	epoch *epoch
+}
+
+// reloadReq asks a worker to rebuild its engine with new rules: it answers
+// on prepared, then swaps when commit closes or keeps its engine when abort
+// closes.
+type reloadReq struct {
+	rules    *rules.File
+	prepared chan<- error
+	commit   <-chan struct{}
+	abort    <-chan struct{}
+}
+
+// runPartition serves partition p until ctx ends (the generation ended) or
+// something fails. committed holds the group's offsets for both topics, used
+// only when the partition has no snapshot.
+func (a *App) runPartition(ctx context.Context, p int, committed map[string]int64, commit func(map[string]map[int]int64) error) (err error) {
+	w := &worker{
+		a: a, p: p, log: a.log.With("partition", p), commit: commit,
+		reload: make(chan reloadReq, 1), enc: newEncoder(a.cfg.Topics), epoch: newEpoch(),
+		cpJobs: make(chan cpJob, 1), cpDone: make(chan error, 1), partName: strconv.Itoa(p),
+		done: make(chan struct{}),
+	}
+	stopReloads := func() { w.doneOnce.Do(func() { close(w.done) }) }
+	rf := a.register(w)
+	defer a.unregister(w)
+	defer stopReloads() // runs before unregister, which waits for a reload in progress
+	if ctx.Err() != nil {
+		return nil
+	}
+	w.clock = a.wms.add(p, a.now())
+	defer a.wms.remove(p, w.clock)
+
+	startI, startR, err := w.restore(ctx, rf, committed)
+	if err != nil {
+		a.m.restores.WithLabelValues("failed").Inc()
+		return err
+	}
+	a.restored.Add(1)
+	defer a.restored.Add(-1)
+
+	g, gctx := errgroup.WithContext(ctx)
+	chI, chR := make(chan *ikafka.Batch, 4), make(chan *ikafka.Batch, 4)
+	freeI, freeR := make(chan *ikafka.Batch, 8), make(chan *ikafka.Batch, 8)
+	for _, f := range []struct {
+		topic  string
+		source ingest.Source
+		start  int64
+		out    chan *ikafka.Batch
+		free   chan *ikafka.Batch
+	}{
+		{a.cfg.Topics.Interactions, ingest.SourceInteractions, startI, chI, freeI},
+		{a.cfg.Topics.Receipts, ingest.SourceReceipts, startR, chR, freeR},
+	} {
+		lag := a.m.lag.WithLabelValues(f.topic, w.partName)
+		fe, err := ikafka.NewFetcher(ikafka.FetcherConfig{
+			Brokers: a.brokers, Topic: f.topic, Partition: p, Source: f.source, Offset: f.start,
+			MaxWait: a.cfg.Kafka.MaxWait.D(), Out: f.out, Free: f.free,
+			Lag: func(n int64) { lag.Set(float64(n)) }, ErrorLogger: a.kafkaLog,
+		})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return fe.Run(gctx) })
+	}
+	w.merger = ikafka.NewMerger(chI, chR, freeI, freeR, startI, startR)
+
+	cpCtx, cpCancel := context.WithCancel(context.Background())
+	defer cpCancel()
+	go w.persistLoop(cpCtx)
+
+	// loop returns nil when ctx ends or a fetcher failed. Only then is the
+	// state consistent with everything produced, and worth a last
+	// checkpoint; after an output or checkpoint error it is not (some
+	// output may be lost), and the next owner restarts from the last good
+	// snapshot instead.
+	err = w.loop(gctx)
+	stopReloads()
+	if err == nil {
+		err = w.final()
+	} else {
+		a.m.workerErrors.Inc()
+	}
+	close(w.cpJobs)
+	cpCancel()
+	if gerr := g.Wait(); gerr != nil && ctx.Err() == nil {
+		err = errors.Join(err, gerr)
+	}
+	return err
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// restore builds the engine from the partition's latest snapshot, or empty
+// when it has none, and returns the offsets to read from.
+func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[string]int64) (int64, int64, error) {
+	a := w.a
+	eng, err := processor.New(processor.Config{Rules: rf})
+	if err != nil {
+		return 0, 0, err
+	}
+	w.eng = eng
+	startI, startR := committed[a.cfg.Topics.Interactions], committed[a.cfg.Topics.Receipts]
+	cp, mf, ok, err := a.snaps.load(ctx, w.p)
+	if err != nil {
+		return 0, 0, fmt.Errorf("restoring partition %d: %w", w.p, err)
+	}
+	if !ok {
+		a.m.restores.WithLabelValues("empty").Inc()
+		w.log.Info("partition assigned without a snapshot", "interactions_offset", startI, "receipts_offset", startR)
+		return startI, startR, nil
+	}
+	if err := eng.Restore(cp.Engine); err != nil {
+		return 0, 0, fmt.Errorf("restoring partition %d from snapshot %s: %w", w.p, mf.ID, err)
+	}
+	if cp.RulesHash != rf.Hash {
+		// Components are matched by rule name: rules that kept their name
+		// keep their state, new ones start empty.
+		w.log.Warn("snapshot was taken with other rules; restoring rule state by name",
+			"snapshot_rules", cp.RulesHash, "running_rules", rf.Hash)
+	}
+	if o, ok := cp.Offsets[a.cfg.Topics.Interactions]; ok {
+		startI = o
+	}
+	if o, ok := cp.Offsets[a.cfg.Topics.Receipts]; ok {
+		startR = o
+	}
+	w.last = mf
+	a.m.restores.WithLabelValues("snapshot").Inc()
+	a.m.snapshotBytes.WithLabelValues(w.partName).Set(float64(mf.Bytes))
+	w.log.Info("partition restored", "snapshot", mf.ID, "bytes", mf.Bytes, "watermark", eng.Watermark(),
+		"interactions_offset", startI, "receipts_offset", startR)
+	return startI, startR, nil
+}
+
+// tickEvery is how often a worker looks at the clock when no record comes.
+func (a *App) tickEvery() time.Duration {
+	return min(max(min(a.cfg.CommitInterval.D(), a.cfg.IdleTimeout.D())/4, 10*time.Millisecond), 250*time.Millisecond)
+}
+
+func (w *worker) loop(ctx context.Context) error {
+	tick := time.NewTicker(w.a.tickEvery())
+	defer tick.Stop()
+	orderTimer := time.NewTimer(time.Hour)
+	orderTimer.Stop()
+	w.nextCP = w.a.now().Add(w.a.cfg.CommitInterval.D())
+	for {
+		now := time.Now()
+		n := 0
+		for ; n < drainBudget; n++ {
+			rec, src := w.merger.Next(now)
+			if rec == nil {
+				break
+			}
+			if err := w.process(ctx, rec, src); err != nil {
+				return err
+			}
+		}
+		if n > 0 {
+			w.clock.lastRecord.Store(w.a.now().UnixNano())
+			w.dirty = true
+		}
+		if err := w.flushMsgs(ctx); err != nil {
+			return err
+		}
+		var waitC <-chan time.Time
+		if d := w.merger.WaitDeadline(); !d.IsZero() {
+			orderTimer.Reset(max(time.Until(d), 0))
+			waitC = orderTimer.C
+		}
+		chI, chR := w.merger.Chans()
+		// With records still at hand, only look at the other channels.
+		var more <-chan struct{}
+		if n == drainBudget {
+			more = closedChan
+		}
+		select {
+		case b := <-chI:
+			w.merger.Feed(ikafka.Interactions, b)
+		case b := <-chR:
+			w.merger.Feed(ikafka.Receipts, b)
+		case <-waitC:
+		case <-tick.C:
+			if err := w.onTick(ctx); err != nil {
+				return err
+			}
+		case err := <-w.cpDone:
+			w.cpBusy = false
+			if err != nil {
+				return err
+			}
+		case req := <-w.reload:
+			w.onReload(ctx, req)
+		case <-ctx.Done():
+			return nil
+		case <-more:
+		}
+		if waitC != nil && !orderTimer.Stop() {
+			select {
+			case <-orderTimer.C:
+			default:
+			}
+		}
+	}
+}
+
+// process feeds one record to the engine and queues what it produced.
+func (w *worker) process(ctx context.Context, rec *ikafka.Record, src int) error {
+	w.consumed[src]++
+	if rec.Err != nil {
+		return w.reject(rec, rec.Err)
+	}
+	var err error
+	if src == ikafka.Interactions {
+		err = w.eng.Interaction(rec.I)
+	} else {
+		err = w.eng.Receipt(rec.R)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, processor.ErrDuplicate):
+		w.a.m.duplicates.Inc()
+	default:
+		if rerr := w.reject(rec, err); rerr != nil {
+			return rerr
+		}
+	}
+	w.eng.AdvanceFromEvents()
+	return w.emit(ctx)
+}
+
+func (w *worker) reject(rec *ikafka.Record, err error) error {
+	reason, detail := rejection(err)
+	w.a.m.rejected.WithLabelValues(string(reason)).Inc()
+	if reason == ingest.ReasonLate {
+		w.a.m.late.Inc()
+	}
+	w.epoch.add(1)
+	w.msgs = append(w.msgs, deadLetter(rec, reason, detail, w.epoch))
+	w.a.m.outputs.WithLabelValues(kindDeadLetter).Inc()
+	return nil
+}
+
+// emit hands the engine's output to the sinks and queues it for Kafka.
+func (w *worker) emit(ctx context.Context) error {
+	out := w.eng.Output()
+	if out.Len() == 0 {
+		return nil
+	}
+	for _, s := range w.a.cfg.Sinks {
+		if err := s.Write(ctx, out); err != nil {
+			return fmt.Errorf("writing partition %d output to a sink: %w", w.p, err)
+		}
+	}
+	before := len(w.msgs)
+	msgs, err := w.enc.output(w.msgs, out, w.a.now(), w.epoch)
+	if err != nil {
+		return err
+	}
+	w.msgs = msgs
+	w.epoch.add(len(msgs) - before)
+	w.a.m.outputs.WithLabelValues(kindAlert).Add(float64(len(out.Alerts)))
+	w.a.m.outputs.WithLabelValues(kindResend).Add(float64(len(out.Resends)))
+	out.Reset()
+	return nil
+}
+
+// flushMsgs hands queued records to the producer.
+func (w *worker) flushMsgs(ctx context.Context) error {
+	if len(w.msgs) == 0 {
+		return nil
+	}
+	err := w.a.out.write(ctx, w.msgs)
+	clear(w.msgs)
+	w.msgs = w.msgs[:0]
+	return err
+}
+
+// onTick publishes the partition's clock, follows the pipeline watermark
+// when idle, updates gauges and checkpoints when due.
+func (w *worker) onTick(ctx context.Context) error {
+	a := w.a
+	now := a.now()
+	lateness := w.eng.AllowedLateness()
+	if mx := w.eng.MaxEventTime(); !mx.IsZero() {
+		w.clock.wm.Store(mx.Add(-lateness).UnixNano())
+	}
+	lagI, lagR := w.merger.Lag(ikafka.Interactions), w.merger.Lag(ikafka.Receipts)
+	w.clock.pending.Store(lagI+lagR > 0 || !w.merger.Started())
+	if wm, ok := a.wms.pipeline(now, lateness); ok && wm.After(w.eng.Watermark()) {
+		w.eng.Advance(wm)
+		w.dirty = true
+		if err := w.emit(ctx); err != nil {
+			return err
+		}
+		if err := w.flushMsgs(ctx); err != nil {
+			return err
+		}
+	}
+	a.m.consumed.WithLabelValues(a.cfg.Topics.Interactions).Add(float64(w.consumed[0]))
+	a.m.consumed.WithLabelValues(a.cfg.Topics.Receipts).Add(float64(w.consumed[1]))
+	w.consumed = [2]int64{}
+	if wm := w.eng.Watermark(); !wm.IsZero() {
+		a.m.partWatermark.WithLabelValues(w.partName).Set(float64(wm.UnixNano()) / 1e9)
+	}
+	a.m.stateKeys.WithLabelValues(w.partName).Set(float64(w.eng.DedupKeys()))
+
+	if w.cpBusy || !w.dirty || now.Before(w.nextCP) {
+		return nil
+	}
+	job, err := w.checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	w.cpBusy = true
+	w.cpJobs <- job
+	return nil
+}
+
+// checkpoint snapshots the engine at the current offsets and seals the
+// outputs produced so far, which the checkpoint must wait for.
+func (w *worker) checkpoint(ctx context.Context) (cpJob, error) {
+	if err := w.flushMsgs(ctx); err != nil {
+		return cpJob{}, err
+	}
+	t0 := time.Now()
+	snap, err := w.eng.Snapshot()
+	if err != nil {
+		return cpJob{}, fmt.Errorf("snapshotting partition %d: %w", w.p, err)
+	}
+	took := time.Since(t0)
+	w.a.m.snapshotTime.Observe(took.Seconds())
+	w.a.m.snapshotBytes.WithLabelValues(w.partName).Set(float64(len(snap)))
+	ep := w.epoch
+	w.epoch = newEpoch()
+	ep.seal()
+	w.dirty = false
+	w.nextCP = w.a.now().Add(max(w.a.cfg.CommitInterval.D(), time.Duration(float64(took)/snapshotShare)))
+	return cpJob{epoch: ep, cp: checkpoint{
+		Engine:    snap,
+		RulesHash: w.eng.Rules().Hash,
+		Watermark: w.eng.Watermark(),
+		Offsets: map[string]int64{
+			w.a.cfg.Topics.Interactions: w.merger.Offset(ikafka.Interactions),
+			w.a.cfg.Topics.Receipts:     w.merger.Offset(ikafka.Receipts),
+		},
+	}}, nil
+}
+
+func (w *worker) persistLoop(ctx context.Context) {
+	for job := range w.cpJobs {
+		w.cpDone <- w.persist(ctx, job)
+	}
+}
+
+// persist makes a checkpoint durable, in the order that makes it safe:
+// outputs acknowledged and sinks flushed, then the snapshot, then the
+// offsets (informational: a restore seeks to the snapshot's own offsets).
+func (w *worker) persist(ctx context.Context, job cpJob) error {
+	a := w.a
+	t0 := time.Now()
+	err := func() error {
+		if err := job.epoch.wait(ctx); err != nil {
+			return err
+		}
+		for _, s := range a.cfg.Sinks {
+			if err := s.Flush(ctx); err != nil {
+				return fmt.Errorf("flushing a sink: %w", err)
+			}
+		}
+		mf, err := a.snaps.save(ctx, w.p, &job.cp, w.last, a.now())
+		if err != nil {
+			return err
+		}
+		w.last = mf
+		return nil
+	}()
+	if err != nil {
+		a.m.checkpoints.WithLabelValues("failure").Inc()
+		return fmt.Errorf("checkpointing partition %d: %w", w.p, err)
+	}
+	offsets := map[string]map[int]int64{}
+	for t, o := range job.cp.Offsets {
+		offsets[t] = map[int]int64{w.p: o}
+	}
+	if err := w.commit(offsets); err != nil {
+		// Expected when the generation just ended; the snapshot holds the
+		// offsets that count.
+		w.log.Debug("committing offsets failed", "err", err)
+	}
+	a.m.checkpoints.WithLabelValues("success").Inc()
+	a.m.checkpointTime.Observe(time.Since(t0).Seconds())
+	return nil
+}
+
+// final writes a last checkpoint when the worker stops, so the next owner
+// of the partition starts where this one ended.
+func (w *worker) final() error {
+	ctx, cancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
+	defer cancel()
+	var err error
+	if w.cpBusy {
+		select {
+		case err = <-w.cpDone:
+			w.cpBusy = false
+		case <-ctx.Done():
+			return fmt.Errorf("partition %d: final checkpoint: %w", w.p, ctx.Err())
+		}
+	}
+	if err != nil || w.eng == nil || !w.dirty {
+		return err
+	}
+	if err := w.emit(ctx); err != nil {
+		return err
+	}
+	job, err := w.checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	return w.persist(ctx, job)
+}
+
+// onReload prepares an engine with the new rules from a snapshot of the
+// current one and swaps it in only when every worker prepared.
+func (w *worker) onReload(ctx context.Context, req reloadReq) {
+	ne, err := w.rebuild(req.rules)
+	req.prepared <- err
+	if err != nil {
+		return
+	}
+	select {
+	case <-req.commit:
+		w.eng = ne
+		w.dirty = true
+	case <-req.abort:
+	case <-ctx.Done():
+	}
+}
+
+func (w *worker) rebuild(rf *rules.File) (*processor.Engine, error) {
+	if err := w.emit(context.Background()); err != nil {
+		return nil, err
+	}
+	snap, err := w.eng.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("partition %d: snapshotting for reload: %w", w.p, err)
+	}
+	ne, err := processor.New(processor.Config{Rules: rf})
+	if err != nil {
+		return nil, fmt.Errorf("partition %d: %w", w.p, err)
+	}
+	if err := ne.Restore(snap); err != nil {
+		return nil, fmt.Errorf("partition %d: restoring state into the new rules: %w", w.p, err)
+	}
+	return ne, nil
+}
