@@ -141,41 +141,41 @@ func str(p func(*Config) *string) access {
 
 func dur(p func(*Config) *Duration) access {
 	return access{func(c *Config, v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("%q is not a duration like 30s or 1m", v)
-			}
-			*p(c) = Duration(d)
-			return nil
-		}, func(c *Config) string {
-			return p(c).String()
-		}}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 30s or 1m", v)
+		}
+		*p(c) = Duration(d)
+		return nil
+	}, func(c *Config) string {
+		return p(c).String()
+	}}
 }
 
 func integer(p func(*Config) *int) access {
 	return access{func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return fmt.Errorf("%q is not an integer", v)
-			}
-			*p(c) = n
-			return nil
-		}, func(c *Config) string {
-			return strconv.Itoa(*p(c))
-		}}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		*p(c) = n
+		return nil
+	}, func(c *Config) string {
+		return strconv.Itoa(*p(c))
+	}}
 }
 
 func boolean(p func(*Config) *bool) access {
 	return access{func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("%q is not true or false", v)
-			}
-			*p(c) = b
-			return nil
-		}, func(c *Config) string {
-			return strconv.FormatBool(*p(c))
-		}}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*p(c) = b
+		return nil
+	}, func(c *Config) string {
+		return strconv.FormatBool(*p(c))
+	}}
 }
 
 func key(name, help string, acc access) Key {
