@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -570,4 +571,15 @@ func newKfake(t testing.TB) []string {
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c.ListenAddrs()
+}
+
+func newFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.String("config", "", "")
+	fs.String("log-level", "info", "")
+	return fs
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
