@@ -68,7 +68,7 @@ func (d *absence) observe(e rules.Event, at time.Time, out *Output) {
 	if _, ok := d.open[string(d.buf)]; isStart && !ok {
 		key := string(d.buf)
 		d.open[key] = &absOpen{Start: t}
-		heap.Push(&d.timers, timer{At: t + d.within, Key: key, Ref: t})
+		heap.Push(&d.timers, timer{At: t + d.within + int64(d.rule.ForDur), Key: key, Ref: t})
 	}
 }
 
@@ -83,7 +83,7 @@ func (d *absence) Advance(wm time.Time, out *Output) {
 			continue // closed or replaced since the timer was set
 		}
 		o.Fired = true
-		a := newAlert(d.rule, tm.Key, StateFiring, d.seconds(), d.seconds(), ts(tm.At))
+		a := newAlert(d.rule, tm.Key, StateFiring, float64(tm.At-o.Start)/1e9, d.seconds(), ts(o.Start+d.within))
 		a.WindowStart, a.WindowEnd = tp(ts(o.Start)), tp(ts(tm.At))
 		out.Alerts = append(out.Alerts, a)
 	}

@@ -31,6 +31,7 @@ type dropGroup struct {
 	Streak int       // consecutive breaching windows
 	Since  int64     // end of the first window of the current streak
 	Firing bool
+	Clear  int64 // while firing: end of the first window that stopped breaching (keep_firing_for)
 }
 
 type winVal struct {
@@ -155,25 +156,40 @@ func (d *drop) evaluate(key string, g *dropGroup, out *Output) (forget bool) {
 	base, full := d.baseline(g, g.Count)
 	bound := base * (1 - d.rule.DropPct/100)
 	breach := full && base >= d.rule.MinBaseline && v < bound
+	stay := breach
+	if rt := d.rule.ResolveThreshold; rt != nil {
+		stay = full && base >= d.rule.MinBaseline && v < base*(1-*rt/100)
+	}
 	g.Hist[g.Count%d.hist] = v
 	g.Count++
 	g.Next = end
-	if breach {
-		g.Streak++
-		if g.Streak == 1 {
+	if !g.Firing {
+		if !breach {
+			g.Streak = 0
+		} else if g.Streak++; g.Streak == 1 {
 			g.Since = end
 		}
-		if !g.Firing && g.Streak >= d.rule.For {
-			g.Firing = true
+		if breach && g.Streak >= d.rule.ForWindows {
+			g.Firing, g.Clear = true, 0
 			a := newAlert(d.rule, key, StateFiring, v, bound, ts(g.Since))
 			a.WindowStart, a.WindowEnd = tp(ts(s)), tp(ts(end))
 			out.Alerts = append(out.Alerts, a)
 		}
-		return false
-	}
-	g.Streak = 0
-	if g.Firing {
-		g.Firing = false
+		if breach {
+			return false
+		}
+	} else {
+		if stay {
+			g.Clear = 0
+			return false
+		}
+		if g.Clear == 0 {
+			g.Clear = end
+		}
+		if end-g.Clear < int64(d.rule.KeepFiringFor) {
+			return false
+		}
+		g.Firing, g.Streak, g.Clear = false, 0, 0
 		a := newAlert(d.rule, key, StateResolved, v, bound, ts(g.Since))
 		a.EndsAt = tp(ts(end))
 		a.WindowStart, a.WindowEnd = tp(ts(s)), tp(ts(end))

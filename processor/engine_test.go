@@ -20,9 +20,10 @@ rules:
   - {name: churn, kind: inactivity, source: interactions, match: {type: [login, purchase]}, key: [tenant, customer_id], idle_for: 6h}
   - {name: revenue, kind: drop, source: interactions, match: {type: [purchase, refund]}, group_by: [tenant, segment], window: 1h, value: sum(amount), baseline: {windows: 3}, drop_pct: 40, min_baseline: 50, for: 2}
   - {name: seasonal, kind: drop, source: interactions, group_by: [tenant], window: 1h, value: count, baseline: {season: 4h, seasons: 2}, drop_pct: 50, min_baseline: 5}
-  - {name: burst, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant, region], window: 30m, value: count, op: ">=", threshold: 3}
+  - {name: burst, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant, region], window: 30m, value: count, op: ">=", threshold: 3, for: 5m, keep_firing_for: 10m}
+  - {name: burst_plain, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant], window: 30m, value: count, op: ">=", threshold: 4}
   - {name: complainers, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant], window: 1h, value: distinct(customer_id), op: ">=", threshold: 3}
-  - {name: failures, kind: ratio, source: receipts, group_by: [tenant, channel], window: 1h, numerator: {status: [failed, soft_bounce]}, denominator: {status: [sent]}, op: ">", threshold: 0.3, min_denominator: 3}
+  - {name: failures, kind: ratio, source: receipts, group_by: [tenant, channel], window: 1h, numerator: {status: [failed, soft_bounce]}, denominator: {status: [sent]}, op: ">", threshold: 0.3, min_denominator: 3, for: 2, resolve_threshold: 0.2}
   - {name: unresolved, kind: absence, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], within: 2h}
 resend:
   - name: sms_retry

@@ -20,6 +20,7 @@ import (
 type inactivity struct {
 	rule    *rules.Rule
 	idle    int64
+	pending int64 // the rule's for: how long past idle_for before firing
 	keys    *keyTable
 	entries pages[inEntry]
 	head    uint32
@@ -38,7 +39,7 @@ const (
 )
 
 func newInactivity(r *rules.Rule, _ *rules.File) Component {
-	return &inactivity{rule: r, idle: int64(r.IdleFor), keys: newKeyTable(), head: nilIdx, tail: nilIdx}
+	return &inactivity{rule: r, idle: int64(r.IdleFor), pending: int64(r.ForDur), keys: newKeyTable(), head: nilIdx, tail: nilIdx}
 }
 
 func (d *inactivity) Name() string { return "rule:" + d.rule.Name }
@@ -130,12 +131,12 @@ func (d *inactivity) Advance(wm time.Time, out *Output) {
 	for d.head != nilIdx {
 		idx := d.head
 		en := d.entries.at(idx)
-		if en.last+d.idle > w {
+		if en.last+d.idle+d.pending > w {
 			return
 		}
 		due := time.Unix(0, en.last+d.idle)
-		a := newAlert(d.rule, string(d.keys.key(idx)), StateFiring, d.seconds(), d.seconds(), due)
-		a.WindowStart, a.WindowEnd = tp(time.Unix(0, en.last)), tp(due)
+		a := newAlert(d.rule, string(d.keys.key(idx)), StateFiring, float64(d.idle+d.pending)/1e9, d.seconds(), due)
+		a.WindowStart, a.WindowEnd = tp(time.Unix(0, en.last)), tp(time.Unix(0, en.last+d.idle+d.pending))
 		out.Alerts = append(out.Alerts, a)
 		d.unlink(idx)
 		en.prev, en.next = firedIdx, firedIdx

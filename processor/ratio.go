@@ -24,8 +24,10 @@ type ratio struct {
 type ratioGroup struct {
 	Open   []ratioWin
 	Firing bool
-	Since  int64 // starts_at of the firing alert
-	Next   int64 // while firing: start of the next window to evaluate
+	Since  int64 // end of the first breaching window of the streak: starts_at
+	Next   int64 // end of the last window evaluated
+	Streak int   // consecutive breaching windows (for)
+	Clear  int64 // while firing: end of the first window that stopped breaching (keep_firing_for)
 }
 
 type ratioWin struct {
@@ -112,9 +114,12 @@ func (d *ratio) Advance(wm time.Time, out *Output) {
 			d.evaluate(key, g, win, out)
 		}
 	next:
-		if !g.Firing && len(g.Open) == 0 {
+		if !g.Firing && g.Streak == 0 && len(g.Open) == 0 {
 			delete(d.groups, key)
 			continue
+		}
+		if !g.Firing && len(g.Open) == 0 {
+			continue // a streak waiting for its next window; nothing is due until data arrives
 		}
 		due := g.Next + d.window
 		if !g.Firing {
@@ -128,26 +133,48 @@ func (d *ratio) Advance(wm time.Time, out *Output) {
 
 func (d *ratio) evaluate(key string, g *ratioGroup, win ratioWin, out *Output) {
 	end := win.Start + d.window
+	if !g.Firing && g.Streak > 0 && win.Start != g.Next {
+		g.Streak = 0 // the windows skipped were empty, so not breaching
+	}
 	v := 0.0
 	if win.Den > 0 {
 		v = win.Num / win.Den
 	}
 	t := d.rule.ThresholdValue()
-	breach := win.Den > 0 && win.Den >= d.rule.MinDenominator && d.rule.Compare(v, t)
+	enough := win.Den > 0 && win.Den >= d.rule.MinDenominator
+	breach := enough && d.rule.Compare(v, t)
 	g.Next = end
-	switch {
-	case breach && !g.Firing:
-		g.Firing, g.Since = true, end
-		a := newAlert(d.rule, key, StateFiring, v, t, ts(end))
-		a.WindowStart, a.WindowEnd = tp(ts(win.Start)), tp(ts(end))
-		out.Alerts = append(out.Alerts, a)
-	case !breach && g.Firing:
-		g.Firing = false
-		a := newAlert(d.rule, key, StateResolved, v, t, ts(g.Since))
-		a.EndsAt = tp(ts(end))
-		a.WindowStart, a.WindowEnd = tp(ts(win.Start)), tp(ts(end))
-		out.Alerts = append(out.Alerts, a)
+	if !g.Firing {
+		if !breach {
+			g.Streak = 0
+			return
+		}
+		if g.Streak++; g.Streak == 1 {
+			g.Since = end
+		}
+		if g.Streak >= d.rule.ForWindows {
+			g.Firing, g.Clear = true, 0
+			a := newAlert(d.rule, key, StateFiring, v, t, ts(g.Since))
+			a.WindowStart, a.WindowEnd = tp(ts(win.Start)), tp(ts(end))
+			out.Alerts = append(out.Alerts, a)
+		}
+		return
 	}
+	if enough && d.rule.Resolve(v, t) {
+		g.Clear = 0
+		return
+	}
+	if g.Clear == 0 {
+		g.Clear = end
+	}
+	if end-g.Clear < int64(d.rule.KeepFiringFor) {
+		return
+	}
+	g.Firing, g.Streak, g.Clear = false, 0, 0
+	a := newAlert(d.rule, key, StateResolved, v, t, ts(g.Since))
+	a.EndsAt = tp(ts(end))
+	a.WindowStart, a.WindowEnd = tp(ts(win.Start)), tp(ts(end))
+	out.Alerts = append(out.Alerts, a)
 }
 
 type ratioState struct {

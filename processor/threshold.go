@@ -3,6 +3,7 @@ package processor
 import (
 	"bytes"
 	"encoding/gob"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -23,7 +24,7 @@ type threshold struct {
 	rule    *rules.Rule
 	window  int64
 	groups  map[string]*thrGroup
-	firing  map[string]bool // keys of groups whose alert is firing
+	firing  map[string]bool // keys of groups whose alert is firing or pending
 	wm      int64           // watermark at the last Advance
 	minTime int64           // no stored entry is older than this
 	buf     []byte
@@ -32,12 +33,14 @@ type threshold struct {
 // thrGroup holds one group's entries from Off on; the dead prefix is
 // compacted away once it is half the slice, so pruning is amortised O(1).
 type thrGroup struct {
-	Times  []int64   // event times, ascending
-	Cum    []float64 // Cum[i] = sum of values of entries Off..i (plus a constant)
-	Strs   []string  // distinct(): the field value per entry
-	Off    int
-	Firing bool
-	Since  int64
+	Times   []int64   // event times, ascending
+	Cum     []float64 // Cum[i] = sum of values of entries Off..i (plus a constant)
+	Strs    []string  // distinct(): the field value per entry
+	Off     int
+	Firing  bool
+	Pending bool  // the condition holds but not yet for `for`
+	Since   int64 // when the condition began to hold: starts_at
+	Clear   int64 // while firing: when it stopped holding (keep_firing_for)
 
 	// distinct() keeps value counts for entries [dLo, dHi), moved
 	// incrementally as queries move forward; rebuilt when a query goes back.
@@ -85,7 +88,13 @@ func (d *threshold) observe(e rules.Event, at time.Time, out *Output) {
 	}
 	g.insert(t, v, s, d.rule.Agg.Op == "distinct")
 	d.minTime = min(d.minTime, t)
-	if g.Firing {
+	switch {
+	case g.Firing:
+		if g.Clear != 0 && d.rule.Resolve(d.value(g, max(t, g.Clear)), d.rule.ThresholdValue()) {
+			g.Clear = 0 // it holds again within keep_firing_for
+		}
+		return
+	case g.Pending:
 		return
 	}
 	// An event that arrived out of order also changes the windows ending at
@@ -95,11 +104,13 @@ func (d *threshold) observe(e rules.Event, at time.Time, out *Output) {
 	for {
 		val := d.value(g, x)
 		if d.rule.Compare(val, d.rule.ThresholdValue()) {
-			g.Firing, g.Since = true, x
+			g.Since = x
 			d.firing[string(d.buf)] = true
-			a := newAlert(d.rule, string(d.buf), StateFiring, val, d.rule.ThresholdValue(), ts(x))
-			a.WindowStart, a.WindowEnd = tp(ts(x-d.window)), tp(ts(x))
-			out.Alerts = append(out.Alerts, a)
+			if d.rule.ForDur > 0 {
+				g.Pending = true
+			} else {
+				d.fire(string(d.buf), g, x, val, out)
+			}
 			return
 		}
 		if i >= len(g.Times) || g.Times[i] >= t+d.window {
@@ -110,6 +121,13 @@ func (d *threshold) observe(e rules.Event, at time.Time, out *Output) {
 			i++
 		}
 	}
+}
+
+func (d *threshold) fire(key string, g *thrGroup, x int64, val float64, out *Output) {
+	g.Firing, g.Pending, g.Clear = true, false, 0
+	a := newAlert(d.rule, key, StateFiring, val, d.rule.ThresholdValue(), ts(g.Since))
+	a.WindowStart, a.WindowEnd = tp(ts(x-d.window)), tp(ts(x))
+	out.Alerts = append(out.Alerts, a)
 }
 
 func (g *thrGroup) insert(t int64, v float64, s string, distinct bool) {
@@ -125,7 +143,7 @@ func (g *thrGroup) insert(t int64, v float64, s string, distinct bool) {
 		g.Strs = slices.Insert(g.Strs, i, s)
 	}
 	prev := 0.0
-	if i > g.Off {
+	if i > 0 {
 		prev = g.Cum[i-1]
 	}
 	g.Cum = slices.Insert(g.Cum, i, prev+v)
@@ -145,7 +163,7 @@ func (d *threshold) value(g *thrGroup, x int64) float64 {
 		return float64(g.distinct(lo, hi))
 	}
 	v := g.Cum[hi-1]
-	if lo > g.Off {
+	if lo > 0 { // dead entries before Off still hold valid prefix sums
 		v -= g.Cum[lo-1]
 	}
 	return v
@@ -188,7 +206,7 @@ func (d *threshold) Advance(wm time.Time, out *Output) {
 	d.minTime = 1<<63 - 1
 	for key, g := range d.groups {
 		g.prune(cut)
-		if !g.Firing && g.Off == len(g.Times) {
+		if !g.Firing && !g.Pending && g.Off == len(g.Times) {
 			delete(d.groups, key)
 			continue
 		}
@@ -198,9 +216,10 @@ func (d *threshold) Advance(wm time.Time, out *Output) {
 	}
 }
 
-// checkResolve walks the instants in (prev, wm], after the alert began,
-// where the window's value can change (an event entering at t, leaving at
-// t + window) and resolves at the first where the condition fails.
+// checkResolve walks the instants in (prev, wm] after the condition began
+// where anything can change — an event entering at t, leaving at
+// t + window, the end of a pending `for`, the end of keep_firing_for — and
+// moves the alert along: pending → firing, firing → resolved.
 func (d *threshold) checkResolve(key string, g *thrGroup, prev, wm int64, out *Output) {
 	from := max(prev, g.Since)
 	var pts []int64
@@ -210,25 +229,76 @@ func (d *threshold) checkResolve(key string, g *thrGroup, prev, wm int64, out *O
 	for i := g.search(from - d.window); i < len(g.Times) && g.Times[i]+d.window <= wm; i++ {
 		pts = append(pts, g.Times[i]+d.window)
 	}
-	if len(pts) == 0 {
-		return
-	}
 	slices.Sort(pts)
-	thr := d.rule.ThresholdValue()
-	for i, x := range pts {
-		if i > 0 && pts[i-1] == x {
-			continue
+	// Walk the change points and the deadlines (end of a pending `for`, end
+	// of keep_firing_for) in time order; a deadline can appear during the
+	// walk, so it is recomputed at every step.
+	i, last := 0, from
+	for {
+		for i < len(pts) && pts[i] <= last {
+			i++
 		}
-		if v := d.value(g, x); !d.rule.Compare(v, thr) {
-			g.Firing = false
-			delete(d.firing, key)
-			a := newAlert(d.rule, key, StateResolved, v, thr, ts(g.Since))
-			a.EndsAt = tp(ts(x))
-			a.WindowStart, a.WindowEnd = tp(ts(x-d.window)), tp(ts(x))
-			out.Alerts = append(out.Alerts, a)
+		next := int64(math.MaxInt64)
+		if i < len(pts) {
+			next = pts[i]
+		}
+		if dl := d.deadline(g); dl > last && dl < next {
+			next = dl
+		}
+		if next > wm {
+			return
+		}
+		last = next
+		if d.at(key, g, next, out) {
 			return
 		}
 	}
+}
+
+// deadline is the next instant at which time alone changes g's state.
+func (d *threshold) deadline(g *thrGroup) int64 {
+	switch {
+	case g.Pending:
+		return g.Since + int64(d.rule.ForDur)
+	case g.Firing && g.Clear != 0:
+		return g.Clear + int64(d.rule.KeepFiringFor)
+	}
+	return 0
+}
+
+// at moves g along at instant x; it reports whether g is done (resolved,
+// or pending that broke off).
+func (d *threshold) at(key string, g *thrGroup, x int64, out *Output) bool {
+	thr := d.rule.ThresholdValue()
+	v := d.value(g, x)
+	if g.Pending {
+		if !d.rule.Compare(v, thr) {
+			g.Pending = false // it stopped holding before `for` elapsed
+			delete(d.firing, key)
+			return true
+		}
+		if x >= g.Since+int64(d.rule.ForDur) {
+			d.fire(key, g, x, v, out)
+		}
+		return false
+	}
+	if d.rule.Resolve(v, thr) {
+		g.Clear = 0
+		return false
+	}
+	if g.Clear == 0 {
+		g.Clear = x
+	}
+	if x-g.Clear < int64(d.rule.KeepFiringFor) {
+		return false
+	}
+	g.Firing, g.Clear = false, 0
+	delete(d.firing, key)
+	a := newAlert(d.rule, key, StateResolved, v, thr, ts(g.Since))
+	a.EndsAt = tp(ts(x))
+	a.WindowStart, a.WindowEnd = tp(ts(x-d.window)), tp(ts(x))
+	out.Alerts = append(out.Alerts, a)
+	return true
 }
 
 // prune drops entries at or before cut: no later window can include them.
@@ -274,7 +344,7 @@ func (d *threshold) UnmarshalState(b []byte) error {
 	}
 	d.firing = map[string]bool{}
 	for k, g := range d.groups {
-		if g.Firing {
+		if g.Firing || g.Pending {
 			d.firing[k] = true
 		}
 	}

@@ -41,7 +41,7 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("rule %q accepted without op", r.Name)
 				}
 			case KindDrop:
-				if r.Window <= 0 || r.For < 1 || r.Baseline == nil {
+				if r.Window <= 0 || r.ForWindows < 1 || r.Baseline == nil {
 					t.Fatalf("drop rule %q accepted without window/for/baseline", r.Name)
 				}
 			}

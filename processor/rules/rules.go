@@ -78,7 +78,10 @@ type Rule struct {
 	Baseline    *Baseline `yaml:"baseline"`
 	DropPct     float64   `yaml:"drop_pct"`
 	MinBaseline float64   `yaml:"min_baseline"`
-	For         int       `yaml:"for"`
+	// For is how long the condition must hold before the alert fires:
+	// consecutive breaching windows for drop and ratio (an integer, or a
+	// duration that is a multiple of window), a duration for the others.
+	For ForSpec `yaml:"for"`
 	// threshold, ratio
 	Op        string   `yaml:"op"`
 	Threshold *float64 `yaml:"threshold"`
@@ -91,6 +94,20 @@ type Rule struct {
 	Stop      map[string][]string `yaml:"stop"`
 	Correlate []string            `yaml:"correlate"`
 	Within    Duration            `yaml:"within"`
+
+	// Lifecycle options (threshold, ratio, drop): keep firing this long
+	// after the condition stops, and resolve only once the value crosses
+	// ResolveThreshold (for drop, a percentage like drop_pct).
+	KeepFiringFor    Duration `yaml:"keep_firing_for"`
+	ResolveThreshold *float64 `yaml:"resolve_threshold"`
+
+	// ForWindows is For in windows (drop, ratio); ForDur is For as a
+	// duration (threshold, inactivity, absence). Set by Parse.
+	ForWindows int           `yaml:"-"`
+	ForDur     time.Duration `yaml:"-"`
+	// Resolve reports whether a value still counts as breaching for an
+	// alert that is firing: Compare with ResolveThreshold when given.
+	Resolve func(v, t float64) bool `yaml:"-"`
 
 	// Compiled forms, set by Parse.
 	Matcher     *Matcher                `yaml:"-"`
@@ -179,14 +196,33 @@ type Fallback struct {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_]+$`)
 
-var commonKeys = []string{"name", "kind", "source", "match", "severity", "labels", "annotations"}
+var commonKeys = []string{"name", "kind", "source", "match", "severity", "labels", "annotations", "for"}
 
 var kindKeys = map[string][]string{
 	KindInactivity: {"key", "idle_for"},
-	KindDrop:       {"group_by", "window", "value", "baseline", "drop_pct", "min_baseline", "for"},
-	KindThreshold:  {"group_by", "window", "value", "op", "threshold"},
-	KindRatio:      {"group_by", "window", "numerator", "denominator", "op", "threshold", "min_denominator"},
+	KindDrop:       {"group_by", "window", "value", "baseline", "drop_pct", "min_baseline", "keep_firing_for", "resolve_threshold"},
+	KindThreshold:  {"group_by", "window", "value", "op", "threshold", "keep_firing_for", "resolve_threshold"},
+	KindRatio:      {"group_by", "window", "numerator", "denominator", "op", "threshold", "min_denominator", "keep_firing_for", "resolve_threshold"},
 	KindAbsence:    {"start", "stop", "correlate", "within"},
+}
+
+// ForSpec is a `for` value: an integer count of windows or a duration.
+type ForSpec struct {
+	Windows int
+	Dur     Duration
+	Set     bool
+}
+
+// UnmarshalYAML accepts `for: 3` and `for: 15m`.
+func (f *ForSpec) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return errors.New("must be a number of windows or a duration")
+	}
+	f.Set = true
+	if n.Tag == "!!int" {
+		return n.Decode(&f.Windows)
+	}
+	return f.Dur.UnmarshalText([]byte(n.Value))
 }
 
 var policyKeys = []string{"name", "channel", "on", "undelivered_after", "max_attempts", "backoff", "quiet_hours", "suppress_on", "frequency_cap", "fallback"}
@@ -452,11 +488,6 @@ func (r *Rule) compile(n *yaml.Node) error {
 		if r.MinBaseline < 0 {
 			fail("min_baseline", "must not be negative")
 		}
-		if r.For == 0 {
-			r.For = 1
-		} else if r.For < 0 {
-			fail("for", "must be a positive number of windows")
-		}
 		if b := r.Baseline; b != nil {
 			switch {
 			case b.Windows > 0 && (b.Season > 0 || b.Seasons > 0):
@@ -509,6 +540,7 @@ func (r *Rule) compile(n *yaml.Node) error {
 			fail("stop", "%v", err)
 		}
 	}
+	r.compileLifecycle(fail)
 	r.annotations = map[string]*template.Template{}
 	for k, v := range r.Annotations {
 		t, err := template.New(k).Option("missingkey=zero").Parse(v)
@@ -524,6 +556,59 @@ func (r *Rule) compile(n *yaml.Node) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (r *Rule) compileLifecycle(fail func(string, string, ...any)) {
+	switch r.Kind {
+	case KindDrop, KindRatio:
+		r.ForWindows = 1
+		switch {
+		case !r.For.Set:
+		case r.For.Dur > 0:
+			if r.Window <= 0 || r.For.Dur.D()%r.Window.D() != 0 {
+				fail("for", "a duration for a %s rule must be a multiple of window %s", r.Kind, r.Window)
+			} else {
+				r.ForWindows = int(r.For.Dur.D() / r.Window.D())
+			}
+		case r.For.Windows >= 1:
+			r.ForWindows = r.For.Windows
+		default:
+			fail("for", "must be a positive number of windows")
+		}
+	default:
+		if r.For.Set {
+			if r.For.Dur <= 0 || r.For.Windows != 0 {
+				fail("for", "must be a positive duration for a %s rule", r.Kind)
+			}
+			r.ForDur = r.For.Dur.D()
+		}
+	}
+	if r.KeepFiringFor < 0 {
+		fail("keep_firing_for", "must not be negative")
+	}
+	r.Resolve = r.Compare
+	if rt := r.ResolveThreshold; rt != nil {
+		switch r.Kind {
+		case KindThreshold, KindRatio:
+			if r.Compare != nil && r.Threshold != nil && r.Compare(*rt, *r.Threshold) {
+				fail("resolve_threshold", "%g would itself breach threshold %g: hysteresis needs a level on the other side", *rt, *r.Threshold)
+			}
+			switch r.Op {
+			case ">":
+				r.Resolve = func(v, _ float64) bool { return v > *rt }
+			case ">=":
+				r.Resolve = func(v, _ float64) bool { return v >= *rt }
+			case "<":
+				r.Resolve = func(v, _ float64) bool { return v < *rt }
+			case "<=":
+				r.Resolve = func(v, _ float64) bool { return v <= *rt }
+			}
+		case KindDrop:
+			if *rt <= 0 || *rt >= r.DropPct {
+				fail("resolve_threshold", "for a drop rule it is a percentage below drop_pct (%g), got %g", r.DropPct, *rt)
+			}
+		}
+	}
 }
 
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
