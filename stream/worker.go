@@ -100,6 +100,9 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 
 	startI, startR, err := w.restore(ctx, rf, committed)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // the generation ended while restoring
+		}
 		a.m.restores.WithLabelValues("failed").Inc()
 		return err
 	}
@@ -143,9 +146,15 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 	// snapshot instead.
 	err = w.loop(gctx)
 	stopReloads()
-	if err == nil {
+	switch {
+	case err == nil:
 		err = w.final()
-	} else {
+	case ctx.Err() != nil:
+		// Stopped halfway through by the end of the generation: no final
+		// checkpoint, the next owner resumes from the last one.
+		w.log.Debug("partition stopped mid-step", "err", err)
+		err = nil
+	default:
 		a.m.workerErrors.Inc()
 	}
 	close(w.cpJobs)
@@ -332,11 +341,15 @@ func (w *worker) emit(ctx context.Context) error {
 	return nil
 }
 
-// flushMsgs hands queued records to the producer.
-func (w *worker) flushMsgs(ctx context.Context) error {
+// flushMsgs hands queued records to the producer. It does not stop when
+// ctx ends: queueing only waits for topic metadata, and records that were
+// counted in an epoch must reach the writer.
+func (w *worker) flushMsgs(context.Context) error {
 	if len(w.msgs) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
+	defer cancel()
 	err := w.a.out.write(ctx, w.msgs)
 	clear(w.msgs)
 	w.msgs = w.msgs[:0]

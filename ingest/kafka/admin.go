@@ -111,9 +111,32 @@ func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) err
 	}
 }
 
+// retriable reports errors that go away once metadata settles, as right
+// after a topic was created or a leader moved.
+func retriable(err error) bool {
+	var ke kafkago.Error
+	return errors.As(err, &ke) && ke.Temporary()
+}
+
 // PartitionBounds returns the first offset and the end offset (the high
-// watermark: the offset the next record will get) of one partition.
+// watermark: the offset the next record will get) of one partition. It
+// retries while the partition's leader is unknown or moving.
 func PartitionBounds(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
+	deadline := time.Now().Add(adminTimeout)
+	for {
+		first, end, err = partitionBounds(ctx, brokers, topic, partition)
+		if err == nil || !retriable(err) || time.Now().After(deadline) {
+			return first, end, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func partitionBounds(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
 	resp, err := client(brokers).ListOffsets(ctx, &kafkago.ListOffsetsRequest{
 		Topics: map[string][]kafkago.OffsetRequest{topic: {kafkago.FirstOffsetOf(partition), kafkago.LastOffsetOf(partition)}},
 	})
