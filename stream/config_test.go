@@ -1,0 +1,98 @@
+package stream
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		env     map[string]string
+		flags   []string
+		check   func(t *testing.T, c Config)
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			yaml: "kafka: {brokers: [127.0.0.1:29092]}\nrules: r.yaml\n",
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, "crmpulse", c.Kafka.GroupID)
+				require.Equal(t, "crm.interactions", c.Topics.Interactions)
+				require.Equal(t, "crm.delivery-receipts", c.Topics.Receipts)
+				require.Equal(t, "crm.alerts", c.Topics.Alerts)
+				require.Equal(t, "crm.resend-triggers", c.Topics.Resends)
+				require.Equal(t, "crmpulse.snapshots", c.Topics.Snapshots)
+				require.Equal(t, 30*time.Second, c.IdleTimeout.D())
+				require.Equal(t, time.Second, c.CommitInterval.D())
+				require.Equal(t, "127.0.0.1:9464", c.HTTP.Listen)
+				require.NoError(t, c.Validate())
+			},
+		},
+		{
+			name:  "env overrides the file, flags override both",
+			yaml:  "kafka: {brokers: [a:1], group_id: fromfile}\nrules: r.yaml\nidle_timeout: 5s\n",
+			env:   map[string]string{"CRMPULSE_KAFKA_BROKERS": "b:1, c:2", "CRMPULSE_KAFKA_GROUP_ID": "fromenv", "CRMPULSE_IDLE_TIMEOUT": "7s"},
+			flags: []string{"--kafka.group-id", "fromflag", "--embedded-kafka", "--topics.alerts", "x.alerts"},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, []string{"b:1", "c:2"}, c.Kafka.Brokers)
+				require.Equal(t, "fromflag", c.Kafka.GroupID)
+				require.Equal(t, 7*time.Second, c.IdleTimeout.D())
+				require.True(t, c.EmbeddedKafka)
+				require.Equal(t, "x.alerts", c.Topics.Alerts)
+			},
+		},
+		{name: "unknown key refused", yaml: "kafka: {brokers: [a:1], grup_id: x}\n", wantErr: "field grup_id not found"},
+		{name: "bad duration", yaml: "idle_timeout: soon\n", wantErr: "not a duration"},
+		{name: "bad env", yaml: "rules: r\n", env: map[string]string{"CRMPULSE_COMMIT_INTERVAL": "often"}, wantErr: "CRMPULSE_COMMIT_INTERVAL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			require.NoError(t, os.WriteFile(p, []byte(tc.yaml), 0o644))
+			c, err := LoadConfig(p, func(k string) string { return tc.env[k] })
+			if err == nil {
+				fs := flag.NewFlagSet("run", flag.ContinueOnError)
+				fv := BindFlags(fs)
+				require.NoError(t, fs.Parse(tc.flags))
+				err = fv.Apply(&c)
+			}
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestValidateNamesTheKey(t *testing.T) {
+	c := DefaultConfig()
+	c.Topics.Alerts = c.Topics.Interactions
+	c.CommitInterval = 0
+	c.Kafka.StartOffset = "middle"
+	err := c.Validate()
+	require.Error(t, err)
+	for _, k := range []string{"kafka.brokers", "topics.alerts", "commit_interval", "kafka.start_offset", "rules"} {
+		require.Contains(t, err.Error(), k+":")
+	}
+}
+
+// TestDocsListEveryKey keeps docs/run.md and the key table in step.
+func TestDocsListEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../docs/run.md")
+	require.NoError(t, err)
+	for _, k := range Keys {
+		for _, s := range []string{"`" + k.Name + "`", "`" + k.Env() + "`", "`--" + k.Flag() + "`"} {
+			require.True(t, strings.Contains(string(doc), s), "docs/run.md does not mention %s", s)
+		}
+	}
+}
