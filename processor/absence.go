@@ -2,7 +2,6 @@ package processor
 
 import (
 	"bytes"
-	"container/heap"
 	"encoding/gob"
 	"time"
 
@@ -68,7 +67,7 @@ func (d *absence) observe(e rules.Event, at time.Time, out *Output) {
 	if _, ok := d.open[string(d.buf)]; isStart && !ok {
 		key := string(d.buf)
 		d.open[key] = &absOpen{Start: t}
-		heap.Push(&d.timers, timer{At: t + d.within + int64(d.rule.ForDur), Key: key, Ref: t})
+		d.timers.push(timer{At: t + d.within + int64(d.rule.ForDur), Key: key, Ref: t})
 	}
 }
 
@@ -77,7 +76,7 @@ func (d *absence) seconds() float64 { return float64(d.within) / 1e9 }
 func (d *absence) Advance(wm time.Time, out *Output) {
 	w := wm.UnixNano()
 	for len(d.timers) > 0 && d.timers[0].At <= w {
-		tm := heap.Pop(&d.timers).(timer)
+		tm := d.timers.pop()
 		o, ok := d.open[tm.Key]
 		if !ok || o.Start != tm.Ref || o.Fired {
 			continue // closed or replaced since the timer was set
@@ -109,7 +108,7 @@ func (d *absence) UnmarshalState(b []byte) error {
 	if d.open == nil {
 		d.open = map[string]*absOpen{}
 	}
-	heap.Init(&d.timers)
+	d.timers.init()
 	return nil
 }
 
@@ -123,11 +122,13 @@ type timer struct {
 	P   int // the owner's index (e.g. a resend policy)
 }
 
-// timerHeap orders timers by (At, Key, N): ties fire in a deterministic order.
+// timerHeap is a binary min-heap of timers ordered by (At, Key, N), so
+// ties fire in a deterministic order. It is typed rather than built on
+// container/heap: boxing each timer in an interface cost an allocation per
+// push and pop on the hottest timer path (one per sent message).
 type timerHeap []timer
 
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
+func (h timerHeap) less(i, j int) bool {
 	if h[i].At != h[j].At {
 		return h[i].At < h[j].At
 	}
@@ -136,11 +137,61 @@ func (h timerHeap) Less(i, j int) bool {
 	}
 	return h[i].N < h[j].N
 }
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h *timerHeap) push(t timer) {
+	*h = append(*h, t)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *timerHeap) pop() timer {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = timer{}
+	s = s[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && s.less(l, m) {
+			m = l
+		}
+		if r < n && s.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+// init restores the heap order after a snapshot restore.
+func (h timerHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		for j := i; ; {
+			l, r, m := 2*j+1, 2*j+2, j
+			if l < len(h) && h.less(l, m) {
+				m = l
+			}
+			if r < len(h) && h.less(r, m) {
+				m = r
+			}
+			if m == j {
+				break
+			}
+			h[j], h[m] = h[m], h[j]
+			j = m
+		}
+	}
 }

@@ -2,7 +2,6 @@ package processor
 
 import (
 	"bytes"
-	"container/heap"
 	"crypto/sha256"
 	"encoding/gob"
 	"encoding/hex"
@@ -157,7 +156,7 @@ func (r *resender) Receipt(rc *ingest.Receipt, out *Output) {
 		if a.Sent == 0 || t < a.Sent {
 			a.Sent = t
 			if slices.Contains(p.On, "undelivered") {
-				heap.Push(&r.timers, timer{At: t + int64(p.UndeliveredAfter), Key: rc.MessageID, N: rc.Attempt, Ref: t, P: pi})
+				r.timers.push(timer{At: t + int64(p.UndeliveredAfter), Key: rc.MessageID, N: rc.Attempt, Ref: t, P: pi})
 			}
 		}
 	case isDelivered(rc.Status):
@@ -288,7 +287,7 @@ func AfterQuietHours(t time.Time, q *rules.QuietHours, loc *time.Location) time.
 func (r *resender) Advance(wm time.Time, out *Output) {
 	w := wm.UnixNano()
 	for len(r.timers) > 0 && r.timers[0].At <= w {
-		tm := heap.Pop(&r.timers).(timer)
+		tm := r.timers.pop()
 		m := r.msgs[tm.Key]
 		if m == nil {
 			continue
@@ -363,6 +362,6 @@ func (r *resender) UnmarshalState(b []byte) error {
 	if r.custs == nil {
 		r.custs = map[string]*custState{}
 	}
-	heap.Init(&r.timers)
+	r.timers.init()
 	return nil
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"math"
 	"strconv"
 	"strings"
@@ -102,7 +103,7 @@ func CompileNumber(source, path string) (NumGetter, error) {
 // accepted values.
 type Matcher struct {
 	fields []Field
-	values []map[string]struct{}
+	values [][]string // a short list scans faster than a map lookup hashes
 }
 
 // Match reports whether e satisfies every condition. An empty matcher
@@ -112,7 +113,7 @@ func (m *Matcher) Match(e Event) bool {
 		return true
 	}
 	for i, f := range m.fields {
-		if _, ok := m.values[i][f.Get(e)]; !ok {
+		if !slices.Contains(m.values[i], f.Get(e)) {
 			return false
 		}
 	}
@@ -137,12 +138,8 @@ func compileMatch(source string, m map[string][]string) (*Matcher, error) {
 		if len(m[k]) == 0 {
 			return nil, fmt.Errorf("field %s: empty list of accepted values", k)
 		}
-		set := make(map[string]struct{}, len(m[k]))
-		for _, v := range m[k] {
-			set[v] = struct{}{}
-		}
 		out.fields = append(out.fields, f)
-		out.values = append(out.values, set)
+		out.values = append(out.values, slices.Compact(slices.Sorted(slices.Values(m[k]))))
 	}
 	return out, nil
 }
