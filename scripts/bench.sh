@@ -11,14 +11,14 @@ dir=${BENCH_DIR:-out/bench}
 mkdir -p "$dir"
 if [[ ! -s $dir/interactions.jsonl ]]; then
   echo "== generating the replay data set (≥ 1 M records) into $dir" >&2
-  bin/crmpulse gen --out "$dir" --customers 20000 --days 28 --seed 7 >&2
+  bin/crmpulse gen --out "$dir" --customers 9000 --days 14 --seed 7 >&2
 fi
 cp examples/rules.yaml "$dir/rules.yaml"
 wc -l "$dir"/interactions.jsonl "$dir"/receipts.jsonl >&2
 
 run() { echo; echo "\$ $*"; "$@"; }
 run go test ./ingest -run '^$' -bench 'Decode' -benchmem -count 3
-run env CRMPULSE_BENCH_DIR="$dir" go test ./replay -run '^$' -bench ReplayVsDecodeOnly -benchtime 1x -count 3
+run env CRMPULSE_BENCH_DIR="$(cd "$dir" && pwd)" go test ./replay -run '^$' -bench ReplayVsDecodeOnly -benchtime 1x -count 3
 run go test ./processor -run '^$' -bench InactivityMemory -benchtime 1x
 if [[ ${BENCH_SERVICES:-0} == 1 ]]; then
   env_lines="$(deploy/local/up.sh)"; eval "$env_lines"
