@@ -543,7 +543,7 @@ func (r *Rule) compile(n *yaml.Node) error {
 	r.compileLifecycle(fail)
 	r.annotations = map[string]*template.Template{}
 	for k, v := range r.Annotations {
-		t, err := template.New(k).Option("missingkey=zero").Parse(v)
+		t, err := template.New(k).Option("missingkey=zero").Funcs(templateFuncs).Parse(v)
 		if err != nil {
 			fail("annotations."+k, "bad template: %v", err)
 			continue

@@ -141,3 +141,23 @@ resend:
 	require.Equal(t, 12*time.Minute, b.Delay(3), "capped at max")
 	require.Len(t, f.Hash, 16)
 }
+
+func TestAnnotationFuncs(t *testing.T) {
+	f, err := Parse([]byte(`
+version: 1
+rules:
+  - name: r
+    kind: inactivity
+    source: interactions
+    key: [customer_id]
+    idle_for: 7d
+    annotations:
+      idle: "{{ .Value | humanizeDuration }}"
+      rate: "{{ humanizePercentage 0.8438 }}"
+      big: "{{ humanize 12345 }}"
+      who: "{{ .Labels.customer_id | toUpper }}"
+`))
+	require.NoError(t, err)
+	got := f.Rules[0].RenderAnnotations(map[string]string{"customer_id": "c1"}, 7*86400+3661)
+	require.Equal(t, map[string]string{"idle": "7d 1h 1m 1s", "rate": "84.38%", "big": "12.35k", "who": "C1"}, got)
+}
