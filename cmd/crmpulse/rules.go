@@ -2,15 +2,27 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"regexp"
 
 	"github.com/crmpulse/crmpulse/processor/rules"
+	"github.com/crmpulse/crmpulse/processor/rulestest"
 )
 
+const rulesUsage = `usage:
+  crmpulse rules check FILE
+  crmpulse rules test [--run REGEXP] [-v] FILE...   (docs/rules-test.md)
+`
+
 func cmdRules(_ context.Context, args []string) int {
+	if len(args) > 0 && args[0] == "test" {
+		return cmdRulesTest(args[1:], os.Stdout, os.Stderr)
+	}
 	if len(args) != 2 || args[0] != "check" {
-		fmt.Fprintln(os.Stderr, "usage: crmpulse rules check FILE")
+		fmt.Fprint(os.Stderr, rulesUsage)
 		return exitUsage
 	}
 	f, err := rules.Load(args[1])
@@ -20,4 +32,43 @@ func cmdRules(_ context.Context, args []string) int {
 	}
 	fmt.Printf("%s: OK: %d rules, %d resend policies\n", args[1], len(f.Rules), len(f.Resend))
 	return exitOK
+}
+
+// cmdRulesTest runs rules unit test files. Exit codes: 0 every test
+// passed, 1 a test failed, 2 bad usage or a test file (or the rules it
+// names) that cannot be used. Every file is run even after a bad one.
+func cmdRulesTest(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, rulesUsage); fs.PrintDefaults() }
+	runPat := fs.String("run", "", "run only the tests whose name matches this regular expression")
+	verbose := fs.Bool("v", false, "print passing tests too")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	opts := rulestest.Options{Verbose: *verbose}
+	if *runPat != "" {
+		re, err := regexp.Compile(*runPat)
+		if err != nil {
+			fmt.Fprintf(stderr, "crmpulse rules test: --run: %v\n", err)
+			return exitUsage
+		}
+		opts.Run = re
+	}
+	code := exitOK
+	for _, path := range fs.Args() {
+		res, err := rulestest.Run(path, stdout, opts)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "%v\n", err)
+			code = exitUsage
+		case res.Failed > 0 && code == exitOK:
+			code = exitFailure
+		}
+	}
+	return code
 }

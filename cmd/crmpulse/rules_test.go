@@ -1,0 +1,38 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRulesTestExitCodes(t *testing.T) {
+	const dir = "../../processor/rulestest/testdata/tests/"
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"pass", []string{dir + "passing.yaml"}, exitOK, "4 tests, 4 passed, 0 failed"},
+		{"example", []string{"../../examples/rules_test.yaml"}, exitOK, "0 failed"},
+		{"fail", []string{dir + "failing.yaml"}, exitFailure, "FAIL  wrong firing set"},
+		{"bad file", []string{dir + "bad-names.yaml"}, exitUsage, ""},
+		{"bad file wins over a failure", []string{dir + "failing.yaml", dir + "bad-yaml.yaml", dir + "passing.yaml"}, exitUsage, "4 tests, 4 passed"},
+		{"run selects", []string{"--run", "^passes$", dir + "failing.yaml"}, exitOK, "3 skipped"},
+		{"no files", nil, exitUsage, ""},
+		{"bad regexp", []string{"--run", "(", dir + "passing.yaml"}, exitUsage, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := cmdRulesTest(tc.args, &stdout, &stderr)
+			require.Equal(t, tc.code, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+			require.Contains(t, stdout.String(), tc.out)
+			if tc.code == exitUsage {
+				require.NotEmpty(t, stderr.String())
+			}
+		})
+	}
+}
