@@ -16,6 +16,7 @@ Usage:
   crmpulse run [--config FILE] [--embedded-kafka] [flags]   (see 'crmpulse run --help')
   crmpulse replay --rules FILE [--interactions FILE] [--receipts FILE] --out DIR [--until T]
   crmpulse rules check FILE
+  crmpulse rules test [--run RE] [-v] FILE...
   crmpulse gen [--out DIR] [--customers N] [--days N] [--seed N]
   crmpulse help
 
