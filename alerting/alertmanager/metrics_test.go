@@ -1,0 +1,33 @@
+package alertmanager
+
+import (
+	"bytes"
+	"os/exec"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMetricsLint runs promtool check metrics over this package's series.
+func TestMetricsLint(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not on PATH: Debian's prometheus package brings it")
+	}
+	reg := prometheus.NewRegistry()
+	_, err = New(Config{URLs: []string{"http://127.0.0.1:9093"}}, nil, reg)
+	require.NoError(t, err)
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, f := range families {
+		require.NoError(t, enc.Encode(f))
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = &buf
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "promtool check metrics:\n%s", out)
+}
