@@ -405,7 +405,9 @@ func latency(ctx context.Context, brokers []string, rate int, dur time.Duration,
 		return errors.New("no alert arrived")
 	}
 	slices.Sort(lats)
-	q := func(p float64) time.Duration { return lats[min(int(p*float64(len(lats))), len(lats)-1)].Round(100 * time.Microsecond) }
+	q := func(p float64) time.Duration {
+		return lats[min(int(p*float64(len(lats))), len(lats)-1)].Round(100 * time.Microsecond)
+	}
 	fmt.Printf("input: %d events in %s = %.0f events/s (producer fell behind its schedule by up to %s)\n",
 		sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds(), behind.Round(time.Millisecond))
 	fmt.Printf("event→alert latency over %d alerts: p50 %s, p90 %s, p99 %s, max %s\n",
