@@ -216,6 +216,10 @@ func throughput(ctx context.Context, brokers []string, events, n int, rulesPath 
 	cfg.Topics = t
 	cfg.Rules = rp
 	cfg.HTTP.Listen = ""
+	// Workers publish their counters on every tick (a quarter of the
+	// shorter of idle_timeout and commit_interval): a short idle timeout
+	// makes that 25ms, the resolution of this measurement.
+	cfg.IdleTimeout = stream.Duration(100 * time.Millisecond)
 	reg := prometheus.NewRegistry()
 	app, err := stream.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), reg)
 	if err != nil {
