@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmpulse/crmpulse/stream"
 )
 
 // TestEmbeddedKafka: --embedded-kafka starts a broker in-process with the
@@ -20,7 +22,7 @@ func TestEmbeddedKafka(t *testing.T) {
 	cfg.Kafka.EmbeddedPartitions = 3
 	// Partitions must not go idle (and move to the wall clock, which is
 	// days past this data) before the records arrive.
-	cfg.IdleTimeout = 1000 * 1000 * 1000 * 3600
+	cfg.IdleTimeout = stream.Duration(time.Hour)
 	r := startApp(t, cfg, "a")
 	require.Eventually(t, func() bool { return len(r.app.Brokers()) == 1 && r.app.Brokers()[0] != "127.0.0.1:0" },
 		30*time.Second, 10*time.Millisecond)
