@@ -6,15 +6,20 @@ GO    ?= go
 BIN   := bin/crmpulse
 DEMO  := out/demo
 
-.PHONY: all build demo test test-unit bench fuzz lint clean services-up services-down
+.PHONY: all build demo demo-replay test test-unit bench fuzz lint clean services-up services-down
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/crmpulse
 
-## demo: generate a data set, replay it through the engine, show alerts and resends.
+## demo: the streaming pipeline on an embedded Kafka broker over two weeks of generated
+## CRM data; alerts and resend triggers appear as they are produced.
 demo: build
+	$(BIN) demo --out $(DEMO)/stream --show 40
+
+## demo-replay: the same engine as a backtest over files, with a report.
+demo-replay: build
 	@mkdir -p $(DEMO)
 	$(BIN) gen --out $(DEMO) --customers 2000 --days 14 --seed 42
 	$(BIN) rules check examples/rules.yaml

@@ -17,6 +17,7 @@ Usage:
   crmpulse replay --rules FILE [--interactions FILE] [--receipts FILE] --out DIR [--until T]
   crmpulse rules check FILE
   crmpulse rules test [--run RE] [-v] FILE...
+  crmpulse demo [--customers N] [--days N]   (embedded Kafka, generated data, live alerts)
   crmpulse gen [--out DIR] [--customers N] [--days N] [--seed N]
   crmpulse help
 
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string) int {
 		return cmdRules(ctx, args[1:])
 	case "gen":
 		return cmdGen(ctx, args[1:])
+	case "demo":
+		return cmdDemo(ctx, args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return exitOK
