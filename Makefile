@@ -16,7 +16,7 @@ build:
 ## demo: the streaming pipeline on an embedded Kafka broker over two weeks of generated
 ## CRM data; alerts and resend triggers appear as they are produced.
 demo: build
-	$(BIN) demo --out $(DEMO)/stream --show 40
+	$(BIN) demo --out $(DEMO)/stream
 
 ## demo-replay: the same engine as a backtest over files, with a report.
 demo-replay: build

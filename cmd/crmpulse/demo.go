@@ -35,7 +35,7 @@ func cmdDemo(ctx context.Context, args []string) int {
 	customers := fs.Int("customers", 2000, "customers in the generated data")
 	days := fs.Int("days", 14, "days of generated history, ending today")
 	seed := fs.Int64("seed", 42, "generator seed")
-	show := fs.Int("show", 40, "alerts and resends printed in full; the rest are counted")
+	show := fs.Int("show", 30, "alerts and resends printed in full, each; the rest are counted")
 	listen := fs.String("http.listen", "127.0.0.1:9464", "metrics and health endpoint while the demo runs")
 	outDir := fs.String("out", "", "if set, write the generated inputs and the alerts and resends read back from Kafka here, to compare with `crmpulse replay`")
 	if err := fs.Parse(args); err != nil {
@@ -287,14 +287,18 @@ func counterSum(g prometheus.Gatherer, name string) float64 {
 	return sum
 }
 
-// demoPrinter prints the first records in full, one line each.
+// demoPrinter prints the first records of each kind in full, one line each.
 type demoPrinter struct {
-	show    int
-	printed atomic.Int64
+	show            int
+	alerts, resends atomic.Int64
 }
 
 func (p *demoPrinter) print(alert bool, v []byte) {
-	if p.printed.Add(1) > int64(p.show) {
+	n := &p.resends
+	if alert {
+		n = &p.alerts
+	}
+	if n.Add(1) > int64(p.show) {
 		return
 	}
 	if alert {
