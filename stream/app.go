@@ -161,6 +161,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("joining consumer group %s: %w", a.cfg.Kafka.GroupID, err)
 	}
+	a.warnGroupLevel(a.currentRules())
 	a.log.Info("pipeline starting", "brokers", a.brokers, "group", a.cfg.Kafka.GroupID, "partitions", n,
 		"rules", a.cfg.Rules, "rules_hash", a.currentRules().Hash, "http", a.Addr())
 
@@ -384,4 +385,24 @@ func (a *App) serveHTTP(ctx context.Context) error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	return nil
+}
+
+// warnGroupLevel names the rules whose groups span customers: without the
+// repartition stage (docs/run.md) each partition evaluates them on its own
+// customers only.
+func (a *App) warnGroupLevel(rf *rules.File) {
+	var names []string
+	for _, r := range rf.Rules {
+		perCustomer := false
+		for _, f := range r.Fields {
+			perCustomer = perCustomer || f.Path == "customer_id"
+		}
+		if !perCustomer {
+			names = append(names, r.Name)
+		}
+	}
+	if len(names) > 0 {
+		a.log.Warn("rules grouping across customers are evaluated per partition (no repartition stage yet): "+
+			"each partition sees only its own customers", "rules", names)
+	}
 }

@@ -52,6 +52,7 @@ func (a *App) Reload() error {
 	}
 	a.rules = rf
 	a.noteRules(rf)
+	a.warnGroupLevel(rf)
 	a.m.reloads.WithLabelValues("success").Inc()
 	a.log.Info("rules reloaded", "rules", a.cfg.Rules, "hash", rf.Hash, "partitions", len(a.workers))
 	return nil
