@@ -18,7 +18,12 @@ type drop struct {
 	window int64
 	hist   int // length of the history ring: the baseline's reach
 	groups map[string]*dropGroup
-	due    int64 // end of the earliest window not yet evaluated
+	// forgotten holds groups dropped from memory (see evaluate). One that
+	// reappears continues with a full history of zeros, exactly as if it
+	// had been kept, so when the watermark happened to forget it changes
+	// nothing.
+	forgotten map[string]struct{}
+	due       int64 // end of the earliest window not yet evaluated
 	buf    []byte
 }
 
@@ -32,6 +37,7 @@ type dropGroup struct {
 	Since  int64     // end of the first window of the current streak
 	Firing bool
 	Clear  int64 // while firing: end of the first window that stopped breaching (keep_firing_for)
+	Fresh  bool  // no window evaluated yet: an earlier event may move Next back
 }
 
 type winVal struct {
@@ -40,7 +46,7 @@ type winVal struct {
 }
 
 func newDrop(r *rules.Rule, _ *rules.File) Component {
-	d := &drop{rule: r, window: int64(r.Window), groups: map[string]*dropGroup{}}
+	d := &drop{rule: r, window: int64(r.Window), groups: map[string]*dropGroup{}, forgotten: map[string]struct{}{}}
 	if b := r.Baseline; b.Windows > 0 {
 		d.hist = b.Windows
 	} else {
@@ -75,11 +81,16 @@ func (d *drop) observe(e rules.Event, at time.Time) {
 	s := windowStart(at.UnixNano(), d.window)
 	g, ok := d.groups[string(d.buf)]
 	if !ok {
-		g = &dropGroup{Next: s, Hist: make([]float64, d.hist)}
+		g = &dropGroup{Next: s, Hist: make([]float64, d.hist), Fresh: true}
+		if _, was := d.forgotten[string(d.buf)]; was {
+			g.Count = d.hist // a full baseline of zeros
+			delete(d.forgotten, string(d.buf))
+		}
 		d.groups[string(d.buf)] = g
 	}
-	if g.Count == 0 && s < g.Next {
-		// Nothing evaluated yet: an earlier event moves the group's first window back.
+	if g.Fresh && s < g.Next {
+		// Nothing evaluated yet: an earlier event moves the group's first
+		// window back (any windows skipped were empty).
 		g.Next = s
 	}
 	g.Open = addWin(g.Open, s, v)
@@ -115,6 +126,7 @@ func (d *drop) Advance(wm time.Time, out *Output) {
 		for g.Next+d.window <= w {
 			if d.evaluate(key, g, out) {
 				delete(d.groups, key)
+				d.forgotten[key] = struct{}{}
 				break
 			}
 		}
@@ -163,6 +175,7 @@ func (d *drop) evaluate(key string, g *dropGroup, out *Output) (forget bool) {
 	g.Hist[g.Count%d.hist] = v
 	g.Count++
 	g.Next = end
+	g.Fresh = false
 	if !g.Firing {
 		if !breach {
 			g.Streak = 0
@@ -207,13 +220,14 @@ func (d *drop) evaluate(key string, g *dropGroup, out *Output) (forget bool) {
 }
 
 type dropState struct {
-	Groups map[string]*dropGroup
-	Due    int64
+	Groups    map[string]*dropGroup
+	Forgotten map[string]struct{}
+	Due       int64
 }
 
 func (d *drop) MarshalState() ([]byte, error) {
 	var buf bytes.Buffer
-	err := gob.NewEncoder(&buf).Encode(dropState{Groups: d.groups, Due: d.due})
+	err := gob.NewEncoder(&buf).Encode(dropState{Groups: d.groups, Forgotten: d.forgotten, Due: d.due})
 	return buf.Bytes(), err
 }
 
@@ -222,9 +236,12 @@ func (d *drop) UnmarshalState(b []byte) error {
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
 		return err
 	}
-	d.groups, d.due = st.Groups, st.Due
+	d.groups, d.forgotten, d.due = st.Groups, st.Forgotten, st.Due
 	if d.groups == nil {
 		d.groups = map[string]*dropGroup{}
+	}
+	if d.forgotten == nil {
+		d.forgotten = map[string]struct{}{}
 	}
 	for _, g := range d.groups {
 		if len(g.Hist) != d.hist {

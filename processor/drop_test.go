@@ -175,3 +175,17 @@ rules:
 func hm(h, m int) string {
 	return (durH(h) + durM(m)).String()
 }
+
+// TestDropForgettingIsInvisible: a group whose history is all zeros is
+// dropped from memory; when it comes back, the result must be the same as
+// if the watermark had not yet forgotten it.
+func TestDropForgettingIsInvisible(t *testing.T) {
+	before := []step{buy("00:10", 100), buy("01:10", 100), buy("02:10", 100)}
+	// Revenue stops; by 09:00 the baseline has been zero for 3 windows.
+	back := []step{buy("09:10", 300), buy("10:10", 10)}
+	forgotten := run(t, dropRules, append(append(append([]step{}, before...), wm("09:00")), append(back, wm("11:00"))...)...)
+	kept := run(t, dropRules, append(append(append([]step{}, before...), back...), wm("11:00"))...)
+	require.Equal(t, briefs(kept, "segment"), briefs(forgotten, "segment"))
+	// Baseline for 10:00 is (0 + 0 + 300) / 3 = 100, so 10 breaches.
+	require.Contains(t, briefs(kept, "segment"), brief{State: "firing", Key: "smb", Starts: o("11:00"), Value: 10})
+}
