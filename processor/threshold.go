@@ -26,8 +26,12 @@ type threshold struct {
 	groups  map[string]*thrGroup
 	firing  map[string]bool // keys of groups whose alert is firing or pending
 	wm      int64           // watermark at the last Advance
-	minTime int64           // no stored entry is older than this
-	buf     []byte
+	sweepAt int64           // next watermark at which idle groups are dropped
+	// due holds one timer per active group at the next instant its value
+	// or a deadline can change, so Advance touches only groups with
+	// something due instead of every firing group on every call.
+	due timerHeap
+	buf []byte
 }
 
 // thrGroup holds one group's entries from Off on; the dead prefix is
@@ -37,6 +41,7 @@ type thrGroup struct {
 	Cum     []float64 // Cum[i] = sum of values of entries Off..i (plus a constant)
 	Strs    []string  // distinct(): the field value per entry
 	Off     int
+	Checked int64 // resolution has been checked up to this instant
 	Firing  bool
 	Pending bool  // the condition holds but not yet for `for`
 	Since   int64 // when the condition began to hold: starts_at
@@ -47,10 +52,11 @@ type thrGroup struct {
 	dValid   bool
 	dLo, dHi int
 	dCnt     map[string]int
+	due      int64 // At of this group's live timer in threshold.due
 }
 
 func newThreshold(r *rules.Rule, _ *rules.File) Component {
-	return &threshold{rule: r, window: int64(r.Window), groups: map[string]*thrGroup{}, firing: map[string]bool{}, minTime: 1<<63 - 1}
+	return &threshold{rule: r, window: int64(r.Window), groups: map[string]*thrGroup{}, firing: map[string]bool{}}
 }
 
 func (d *threshold) Name() string { return "rule:" + d.rule.Name }
@@ -86,15 +92,17 @@ func (d *threshold) observe(e rules.Event, at time.Time, out *Output) {
 	case "distinct":
 		s = strings.Clone(d.rule.Agg.Field.Get(e))
 	}
+	g.prune(d.wm - d.window)
 	g.insert(t, v, s, d.rule.Agg.Op == "distinct")
-	d.minTime = min(d.minTime, t)
 	switch {
 	case g.Firing:
 		if g.Clear != 0 && d.rule.Resolve(d.value(g, max(t, g.Clear)), d.rule.ThresholdValue()) {
 			g.Clear = 0 // it holds again within keep_firing_for
 		}
+		d.schedule(string(d.buf), g)
 		return
 	case g.Pending:
+		d.schedule(string(d.buf), g)
 		return
 	}
 	// An event that arrived out of order also changes the windows ending at
@@ -104,13 +112,14 @@ func (d *threshold) observe(e rules.Event, at time.Time, out *Output) {
 	for {
 		val := d.value(g, x)
 		if d.rule.Compare(val, d.rule.ThresholdValue()) {
-			g.Since = x
+			g.Since, g.Checked = x, x
 			d.firing[string(d.buf)] = true
 			if d.rule.ForDur > 0 {
 				g.Pending = true
 			} else {
 				d.fire(string(d.buf), g, x, val, out)
 			}
+			d.schedule(string(d.buf), g)
 			return
 		}
 		if i >= len(g.Times) || g.Times[i] >= t+d.window {
@@ -194,26 +203,53 @@ func (g *thrGroup) search(x int64) int {
 
 func (d *threshold) Advance(wm time.Time, out *Output) {
 	w := wm.UnixNano()
-	prev := d.wm
 	d.wm = w
-	for _, key := range sortedKeys(d.firing) {
-		d.checkResolve(key, d.groups[key], prev, w, out)
+	for len(d.due) > 0 && d.due[0].At <= w {
+		tm := d.due.pop()
+		g, ok := d.groups[tm.Key]
+		if !ok || !(g.Firing || g.Pending) || g.due != tm.At {
+			continue // resolved, or rescheduled since
+		}
+		g.due = 0
+		d.checkResolve(tm.Key, g, g.Checked, w, out)
+		g.Checked = w
+		if g.Firing || g.Pending {
+			d.schedule(tm.Key, g)
+		}
 	}
-	cut := w - d.window
-	if cut < d.minTime {
+	if w < d.sweepAt {
 		return
 	}
-	d.minTime = 1<<63 - 1
+	// Once per window of event time, drop what no window can include any
+	// more and forget idle groups; between sweeps groups prune themselves
+	// when they receive an event.
+	d.sweepAt = w + d.window
 	for key, g := range d.groups {
-		g.prune(cut)
+		g.prune(w - d.window)
 		if !g.Firing && !g.Pending && g.Off == len(g.Times) {
 			delete(d.groups, key)
-			continue
-		}
-		if g.Off < len(g.Times) {
-			d.minTime = min(d.minTime, g.Times[g.Off])
 		}
 	}
+}
+
+// schedule sets g's timer at the next instant after g.Checked where its
+// value or a deadline can change.
+func (d *threshold) schedule(key string, g *thrGroup) {
+	next := int64(math.MaxInt64)
+	if i := g.search(g.Checked); i < len(g.Times) {
+		next = g.Times[i] // an entry arriving
+	}
+	if i := g.search(g.Checked - d.window); i < len(g.Times) {
+		next = min(next, g.Times[i]+d.window) // an entry leaving
+	}
+	if dl := d.deadline(g); dl > g.Checked {
+		next = min(next, dl)
+	}
+	if next == math.MaxInt64 || (g.due != 0 && g.due <= next) {
+		return
+	}
+	g.due = next
+	d.due.push(timer{At: next, Key: key})
 }
 
 // checkResolve walks the instants in (prev, wm] after the condition began
@@ -324,12 +360,12 @@ func (g *thrGroup) prune(cut int64) {
 type thresholdState struct {
 	Groups  map[string]*thrGroup
 	WM      int64
-	MinTime int64
+	SweepAt int64
 }
 
 func (d *threshold) MarshalState() ([]byte, error) {
 	var buf bytes.Buffer
-	err := gob.NewEncoder(&buf).Encode(thresholdState{Groups: d.groups, WM: d.wm, MinTime: d.minTime})
+	err := gob.NewEncoder(&buf).Encode(thresholdState{Groups: d.groups, WM: d.wm, SweepAt: d.sweepAt})
 	return buf.Bytes(), err
 }
 
@@ -338,14 +374,16 @@ func (d *threshold) UnmarshalState(b []byte) error {
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
 		return err
 	}
-	d.groups, d.wm, d.minTime = st.Groups, st.WM, st.MinTime
+	d.groups, d.wm, d.sweepAt = st.Groups, st.WM, st.SweepAt
+	d.due = nil
 	if d.groups == nil {
 		d.groups = map[string]*thrGroup{}
 	}
 	d.firing = map[string]bool{}
-	for k, g := range d.groups {
-		if g.Firing || g.Pending {
+	for _, k := range sortedKeys(d.groups) {
+		if g := d.groups[k]; g.Firing || g.Pending {
 			d.firing[k] = true
+			d.schedule(k, g)
 		}
 	}
 	return nil
