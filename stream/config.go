@@ -28,6 +28,8 @@ type Config struct {
 	CommitInterval Duration     `yaml:"commit_interval"`
 	HTTP           HTTPConfig   `yaml:"http"`
 	EmbeddedKafka  bool         `yaml:"embedded_kafka"`
+	Alertmanager   AMConfig     `yaml:"alertmanager"`
+	Webhooks       HooksConfig  `yaml:"webhooks"`
 
 	// Sinks receive every engine output batch besides the Kafka topics
 	// (e.g. the ClickHouse sink); offsets are committed only after each
@@ -56,6 +58,20 @@ type TopicsConfig struct {
 	Alerts       string `yaml:"alerts"`
 	Resends      string `yaml:"resends"`
 	Snapshots    string `yaml:"snapshots"`
+}
+
+// AMConfig says where alerts are posted (Alertmanager v2 API).
+type AMConfig struct {
+	URLs        []string `yaml:"urls"`
+	ResendDelay Duration `yaml:"resend_delay"`
+}
+
+// HooksConfig are the webhooks for alerts and resend triggers.
+type HooksConfig struct {
+	Alerts         string `yaml:"alerts"`
+	Resends        string `yaml:"resends"`
+	Secret         string `yaml:"secret"`
+	DeadLetterFile string `yaml:"dead_letter_file"`
 }
 
 // HTTPConfig is the metrics and health endpoint.
@@ -102,6 +118,7 @@ func DefaultConfig() Config {
 		IdleTimeout:    Duration(30 * time.Second),
 		CommitInterval: Duration(time.Second),
 		HTTP:           HTTPConfig{Listen: "127.0.0.1:9464"},
+		Alertmanager:   AMConfig{ResendDelay: Duration(time.Minute)},
 	}
 }
 
@@ -195,6 +212,17 @@ var Keys = func() []Key {
 		return nil
 	}
 	brokersGet := func(c *Config) string { return strings.Join(c.Kafka.Brokers, ",") }
+	list := func(p func(*Config) *[]string) access {
+		return access{func(c *Config, v string) error {
+			*p(c) = nil
+			for _, x := range strings.Split(v, ",") {
+				if x = strings.TrimSpace(x); x != "" {
+					*p(c) = append(*p(c), x)
+				}
+			}
+			return nil
+		}, func(c *Config) string { return strings.Join(*p(c), ",") }}
+	}
 	return []Key{
 		key("kafka.brokers", "Kafka bootstrap brokers, host:port, comma-separated in env and flags (with embedded_kafka: where the embedded broker listens, default "+DefaultEmbeddedBroker+")", access{brokersSet, brokersGet}),
 		key("kafka.group_id", "consumer group; also prefixes snapshot keys, so instances of one deployment share it", str(func(c *Config) *string { return &c.Kafka.GroupID })),
@@ -213,6 +241,12 @@ var Keys = func() []Key {
 		key("commit_interval", "how often each partition's outputs are flushed, its state snapshotted and its offsets committed", dur(func(c *Config) *Duration { return &c.CommitInterval })),
 		key("http.listen", "address of /metrics, /healthz and /readyz; empty disables the listener", str(func(c *Config) *string { return &c.HTTP.Listen })),
 		key("embedded_kafka", "start an in-process Kafka-protocol broker (franz-go kfake) with the input topics pre-created and use it", boolean(func(c *Config) *bool { return &c.EmbeddedKafka })),
+		key("alertmanager.urls", "Alertmanager base URLs (v2 API) that receive every firing and resolved alert; several for HA; empty: none", list(func(c *Config) *[]string { return &c.Alertmanager.URLs })),
+		key("alertmanager.resend_delay", "how often alerts that keep firing are re-posted to Alertmanager", dur(func(c *Config) *Duration { return &c.Alertmanager.ResendDelay })),
+		key("webhooks.alerts", "URL that receives one POST per alert record (SPEC §4) with an Idempotency-Key header; empty: none", str(func(c *Config) *string { return &c.Webhooks.Alerts })),
+		key("webhooks.resends", "URL that receives one POST per resend trigger or cancel, Idempotency-Key trigger_id:action; empty: none", str(func(c *Config) *string { return &c.Webhooks.Resends })),
+		key("webhooks.secret", "if set, webhook bodies are signed: X-CRMPulse-Signature: sha256=<HMAC-SHA256>", str(func(c *Config) *string { return &c.Webhooks.Secret })),
+		key("webhooks.dead_letter_file", "JSON Lines file receiving every webhook record given up after the last retry", str(func(c *Config) *string { return &c.Webhooks.DeadLetterFile })),
 	}
 }()
 

@@ -70,6 +70,7 @@ type Notifier struct {
 	metrics *metrics
 	queues  []chan *job // one per worker
 	running atomic.Bool
+	pending atomic.Int64 // records queued or being delivered
 
 	stopping chan struct{} // closed when Run's context ends
 	mu       sync.RWMutex  // Send holds it shared while enqueueing
@@ -160,6 +161,7 @@ func (n *Notifier) Send(ctx context.Context, rec Record) error {
 	q := n.queues[shard(j.order, len(n.queues))]
 	select {
 	case q <- j:
+		n.pending.Add(1)
 		n.metrics.queued.WithLabelValues(n.cfg.Name).Inc()
 		return nil
 	case <-ctx.Done():
@@ -173,6 +175,23 @@ func shard(key string, n int) int {
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	return int(h.Sum32() % uint32(n))
+}
+
+// Wait returns once every record Sent before the call has been delivered or
+// dead-lettered, or when ctx ends. The pipeline calls it before committing
+// the Kafka offsets the records came from, so a crash cannot lose a record
+// that was queued but not yet sent.
+func (n *Notifier) Wait(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for n.pending.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d webhook deliveries: %w", n.pending.Load(), ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // Notify makes one delivery attempt of rec, bypassing the queue, and says
@@ -236,6 +255,7 @@ func (n *Notifier) deliver(ctx context.Context, j *job) {
 		if err == nil {
 			n.metrics.delivered.WithLabelValues(n.cfg.Name).Inc()
 			n.metrics.queued.WithLabelValues(n.cfg.Name).Dec()
+			n.pending.Add(-1)
 			return
 		}
 		switch {
@@ -281,6 +301,7 @@ func (n *Notifier) backoff(attempt int) time.Duration {
 }
 
 func (n *Notifier) deadLetter(j *job, attempts int, err error) {
+	defer n.pending.Add(-1)
 	n.metrics.deadLetters.WithLabelValues(n.cfg.Name).Inc()
 	n.metrics.queued.WithLabelValues(n.cfg.Name).Dec()
 	n.logger.Error("webhook delivery failed; dead-lettering the record", "key", j.key, "attempts", attempts, "err", err)

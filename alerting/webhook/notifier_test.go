@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -480,4 +481,23 @@ func ExampleVerify() {
 	// Output:
 	// 204 1
 	// 204 1
+}
+
+func TestWaitReturnsOnceDelivered(t *testing.T) {
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+		got.Add(1)
+	}))
+	defer srv.Close()
+	n, err := New(Config{URL: srv.URL, Workers: 2}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = n.Run(ctx) }()
+	for i := range 10 {
+		require.NoError(t, n.Send(ctx, &processor.Resend{TriggerID: fmt.Sprint(i), Action: processor.ActionResend}))
+	}
+	require.NoError(t, n.Wait(ctx))
+	require.EqualValues(t, 10, got.Load(), "Wait returned before every record was delivered")
 }

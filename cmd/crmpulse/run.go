@@ -15,6 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crmpulse/crmpulse/alerting/delivery"
 	"github.com/crmpulse/crmpulse/stream"
 )
 
@@ -68,6 +71,19 @@ func cmdRun(ctx context.Context, args []string) int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dcfg := delivery.Config{
+		AlertmanagerURLs: cfg.Alertmanager.URLs, ResendDelay: cfg.Alertmanager.ResendDelay.D(),
+		AlertWebhook: cfg.Webhooks.Alerts, ResendWebhook: cfg.Webhooks.Resends,
+		WebhookSecret: cfg.Webhooks.Secret, DeadLetterFile: cfg.Webhooks.DeadLetterFile,
+	}
+	var notifiers *delivery.Sink
+	if dcfg.Enabled() {
+		if notifiers, err = delivery.New(dcfg, logger, reg); err != nil {
+			fmt.Fprintf(os.Stderr, "crmpulse run: %v\n", err)
+			return exitUsage
+		}
+		cfg.Sinks = append(cfg.Sinks, notifiers)
+	}
 	app, err := stream.New(cfg, logger, reg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse run: %v\n", err)
@@ -81,7 +97,17 @@ func cmdRun(ctx context.Context, args []string) int {
 			_ = app.Reload() // refused files are logged and counted by the app
 		}
 	}()
-	if err := app.Run(ctx); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	if notifiers != nil {
+		// The notifiers outlive the app by a moment so its last checkpoint
+		// can still flush them; they stop when the app has returned.
+		nctx, stopNotifiers := context.WithCancel(context.WithoutCancel(ctx))
+		g.Go(func() error { return notifiers.Run(nctx) })
+		g.Go(func() error { defer stopNotifiers(); return app.Run(gctx) })
+	} else {
+		g.Go(func() error { return app.Run(gctx) })
+	}
+	if err := g.Wait(); err != nil {
 		logger.Error("crmpulse run failed", "err", err)
 		return exitFailure
 	}
