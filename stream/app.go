@@ -95,6 +95,14 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	return a, nil
 }
 
+// components builds the extra engine components for partition p.
+func (a *App) components(p int) []processor.Component {
+	if a.cfg.Components == nil {
+		return nil
+	}
+	return a.cfg.Components(p)
+}
+
 // Addr is the bound HTTP address, or "" without a listener.
 func (a *App) Addr() string {
 	if a.ln == nil {

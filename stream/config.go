@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/crmpulse/crmpulse/processor"
 )
 
 // Config is what `crmpulse run` runs. It is read from YAML (unknown keys
@@ -35,6 +37,10 @@ type Config struct {
 	// (e.g. the ClickHouse sink); offsets are committed only after each
 	// sink's Flush returned. Not part of the YAML.
 	Sinks []OutputSink `yaml:"-"`
+	// Components, when set, builds the extra engine components of each
+	// partition's engine (aggregates, resend follow-up); they are
+	// snapshotted with the engine. Not part of the YAML.
+	Components func(partition int) []processor.Component `yaml:"-"`
 	// Now is the wall clock, for the idle watermark and emitted_at;
 	// time.Now when nil. Not part of the YAML.
 	Now func() time.Time `yaml:"-"`

@@ -174,7 +174,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // when it has none, and returns the offsets to read from.
 func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[string]int64) (int64, int64, error) {
 	a := w.a
-	eng, err := processor.New(processor.Config{Rules: rf})
+	eng, err := processor.New(processor.Config{Rules: rf, Extra: a.components(w.p)})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -558,7 +558,7 @@ func (w *worker) rebuild(rf *rules.File) (*processor.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: snapshotting for reload: %w", w.p, err)
 	}
-	ne, err := processor.New(processor.Config{Rules: rf})
+	ne, err := processor.New(processor.Config{Rules: rf, Extra: w.a.components(w.p)})
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: %w", w.p, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/replay"
 )
@@ -34,6 +35,14 @@ func cmdReplay(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	cfg := replay.Config{Rules: rf, Interactions: *inter, Receipts: *rec, OutDir: *out}
+	// Resend outcomes (did the resent attempt get through?) as aggregate
+	// rows, as in streaming; a backtest's metrics are not served anywhere.
+	tracker, err := followup.New(followup.Config{}, nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "crmpulse replay: %v\n", err)
+		return exitFailure
+	}
+	cfg.Extra = append(cfg.Extra, followup.NewComponent(tracker))
 	if *until != "" {
 		t, err := time.Parse(time.RFC3339Nano, *until)
 		if err != nil {

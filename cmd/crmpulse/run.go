@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmpulse/crmpulse/alerting/delivery"
+	"github.com/crmpulse/crmpulse/alerting/followup"
+	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/stream"
 )
 
@@ -83,6 +85,15 @@ func cmdRun(ctx context.Context, args []string) int {
 			return exitUsage
 		}
 		cfg.Sinks = append(cfg.Sinks, notifiers)
+	}
+	// Every partition's engine follows its resend triggers to the resent
+	// attempts' receipts; outcomes are metrics and rows for the sinks.
+	cfg.Components = func(int) []processor.Component {
+		tr, err := followup.New(followup.Config{}, reg)
+		if err != nil {
+			panic(err) // only a metrics registration clash, fixed at build time
+		}
+		return []processor.Component{followup.NewComponent(tr)}
 	}
 	app, err := stream.New(cfg, logger, reg)
 	if err != nil {
