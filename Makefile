@@ -33,7 +33,10 @@ test:
 	env_lines="$$(deploy/local/up.sh)"; eval "$$env_lines"; \
 	trap 'deploy/local/down.sh' EXIT; \
 	$(GO) vet ./...; \
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 30m ./...; \
+	echo "== tests that stop and restart the shared servers, one package at a time"; \
+	CRMPULSE_ALERTMANAGER_RESTART_TEST=1 CRMPULSE_CLICKHOUSE_RESTART_TEST=1 \
+		$(GO) test -count=1 -p 1 -timeout 20m -run 'Restart' ./alerting/... ./sink/...
 
 ## test-unit: the suite without starting servers (integration tests skip).
 test-unit:
