@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Stops every server up.sh started, by PID; one failing does not keep the
-# others running.
-here=$(cd "$(dirname "$0")" && pwd)
+# deploy/local/down.sh: stops every server deploy/local/up.sh starts, each by its recorded PID
+# (see the service scripts). One failing does not keep the others running: all are tried and
+# the exit status says whether any failed. Idempotent: stopped servers are skipped.
+#   deploy/local/down.sh [--wipe]   # --wipe also deletes their state dirs
+# Output goes to stderr.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rc=0
 for svc in alertmanager clickhouse kafka; do
-  "$here/$svc.sh" stop "$@" >&2 || rc=1
+  [[ -x $here/$svc.sh ]] || continue
+  if ! "$here/$svc.sh" stop "$@" >&2; then
+    echo "down.sh: stopping $svc failed" >&2
+    rc=1
+  fi
 done
-exit $rc
+exit "$rc"
