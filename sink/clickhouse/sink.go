@@ -1,0 +1,532 @@
+// Package clickhouse stores what the engine computes in ClickHouse for
+// analysts and dashboards: the per-window aggregates (processor/aggregate),
+// resend outcomes (alerting/followup), the alert history, resend triggers
+// and cancels, and per-customer churn state. It owns the schema (versioned
+// migrations, Migrate), the batched sink (Sink) and retention
+// (DropPartitionsOlderThan).
+//
+// Every table is a ReplacingMergeTree keyed by the record's deterministic
+// identity, so a row written twice (an insert retried, a replay, a restart
+// that re-reads uncommitted input) is stored once as far as FINAL and
+// argMax queries are concerned; docs/clickhouse.md shows how to query them.
+//
+// Only ClickHouse's native protocol is used: clickhouse-go's HTTP protocol
+// fails on 18.16, the server reachable in CI. The SQL runs on 18.16 and on
+// 23.8+, with optional niceties gated on the server version (FeaturesOf).
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crmpulse/crmpulse/alerting/followup"
+	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/processor/aggregate"
+)
+
+// Defaults of Config.
+const (
+	DefaultBatchRows       = 50_000
+	DefaultFlushInterval   = time.Second
+	DefaultMaxBufferedRows = 4 * DefaultBatchRows
+	DefaultMaxRetryBackoff = 10 * time.Second
+	DefaultInsertTimeout   = time.Minute
+	DefaultDrainTimeout    = 10 * time.Second
+
+	// firstRetryBackoff is the pause after the first failed insert of a
+	// batch; it doubles up to MaxRetryBackoff.
+	firstRetryBackoff = 100 * time.Millisecond
+)
+
+// ErrClosed is returned by Write and Flush on a closed Sink.
+var ErrClosed = errors.New("clickhouse sink closed")
+
+// Config configures a Sink. Zero values take the defaults.
+type Config struct {
+	// DSN is a clickhouse-go DSN using the native protocol,
+	// e.g. clickhouse://127.0.0.1:9000/crmpulse. Its database holds the
+	// tables.
+	DSN string
+	// BatchRows is the most rows of one table sent in one insert.
+	// Default 50000.
+	BatchRows int
+	// FlushInterval is the least time between two inserts into one table,
+	// unless BatchRows rows are waiting: ClickHouse wants few large
+	// inserts, so a table gets about one insert per interval. Default 1s.
+	FlushInterval time.Duration
+	// MaxBufferedRows bounds the rows held in memory, stored or not yet;
+	// Write blocks while it is reached (backpressure). An Output larger
+	// than the bound is let in when the buffer is empty. Default 200000.
+	MaxBufferedRows int
+	// MaxRetryBackoff caps the exponential pause between retries of a
+	// failed insert (100ms, 200ms, ...). Default 10s.
+	MaxRetryBackoff time.Duration
+	// InsertTimeout bounds one insert. Default 1m.
+	InsertTimeout time.Duration
+	// DrainTimeout bounds the last inserts Run makes when its context
+	// ends. Default 10s.
+	DrainTimeout time.Duration
+	// Now is the clock for versions and for emitted_at/created_at of
+	// records that were not stamped; time.Now when nil.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.BatchRows <= 0 {
+		c.BatchRows = DefaultBatchRows
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.MaxBufferedRows <= 0 {
+		c.MaxBufferedRows = max(DefaultMaxBufferedRows, c.BatchRows)
+	}
+	if c.MaxRetryBackoff <= 0 {
+		c.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+	if c.InsertTimeout <= 0 {
+		c.InsertTimeout = DefaultInsertTimeout
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Sink writes engine output to ClickHouse in batches. Write, Flush and
+// Close may be called from any goroutine; Run must run for rows to be
+// stored.
+//
+// Rows are queued per table, in order. Run inserts a table's queue when
+// BatchRows rows are waiting or FlushInterval has passed since its last
+// insert; a failed insert is retried with backoff, never dropped, and while
+// it fails rows accumulate until MaxBufferedRows, where Write blocks: the
+// pipeline stops consuming and commits nothing past what is stored.
+type Sink struct {
+	cfg  Config
+	log  *slog.Logger
+	m    *metrics
+	conn driver.Conn
+	now  func() time.Time
+
+	mu       sync.Mutex
+	bufs     *buffers
+	tables   []*table
+	byName   map[string]*table
+	buffered int           // rows held, in-flight ones included
+	changed  chan struct{} // closed and replaced when rows are stored (space frees)
+	warned   map[string]bool
+
+	running   atomic.Bool
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// table is one destination table's queue and progress.
+type table struct {
+	name      string
+	insertSQL string
+	buf       rowBuffer
+	appended  uint64        // rows ever queued
+	stored    uint64        // rows ever stored; stored ≤ appended
+	wake      chan struct{} // cap 1: rows arrived to an empty queue, or a full batch is ready
+	last      time.Time     // start of the last insert
+}
+
+var _ interface {
+	Write(context.Context, *processor.Output) error
+	Flush(context.Context) error
+} = (*Sink)(nil)
+
+// New returns a Sink for cfg. It does not connect yet: clickhouse-go dials
+// on first use, so a sink can be built while ClickHouse is down.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, error) {
+	cfg = cfg.withDefaults()
+	if cfg.DSN == "" {
+		return nil, errors.New("clickhouse sink: dsn: required")
+	}
+	opts, err := ch.ParseDSN(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse sink: dsn: %w", err)
+	}
+	if opts.Protocol != ch.Native {
+		return nil, fmt.Errorf("clickhouse sink: dsn: only the native protocol is supported (clickhouse://host:9000/db), got %s", opts.Protocol)
+	}
+	conn, err := ch.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse sink: opening %s: %w", opts.Addr, err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("clickhouse sink: registering metrics: %w", err)
+	}
+	s := &Sink{
+		cfg: cfg, log: logger.With("component", "clickhouse"), m: m, conn: conn, now: cfg.Now,
+		bufs: newBuffers(), byName: map[string]*table{}, changed: make(chan struct{}),
+		warned: map[string]bool{}, closed: make(chan struct{}),
+	}
+	byTable := s.bufs.byTable()
+	for _, name := range Tables {
+		e := byTable[name]
+		t := &table{name: name, insertSQL: insertSQL(name, e.columns), buf: e.buf, wake: make(chan struct{}, 1)}
+		s.tables = append(s.tables, t)
+		s.byName[name] = t
+	}
+	return s, nil
+}
+
+// Conn is the sink's connection, for Migrate and queries.
+func (s *Sink) Conn() driver.Conn { return s.conn }
+
+// Migrate applies the schema migrations to the sink's database (Migrate).
+func (s *Sink) Migrate(ctx context.Context) error { return Migrate(ctx, s.conn) }
+
+// DropPartitionsOlderThan drops table's monthly partitions that end at or
+// before before (DropPartitionsOlderThan).
+func (s *Sink) DropPartitionsOlderThan(ctx context.Context, table string, before time.Time) ([]string, error) {
+	return DropPartitionsOlderThan(ctx, s.conn, table, before)
+}
+
+// rowCount is how many rows out adds to the queues.
+func (s *Sink) rowCount(out *processor.Output) int {
+	n := len(out.Alerts) + len(out.Resends)
+	for i := range out.Alerts {
+		if _, ok := customerStateOf(&out.Alerts[i]); ok {
+			n++
+		}
+	}
+	for _, a := range out.Aggregates {
+		switch a.(type) {
+		case aggregate.Revenue, aggregate.Activity, aggregate.Complaints, aggregate.Delivery, followup.Event:
+			n++
+		}
+	}
+	return n
+}
+
+// Write queues a copy of out's records (it keeps nothing of out). It
+// blocks while the buffer is full, until ClickHouse has taken enough rows,
+// ctx ends (ctx.Err()) or the sink is closed (ErrClosed); then nothing of
+// out was queued. Aggregate rows of a type the sink has no table for are
+// counted in crmpulse_clickhouse_unsupported_rows_total and skipped.
+func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
+	n := s.rowCount(out)
+	s.mu.Lock()
+	for s.buffered > 0 && s.buffered+n > s.cfg.MaxBufferedRows {
+		wait := s.changed
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return fmt.Errorf("clickhouse sink: waiting for buffer space: %w", ctx.Err())
+		case <-s.closed:
+			return ErrClosed
+		}
+		s.mu.Lock()
+	}
+	defer s.mu.Unlock()
+	select {
+	case <-s.closed:
+		return ErrClosed
+	default:
+	}
+	now := s.now().UTC()
+	ver := uint64(max(now.UnixNano(), 0))
+	b := s.bufs
+	for i := range out.Alerts {
+		a := &out.Alerts[i]
+		b.alerts.rows = append(b.alerts.rows, newAlertRow(a, ver, now))
+		s.queued(TableAlerts, 1)
+		if r, ok := customerStateOf(a); ok {
+			b.customers.rows = append(b.customers.rows, r)
+			s.queued(TableCustomers, 1)
+		}
+	}
+	for i := range out.Resends {
+		r := stamped[processor.Resend]{v: out.Resends[i], ver: ver}
+		if r.v.CreatedAt.IsZero() {
+			r.v.CreatedAt = now
+		}
+		b.resends.rows = append(b.resends.rows, r)
+		s.queued(TableResends, 1)
+	}
+	for _, a := range out.Aggregates {
+		switch a := a.(type) {
+		case aggregate.Revenue:
+			b.revenue.rows = append(b.revenue.rows, stamped[aggregate.Revenue]{a, ver})
+		case aggregate.Activity:
+			b.activity.rows = append(b.activity.rows, stamped[aggregate.Activity]{a, ver})
+		case aggregate.Complaints:
+			b.complaints.rows = append(b.complaints.rows, stamped[aggregate.Complaints]{a, ver})
+		case aggregate.Delivery:
+			b.delivery.rows = append(b.delivery.rows, stamped[aggregate.Delivery]{a, ver})
+		case followup.Event:
+			b.outcomes.rows = append(b.outcomes.rows, stamped[followup.Event]{a, ver})
+		default:
+			s.unsupported(a)
+			continue
+		}
+		s.queued(a.Table(), 1)
+	}
+	s.buffered += n
+	s.m.buffered.Add(float64(n))
+	return nil
+}
+
+// queued accounts for k rows appended to a table's queue; s.mu is held.
+func (s *Sink) queued(name string, k int) {
+	t := s.byName[name]
+	before := t.buf.len() - k
+	t.appended += uint64(k)
+	if before == 0 || t.buf.len() >= s.cfg.BatchRows && before < s.cfg.BatchRows {
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Sink) unsupported(a processor.Aggregate) {
+	s.m.unsupported.WithLabelValues(a.Table()).Inc()
+	if !s.warned[a.Table()] {
+		s.warned[a.Table()] = true
+		s.log.Warn("skipping aggregate rows: no ClickHouse table for this row type",
+			"table", a.Table(), "type", fmt.Sprintf("%T", a))
+	}
+}
+
+// Flush returns when every row written before the call is stored in
+// ClickHouse, or with ctx's error when ctx ends first, or ErrClosed. It
+// does not hurry the inserts: they happen at Run's pace (at most about
+// FlushInterval after the rows were written, plus the insert). The
+// streaming driver commits Kafka offsets only after Flush returned nil.
+func (s *Sink) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	marks := make([]uint64, len(s.tables))
+	for i, t := range s.tables {
+		marks[i] = t.appended
+	}
+	for {
+		done := true
+		for i, t := range s.tables {
+			if t.stored < marks[i] {
+				done = false
+				break
+			}
+		}
+		if done {
+			s.mu.Unlock()
+			return nil
+		}
+		wait := s.changed
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return fmt.Errorf("clickhouse sink: flushing: %w", ctx.Err())
+		case <-s.closed:
+			return ErrClosed
+		}
+		s.mu.Lock()
+	}
+}
+
+// Buffered is the number of rows held: written and not yet stored.
+func (s *Sink) Buffered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buffered
+}
+
+// Run inserts the queued rows until ctx ends, then makes a last attempt
+// (bounded by DrainTimeout) to store what is still queued, and returns nil.
+// Rows it could not store are lost from memory but were never flushed, so
+// the streaming driver has not committed their input and reads it again.
+func (s *Sink) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("clickhouse sink: Run called twice")
+	}
+	defer s.running.Store(false)
+	var g errgroup.Group
+	for _, t := range s.tables {
+		g.Go(func() error { s.loop(ctx, t); return nil })
+	}
+	_ = g.Wait()
+	select {
+	case <-s.closed:
+		return nil
+	default:
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainTimeout)
+	defer cancel()
+	for _, t := range s.tables {
+		g.Go(func() error {
+			for s.queueLen(t) > 0 && s.insertRetrying(dctx, t) {
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if n := s.Buffered(); n > 0 {
+		s.log.Warn("stopping with rows not stored in ClickHouse; their input was not committed and will be read again",
+			"rows", n)
+	}
+	return nil
+}
+
+func (s *Sink) queueLen(t *table) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return t.buf.len()
+}
+
+// loop inserts one table's queue at the pace of Config: a full batch at
+// once, a partial one FlushInterval after the previous insert.
+func (s *Sink) loop(ctx context.Context, t *table) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		n := s.queueLen(t)
+		if n == 0 {
+			select {
+			case <-t.wake:
+				continue
+			case <-ctx.Done():
+				return
+			case <-s.closed:
+				return
+			}
+		}
+		if n < s.cfg.BatchRows {
+			if wait := t.last.Add(s.cfg.FlushInterval).Sub(s.now()); wait > 0 {
+				if timer == nil {
+					timer = time.NewTimer(wait)
+				} else {
+					timer.Reset(wait)
+				}
+				select {
+				case <-timer.C:
+				case <-t.wake:
+					timer.Stop()
+					continue // maybe a full batch now
+				case <-ctx.Done():
+					return
+				case <-s.closed:
+					return
+				}
+			}
+		}
+		if !s.insertRetrying(ctx, t) {
+			return
+		}
+	}
+}
+
+// insertRetrying inserts the head of t's queue (up to BatchRows rows),
+// retrying with exponential backoff until it is stored (true) or ctx ends
+// or the sink closes (false). A retry takes the head again, which may have
+// grown: a retried batch may also have reached ClickHouse before the
+// failure was reported, and the tables collapse such repeats.
+func (s *Sink) insertRetrying(ctx context.Context, t *table) bool {
+	backoff := firstRetryBackoff
+	for attempt := 1; ; attempt++ {
+		err := s.insert(ctx, t)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		s.log.Warn("inserting into ClickHouse failed; retrying", "table", t.name, "attempt", attempt,
+			"retry_in", backoff, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return false
+		case <-s.closed:
+			return false
+		}
+		backoff = min(2*backoff, s.cfg.MaxRetryBackoff)
+	}
+}
+
+// insert sends one batch: the first min(queue, BatchRows) rows of t.
+func (s *Sink) insert(ctx context.Context, t *table) error {
+	s.mu.Lock()
+	n := min(t.buf.len(), s.cfg.BatchRows)
+	fill := t.buf.batch(n)
+	s.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	start := s.now()
+	t.last = start
+	err := s.send(ctx, t, fill)
+	s.m.flushTime.Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.m.inserts.WithLabelValues(t.name, outcomeFailure).Inc()
+		return fmt.Errorf("inserting %d rows into %s: %w", n, t.name, err)
+	}
+	s.m.inserts.WithLabelValues(t.name, outcomeSuccess).Inc()
+	s.m.rowsWritten.WithLabelValues(t.name).Add(float64(n))
+	s.mu.Lock()
+	t.buf.drop(n)
+	t.stored += uint64(n)
+	s.buffered -= n
+	s.m.buffered.Sub(float64(n))
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Sink) send(ctx context.Context, t *table, fill func(driver.Batch) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
+	defer cancel()
+	b, err := s.conn.PrepareBatch(ctx, t.insertSQL)
+	if err != nil {
+		return fmt.Errorf("preparing the batch: %w", err)
+	}
+	defer func() { _ = b.Close() }()
+	if err := fill(b); err != nil {
+		return err
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("sending the batch: %w", err)
+	}
+	return nil
+}
+
+// Close stops the sink: blocked and later Write and Flush calls return
+// ErrClosed, Run returns, and the connection is closed. Rows not stored yet
+// are dropped from memory (their input was not committed). Calling Close
+// again does nothing.
+func (s *Sink) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		err = s.conn.Close()
+	})
+	return err
+}
