@@ -54,11 +54,11 @@ type stamped[T any] struct {
 
 // alertRow is an Alert flattened for alert_history.
 type alertRow struct {
-	a                          processor.Alert // maps not used: flattened below
-	tenant, customerID         string
-	labelKeys, labelValues     []string
+	a                           processor.Alert // maps not used: flattened below
+	tenant, customerID          string
+	labelKeys, labelValues      []string
 	annotationKeys, annotValues []string
-	ver                        uint64
+	ver                         uint64
 }
 
 // customerRow is one churn-state change of customer_state.
