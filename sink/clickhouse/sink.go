@@ -57,12 +57,19 @@ type Config struct {
 	// e.g. clickhouse://127.0.0.1:9000/crmpulse. Its database holds the
 	// tables.
 	DSN string
-	// BatchRows is the most rows of one table sent in one insert.
-	// Default 50000.
+	// BatchRows is the size of the blocks an insert sends, and the queue
+	// length at which a table is inserted without waiting for
+	// FlushInterval. An insert takes everything queued for its table, as
+	// one INSERT of blocks of BatchRows rows: clickhouse-go holds one block
+	// at a time, and the server squashes the blocks into as few parts as
+	// one big block would make (up to its min_insert_block_size_rows), so
+	// a backlog after an outage goes in few, large inserts. Default 50000.
 	BatchRows int
-	// FlushInterval is the least time between two inserts into one table,
-	// unless BatchRows rows are waiting: ClickHouse wants few large
-	// inserts, so a table gets about one insert per interval. Default 1s.
+	// FlushInterval is how long rows may wait for a batch to fill: a
+	// table's queue is inserted when BatchRows rows are waiting, or when
+	// its oldest row has waited FlushInterval. ClickHouse wants few large
+	// inserts; this gives a table at most one partial-batch insert per
+	// interval (full batches go at once). Default 1s.
 	FlushInterval time.Duration
 	// MaxBufferedRows bounds the rows held in memory, stored or not yet;
 	// Write blocks while it is reached (backpressure). An Output larger
@@ -111,8 +118,8 @@ func (c Config) withDefaults() Config {
 // stored.
 //
 // Rows are queued per table, in order. Run inserts a table's queue when
-// BatchRows rows are waiting or FlushInterval has passed since its last
-// insert; a failed insert is retried with backoff, never dropped, and while
+// BatchRows rows are waiting or its oldest row has waited FlushInterval; a
+// failed insert is retried with backoff, never dropped, and while
 // it fails rows accumulate until MaxBufferedRows, where Write blocks: the
 // pipeline stops consuming and commits nothing past what is stored.
 type Sink struct {
@@ -127,6 +134,7 @@ type Sink struct {
 	tables   []*table
 	byName   map[string]*table
 	buffered int           // rows held, in-flight ones included
+	lens     []int         // scratch for Write
 	changed  chan struct{} // closed and replaced when rows are stored (space frees)
 	warned   map[string]bool
 
@@ -143,7 +151,7 @@ type table struct {
 	appended  uint64        // rows ever queued
 	stored    uint64        // rows ever stored; stored ≤ appended
 	wake      chan struct{} // cap 1: rows arrived to an empty queue, or a full batch is ready
-	last      time.Time     // start of the last insert
+	oldest    time.Time     // when the oldest queued row arrived (or the last insert began)
 }
 
 var _ interface {
@@ -184,8 +192,8 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, err
 	}
 	byTable := s.bufs.byTable()
 	for _, name := range Tables {
-		e := byTable[name]
-		t := &table{name: name, insertSQL: insertSQL(name, e.columns), buf: e.buf, wake: make(chan struct{}, 1)}
+		buf := byTable[name]
+		t := &table{name: name, insertSQL: insertSQL(name, buf.columns()), buf: buf, wake: make(chan struct{}, 1)}
 		s.tables = append(s.tables, t)
 		s.byName[name] = t
 	}
@@ -250,51 +258,59 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 	now := s.now().UTC()
 	ver := uint64(max(now.UnixNano(), 0))
 	b := s.bufs
+	before := s.lens[:0]
+	for _, t := range s.tables {
+		before = append(before, t.buf.len())
+	}
 	for i := range out.Alerts {
 		a := &out.Alerts[i]
-		b.alerts.rows = append(b.alerts.rows, newAlertRow(a, ver, now))
-		s.queued(TableAlerts, 1)
-		if r, ok := customerStateOf(a); ok {
-			b.customers.rows = append(b.customers.rows, r)
-			s.queued(TableCustomers, 1)
+		r := newAlertRow(a, now)
+		b.alerts.add(r, ver)
+		if c, ok := customerStateOf(a); ok {
+			b.customers.add(c, c.ver)
 		}
 	}
 	for i := range out.Resends {
-		r := stamped[processor.Resend]{v: out.Resends[i], ver: ver}
-		if r.v.CreatedAt.IsZero() {
-			r.v.CreatedAt = now
+		r := resendRow{r: &out.Resends[i], createdAt: out.Resends[i].CreatedAt}
+		if r.createdAt.IsZero() {
+			r.createdAt = now
 		}
-		b.resends.rows = append(b.resends.rows, r)
-		s.queued(TableResends, 1)
+		b.resends.add(r, ver)
 	}
 	for _, a := range out.Aggregates {
 		switch a := a.(type) {
 		case aggregate.Revenue:
-			b.revenue.rows = append(b.revenue.rows, stamped[aggregate.Revenue]{a, ver})
+			b.revenue.add(a, ver)
 		case aggregate.Activity:
-			b.activity.rows = append(b.activity.rows, stamped[aggregate.Activity]{a, ver})
+			b.activity.add(a, ver)
 		case aggregate.Complaints:
-			b.complaints.rows = append(b.complaints.rows, stamped[aggregate.Complaints]{a, ver})
+			b.complaints.add(a, ver)
 		case aggregate.Delivery:
-			b.delivery.rows = append(b.delivery.rows, stamped[aggregate.Delivery]{a, ver})
+			b.delivery.add(a, ver)
 		case followup.Event:
-			b.outcomes.rows = append(b.outcomes.rows, stamped[followup.Event]{a, ver})
+			b.outcomes.add(a, ver)
 		default:
 			s.unsupported(a)
-			continue
 		}
-		s.queued(a.Table(), 1)
 	}
+	for i, t := range s.tables {
+		if k := t.buf.len() - before[i]; k > 0 {
+			s.queued(t, k)
+		}
+	}
+	s.lens = before
 	s.buffered += n
 	s.m.buffered.Add(float64(n))
 	return nil
 }
 
 // queued accounts for k rows appended to a table's queue; s.mu is held.
-func (s *Sink) queued(name string, k int) {
-	t := s.byName[name]
+func (s *Sink) queued(t *table, k int) {
 	before := t.buf.len() - k
 	t.appended += uint64(k)
+	if before == 0 {
+		t.oldest = s.now()
+	}
 	if before == 0 || t.buf.len() >= s.cfg.BatchRows && before < s.cfg.BatchRows {
 		select {
 		case t.wake <- struct{}{}:
@@ -398,7 +414,7 @@ func (s *Sink) queueLen(t *table) int {
 }
 
 // loop inserts one table's queue at the pace of Config: a full batch at
-// once, a partial one FlushInterval after the previous insert.
+// once, a partial one when its oldest row has waited FlushInterval.
 func (s *Sink) loop(ctx context.Context, t *table) {
 	var timer *time.Timer
 	defer func() {
@@ -407,7 +423,9 @@ func (s *Sink) loop(ctx context.Context, t *table) {
 		}
 	}()
 	for {
-		n := s.queueLen(t)
+		s.mu.Lock()
+		n, oldest := t.buf.len(), t.oldest
+		s.mu.Unlock()
 		if n == 0 {
 			select {
 			case <-t.wake:
@@ -419,7 +437,7 @@ func (s *Sink) loop(ctx context.Context, t *table) {
 			}
 		}
 		if n < s.cfg.BatchRows {
-			if wait := t.last.Add(s.cfg.FlushInterval).Sub(s.now()); wait > 0 {
+			if wait := oldest.Add(s.cfg.FlushInterval).Sub(s.now()); wait > 0 {
 				if timer == nil {
 					timer = time.NewTimer(wait)
 				} else {
@@ -443,11 +461,11 @@ func (s *Sink) loop(ctx context.Context, t *table) {
 	}
 }
 
-// insertRetrying inserts the head of t's queue (up to BatchRows rows),
-// retrying with exponential backoff until it is stored (true) or ctx ends
-// or the sink closes (false). A retry takes the head again, which may have
-// grown: a retried batch may also have reached ClickHouse before the
-// failure was reported, and the tables collapse such repeats.
+// insertRetrying inserts t's queue, retrying with exponential backoff until
+// it is stored (true) or ctx ends or the sink closes (false). A retry takes
+// the queue again, which may have grown. Rows of a failed insert may have
+// reached ClickHouse all the same (a block sent before the failure, an
+// answer lost); the tables collapse such repeats.
 func (s *Sink) insertRetrying(ctx context.Context, t *table) bool {
 	backoff := firstRetryBackoff
 	for attempt := 1; ; attempt++ {
@@ -471,19 +489,18 @@ func (s *Sink) insertRetrying(ctx context.Context, t *table) bool {
 	}
 }
 
-// insert sends one batch: the first min(queue, BatchRows) rows of t.
+// insert sends everything queued for t in one INSERT.
 func (s *Sink) insert(ctx context.Context, t *table) error {
 	s.mu.Lock()
-	n := min(t.buf.len(), s.cfg.BatchRows)
-	fill := t.buf.batch(n)
+	n := t.buf.len()
+	fill := t.buf.batch(n, s.cfg.BatchRows)
 	s.mu.Unlock()
 	if n == 0 {
 		return nil
 	}
 	start := s.now()
-	t.last = start
 	err := s.send(ctx, t, fill)
-	s.m.flushTime.Observe(time.Since(start).Seconds())
+	s.m.flushTime.Observe(s.now().Sub(start).Seconds())
 	if err != nil {
 		s.m.inserts.WithLabelValues(t.name, outcomeFailure).Inc()
 		return fmt.Errorf("inserting %d rows into %s: %w", n, t.name, err)
@@ -492,6 +509,9 @@ func (s *Sink) insert(ctx context.Context, t *table) error {
 	s.m.rowsWritten.WithLabelValues(t.name).Add(float64(n))
 	s.mu.Lock()
 	t.buf.drop(n)
+	// Rows that came during the insert count as waiting since its start:
+	// partial-batch inserts start at least FlushInterval apart.
+	t.oldest = start
 	t.stored += uint64(n)
 	s.buffered -= n
 	s.m.buffered.Sub(float64(n))

@@ -46,19 +46,13 @@ var monthlyTables = map[string]string{
 	TableResends: "not_before",
 }
 
-// stamped is a record with the version the sink gave it (its write time).
-type stamped[T any] struct {
-	v   T
-	ver uint64
-}
-
 // alertRow is an Alert flattened for alert_history.
 type alertRow struct {
-	a                           processor.Alert // maps not used: flattened below
+	a                           *processor.Alert
 	tenant, customerID          string
 	labelKeys, labelValues      []string
 	annotationKeys, annotValues []string
-	ver                         uint64
+	emittedAt                   time.Time
 }
 
 // customerRow is one churn-state change of customer_state.
@@ -69,205 +63,160 @@ type customerRow struct {
 	ver                                          uint64
 }
 
-// column is one column of a table: its name and how to build the
-// column-oriented slice clickhouse-go appends for a run of rows.
-type column[T any] struct {
-	name  string
-	build func(rows []T) any
-}
+// Column storage. A table's queue is kept column by column, in the Go
+// types clickhouse-go appends without conversion ([]string, []uint64,
+// Unix seconds as []int64 for DateTime), so an insert hands slices of the
+// queue to the batch as they are: the rows are converted once, on Write.
 
-func col[T, V any](name string, get func(*T) V) column[T] {
-	return column[T]{name: name, build: func(rows []T) any {
-		out := make([]V, len(rows))
-		for i := range rows {
-			out[i] = get(&rows[i])
-		}
-		return out
-	}}
-}
-
-// DateTime holds seconds since 1970 in a UInt32, and clickhouse-go wraps
-// values outside that range silently: clamp instead.
-var (
-	minDateTime = time.Unix(0, 0).UTC()
-	maxDateTime = time.Unix(math.MaxUint32, 0).UTC()
-)
-
-func clampTime(t time.Time) time.Time {
-	switch {
-	case t.Before(minDateTime):
-		return minDateTime
-	case t.After(maxDateTime):
-		return maxDateTime
-	}
-	return t
-}
-
-func timeCol[T any](name string, get func(*T) time.Time) column[T] {
-	return col(name, func(r *T) time.Time { return clampTime(get(r)) })
-}
-
-func nullTimeCol[T any](name string, get func(*T) *time.Time) column[T] {
-	return col(name, func(r *T) *time.Time {
-		if t := get(r); t != nil {
-			c := clampTime(*t)
-			return &c
-		}
-		return nil
-	})
-}
-
-// rowBuffer is one table's queue of rows, whatever their type. The Sink
-// calls it under its mutex except for the function returned by batch.
-type rowBuffer interface {
-	len() int
-	// batch returns a function that appends the first n rows to a batch;
-	// it reads only rows that no later append or drop touches before the
-	// insert ends, so it may run without the mutex.
-	batch(n int) func(driver.Batch) error
-	// drop removes the first n rows (after they were stored).
+// colVec is one column of a queue.
+type colVec interface {
+	name() string
+	// head returns the first n values as the slice to append; s.mu held.
+	head(n int) any
+	// slice returns h[from:to] for a value h that head returned.
+	slice(h any, from, to int) any
 	drop(n int)
 }
 
-// buffer is a rowBuffer of rows of type T for one table.
-type buffer[T any] struct {
-	rows []T
-	cols []column[T]
+// vec holds a column's values; vals[off:] are queued, vals[:off] were
+// stored and are cleared.
+type vec[V any] struct {
+	col  string
+	vals []V
+	off  int
 }
 
-func (b *buffer[T]) len() int { return len(b.rows) }
+func (v *vec[V]) name() string   { return v.col }
+func (v *vec[V]) head(n int) any { return v.vals[v.off : v.off+n : v.off+n] }
 
-func (b *buffer[T]) batch(n int) func(driver.Batch) error {
-	rows := b.rows[:n:n]
+func (v *vec[V]) slice(h any, from, to int) any { return h.([]V)[from:to] }
+
+// drop forgets the first n queued values. They are cleared (releasing
+// strings and arrays for the GC) but not moved: the queue is compacted
+// only when it empties or when the stored prefix is the larger part, so
+// inserting a long queue batch by batch does not copy it again each time.
+func (v *vec[V]) drop(n int) {
+	clear(v.vals[v.off : v.off+n])
+	v.off += n
+	switch {
+	case v.off == len(v.vals):
+		v.vals, v.off = v.vals[:0], 0
+	case v.off > len(v.vals)-v.off:
+		m := copy(v.vals, v.vals[v.off:])
+		clear(v.vals[m:])
+		v.vals, v.off = v.vals[:m], 0
+	}
+}
+
+// queue is one table's rows waiting for an insert, stored by column; T is
+// the record type it is filled from.
+type queue[T any] struct {
+	n    int
+	cols []colVec
+	push []func()
+	ver  *vec[uint64] // the version column, filled by add
+	// cur is the record being added. The column fillers read it from here
+	// rather than through a parameter, which would make every record
+	// escape to the heap (one allocation per row).
+	cur T
+}
+
+// field adds a column to q, filled with get of each record.
+func field[T, V any](q *queue[T], name string, get func(*T) V) {
+	v := &vec[V]{col: name}
+	q.cols = append(q.cols, v)
+	q.push = append(q.push, func() { v.vals = append(v.vals, get(&q.cur)) })
+}
+
+// withVersion adds the version column last; every table has one.
+func (q *queue[T]) withVersion() *queue[T] {
+	q.ver = &vec[uint64]{col: "version"}
+	q.cols = append(q.cols, q.ver)
+	return q
+}
+
+// add appends one record with its version; s.mu held.
+func (q *queue[T]) add(r T, ver uint64) {
+	q.cur = r
+	for _, p := range q.push {
+		p()
+	}
+	var zero T
+	q.cur = zero // keep nothing of the caller's record
+	q.ver.vals = append(q.ver.vals, ver)
+	q.n++
+}
+
+func (q *queue[T]) len() int { return q.n }
+
+func (q *queue[T]) batch(n, block int) func(driver.Batch) error {
+	heads := make([]any, len(q.cols))
+	for i, c := range q.cols {
+		heads[i] = c.head(n)
+	}
 	return func(bt driver.Batch) error {
-		for i, c := range b.cols {
-			if err := bt.Column(i).Append(c.build(rows)); err != nil {
-				return fmt.Errorf("appending column %s: %w", c.name, err)
+		for off := 0; off < n; off += block {
+			end := min(off+block, n)
+			for i, h := range heads {
+				if err := bt.Column(i).Append(q.cols[i].slice(h, off, end)); err != nil {
+					return fmt.Errorf("appending column %s: %w", q.cols[i].name(), err)
+				}
+			}
+			if end < n {
+				// Send this block and start the next in the same INSERT:
+				// the driver holds one block at a time, and the server
+				// squashes the blocks into as few parts as one big block.
+				if err := bt.Flush(); err != nil {
+					return fmt.Errorf("sending a block: %w", err)
+				}
 			}
 		}
 		return nil
 	}
 }
 
-func (b *buffer[T]) drop(n int) {
-	m := copy(b.rows, b.rows[n:])
-	clear(b.rows[m:])
-	b.rows = b.rows[:m]
+func (q *queue[T]) drop(n int) {
+	for _, c := range q.cols {
+		c.drop(n)
+	}
+	q.n -= n
 }
 
-func (b *buffer[T]) columns() []string {
-	names := make([]string, len(b.cols))
-	for i, c := range b.cols {
-		names[i] = c.name
+func (q *queue[T]) columns() []string {
+	names := make([]string, len(q.cols))
+	for i, c := range q.cols {
+		names[i] = c.name()
 	}
 	return names
 }
 
-func newRevenueBuffer() *buffer[stamped[aggregate.Revenue]] {
-	type r = stamped[aggregate.Revenue]
-	return &buffer[r]{cols: []column[r]{
-		col("tenant", func(r *r) string { return r.v.Tenant }),
-		col("segment", func(r *r) string { return r.v.Segment }),
-		col("region", func(r *r) string { return r.v.Region }),
-		col("channel", func(r *r) string { return r.v.Channel }),
-		timeCol("window_start", func(r *r) time.Time { return r.v.WindowStart }),
-		timeCol("window_end", func(r *r) time.Time { return r.v.WindowEnd }),
-		col("amount", func(r *r) string { return r.v.Amount.String() }),
-		col("purchases", func(r *r) uint64 { return r.v.Purchases }),
-		col("refunds", func(r *r) uint64 { return r.v.Refunds }),
-		col("version", func(r *r) uint64 { return r.ver }),
-	}}
+// rowBuffer is a queue whatever its record type. The Sink calls it with
+// s.mu held, except for the function batch returns.
+type rowBuffer interface {
+	len() int
+	// batch returns a function that appends the first n rows to a batch
+	// in blocks of block rows. It holds slices of the first n values of
+	// each column, which no later add (it writes past them) nor drop (it
+	// runs after the insert) touches, so it may run without the mutex.
+	batch(n, block int) func(driver.Batch) error
+	// drop removes the first n rows (after they were stored).
+	drop(n int)
+	columns() []string
 }
 
-func newActivityBuffer() *buffer[stamped[aggregate.Activity]] {
-	type r = stamped[aggregate.Activity]
-	return &buffer[r]{cols: []column[r]{
-		col("tenant", func(r *r) string { return r.v.Tenant }),
-		col("customer_id", func(r *r) string { return r.v.CustomerID }),
-		timeCol("window_start", func(r *r) time.Time { return r.v.WindowStart }),
-		timeCol("window_end", func(r *r) time.Time { return r.v.WindowEnd }),
-		col("events", func(r *r) uint64 { return r.v.Events }),
-		timeCol("last_activity", func(r *r) time.Time { return r.v.LastActivity }),
-		col("version", func(r *r) uint64 { return r.ver }),
-	}}
-}
+// DateTime holds seconds since 1970 in a UInt32, and clickhouse-go wraps
+// values outside that range silently: clamp instead.
+func secs(t time.Time) int64 { return min(max(t.Unix(), 0), math.MaxUint32) }
 
-func newComplaintsBuffer() *buffer[stamped[aggregate.Complaints]] {
-	type r = stamped[aggregate.Complaints]
-	return &buffer[r]{cols: []column[r]{
-		col("tenant", func(r *r) string { return r.v.Tenant }),
-		col("region", func(r *r) string { return r.v.Region }),
-		col("segment", func(r *r) string { return r.v.Segment }),
-		timeCol("window_start", func(r *r) time.Time { return r.v.WindowStart }),
-		timeCol("window_end", func(r *r) time.Time { return r.v.WindowEnd }),
-		col("complaints", func(r *r) uint64 { return r.v.Complaints }),
-		col("tickets_opened", func(r *r) uint64 { return r.v.TicketsOpened }),
-		col("resolved", func(r *r) uint64 { return r.v.Resolved }),
-		col("version", func(r *r) uint64 { return r.ver }),
-	}}
-}
-
-func newDeliveryBuffer() *buffer[stamped[aggregate.Delivery]] {
-	type r = stamped[aggregate.Delivery]
-	return &buffer[r]{cols: []column[r]{
-		col("tenant", func(r *r) string { return r.v.Tenant }),
-		col("channel", func(r *r) string { return r.v.Channel }),
-		col("provider", func(r *r) string { return r.v.Provider }),
-		col("campaign_id", func(r *r) string { return r.v.CampaignID }),
-		col("status", func(r *r) string { return r.v.Status }),
-		timeCol("window_start", func(r *r) time.Time { return r.v.WindowStart }),
-		timeCol("window_end", func(r *r) time.Time { return r.v.WindowEnd }),
-		col("receipts", func(r *r) uint64 { return r.v.Receipts }),
-		col("version", func(r *r) uint64 { return r.ver }),
-	}}
+func nullSecs(t *time.Time) *int64 {
+	if t == nil {
+		return nil
+	}
+	s := secs(*t)
+	return &s
 }
 
 func clampUint16(n int) uint16 { return uint16(min(max(n, 0), math.MaxUint16)) }
-
-func newOutcomesBuffer() *buffer[stamped[followup.Event]] {
-	type r = stamped[followup.Event]
-	return &buffer[r]{cols: []column[r]{
-		col("trigger_id", func(r *r) string { return r.v.TriggerID }),
-		col("outcome", func(r *r) string { return string(r.v.Outcome) }),
-		col("policy", func(r *r) string { return r.v.Policy }),
-		col("message_id", func(r *r) string { return r.v.MessageID }),
-		col("customer_id", func(r *r) string { return r.v.CustomerID }),
-		col("tenant", func(r *r) string { return r.v.Tenant }),
-		col("channel", func(r *r) string { return r.v.Channel }),
-		col("attempt", func(r *r) uint16 { return clampUint16(r.v.Attempt) }),
-		col("reason", func(r *r) string { return r.v.Reason }),
-		timeCol("not_before", func(r *r) time.Time { return r.v.NotBefore }),
-		timeCol("at", func(r *r) time.Time { return r.v.At }),
-		col("latency_ms", func(r *r) uint64 { return uint64(max(r.v.Latency.Milliseconds(), 0)) }),
-		col("version", func(r *r) uint64 { return r.ver }),
-	}}
-}
-
-func newAlertsBuffer() *buffer[alertRow] {
-	type r = alertRow
-	return &buffer[r]{cols: []column[r]{
-		col("rule", func(r *r) string { return r.a.Rule }),
-		timeCol("starts_at", func(r *r) time.Time { return r.a.StartsAt }),
-		col("fingerprint", func(r *r) string { return r.a.Fingerprint }),
-		col("starts_at_nsec", func(r *r) uint32 { return uint32(r.a.StartsAt.Nanosecond()) }),
-		col("state", func(r *r) string { return r.a.State }),
-		col("kind", func(r *r) string { return r.a.Kind }),
-		col("severity", func(r *r) string { return r.a.Severity }),
-		col("tenant", func(r *r) string { return r.tenant }),
-		col("customer_id", func(r *r) string { return r.customerID }),
-		col("label_keys", func(r *r) []string { return r.labelKeys }),
-		col("label_values", func(r *r) []string { return r.labelValues }),
-		col("annotation_keys", func(r *r) []string { return r.annotationKeys }),
-		col("annotation_values", func(r *r) []string { return r.annotValues }),
-		col("value", func(r *r) float64 { return finite(r.a.Value) }),
-		col("threshold", func(r *r) float64 { return finite(r.a.Threshold) }),
-		nullTimeCol("ends_at", func(r *r) *time.Time { return r.a.EndsAt }),
-		nullTimeCol("window_start", func(r *r) *time.Time { return r.a.WindowStart }),
-		nullTimeCol("window_end", func(r *r) *time.Time { return r.a.WindowEnd }),
-		timeCol("emitted_at", func(r *r) time.Time { return r.a.EmittedAt }),
-		col("version", func(r *r) uint64 { return r.ver }),
-	}}
-}
 
 // finite keeps NaN and infinities (a ratio over nothing) out of Float64
 // columns, where they would break sums; the engine does not emit them, but
@@ -279,77 +228,167 @@ func finite(f float64) float64 {
 	return f
 }
 
-func newResendsBuffer() *buffer[stamped[processor.Resend]] {
-	type r = stamped[processor.Resend]
-	return &buffer[r]{cols: []column[r]{
-		col("tenant", func(r *r) string { return r.v.Tenant }),
-		col("trigger_id", func(r *r) string { return r.v.TriggerID }),
-		col("action", func(r *r) string { return r.v.Action }),
-		col("policy", func(r *r) string { return r.v.Policy }),
-		col("message_id", func(r *r) string { return r.v.MessageID }),
-		col("customer_id", func(r *r) string { return r.v.CustomerID }),
-		col("channel", func(r *r) string { return r.v.Channel }),
-		col("attempt", func(r *r) uint16 { return clampUint16(r.v.Attempt) }),
-		col("reason", func(r *r) string { return r.v.Reason }),
-		timeCol("not_before", func(r *r) time.Time { return r.v.NotBefore }),
-		timeCol("created_at", func(r *r) time.Time { return r.v.CreatedAt }),
-		col("version", func(r *r) uint64 { return r.ver }),
-	}}
+func newRevenueQueue() *queue[aggregate.Revenue] {
+	q := &queue[aggregate.Revenue]{}
+	type r = aggregate.Revenue
+	field(q, "tenant", func(r *r) string { return r.Tenant })
+	field(q, "segment", func(r *r) string { return r.Segment })
+	field(q, "region", func(r *r) string { return r.Region })
+	field(q, "channel", func(r *r) string { return r.Channel })
+	field(q, "window_start", func(r *r) int64 { return secs(r.WindowStart) })
+	field(q, "window_end", func(r *r) int64 { return secs(r.WindowEnd) })
+	field(q, "amount", func(r *r) string { return r.Amount.String() })
+	field(q, "purchases", func(r *r) uint64 { return r.Purchases })
+	field(q, "refunds", func(r *r) uint64 { return r.Refunds })
+	return q.withVersion()
 }
 
-func newCustomersBuffer() *buffer[customerRow] {
+func newActivityQueue() *queue[aggregate.Activity] {
+	q := &queue[aggregate.Activity]{}
+	type r = aggregate.Activity
+	field(q, "tenant", func(r *r) string { return r.Tenant })
+	field(q, "customer_id", func(r *r) string { return r.CustomerID })
+	field(q, "window_start", func(r *r) int64 { return secs(r.WindowStart) })
+	field(q, "window_end", func(r *r) int64 { return secs(r.WindowEnd) })
+	field(q, "events", func(r *r) uint64 { return r.Events })
+	field(q, "last_activity", func(r *r) int64 { return secs(r.LastActivity) })
+	return q.withVersion()
+}
+
+func newComplaintsQueue() *queue[aggregate.Complaints] {
+	q := &queue[aggregate.Complaints]{}
+	type r = aggregate.Complaints
+	field(q, "tenant", func(r *r) string { return r.Tenant })
+	field(q, "region", func(r *r) string { return r.Region })
+	field(q, "segment", func(r *r) string { return r.Segment })
+	field(q, "window_start", func(r *r) int64 { return secs(r.WindowStart) })
+	field(q, "window_end", func(r *r) int64 { return secs(r.WindowEnd) })
+	field(q, "complaints", func(r *r) uint64 { return r.Complaints })
+	field(q, "tickets_opened", func(r *r) uint64 { return r.TicketsOpened })
+	field(q, "resolved", func(r *r) uint64 { return r.Resolved })
+	return q.withVersion()
+}
+
+func newDeliveryQueue() *queue[aggregate.Delivery] {
+	q := &queue[aggregate.Delivery]{}
+	type r = aggregate.Delivery
+	field(q, "tenant", func(r *r) string { return r.Tenant })
+	field(q, "channel", func(r *r) string { return r.Channel })
+	field(q, "provider", func(r *r) string { return r.Provider })
+	field(q, "campaign_id", func(r *r) string { return r.CampaignID })
+	field(q, "status", func(r *r) string { return r.Status })
+	field(q, "window_start", func(r *r) int64 { return secs(r.WindowStart) })
+	field(q, "window_end", func(r *r) int64 { return secs(r.WindowEnd) })
+	field(q, "receipts", func(r *r) uint64 { return r.Receipts })
+	return q.withVersion()
+}
+
+func newOutcomesQueue() *queue[followup.Event] {
+	q := &queue[followup.Event]{}
+	type r = followup.Event
+	field(q, "trigger_id", func(r *r) string { return r.TriggerID })
+	field(q, "outcome", func(r *r) string { return string(r.Outcome) })
+	field(q, "policy", func(r *r) string { return r.Policy })
+	field(q, "message_id", func(r *r) string { return r.MessageID })
+	field(q, "customer_id", func(r *r) string { return r.CustomerID })
+	field(q, "tenant", func(r *r) string { return r.Tenant })
+	field(q, "channel", func(r *r) string { return r.Channel })
+	field(q, "attempt", func(r *r) uint16 { return clampUint16(r.Attempt) })
+	field(q, "reason", func(r *r) string { return r.Reason })
+	field(q, "not_before", func(r *r) int64 { return secs(r.NotBefore) })
+	field(q, "at", func(r *r) int64 { return secs(r.At) })
+	field(q, "latency_ms", func(r *r) uint64 { return uint64(max(r.Latency.Milliseconds(), 0)) })
+	return q.withVersion()
+}
+
+func newAlertsQueue() *queue[alertRow] {
+	q := &queue[alertRow]{}
+	type r = alertRow
+	field(q, "rule", func(r *r) string { return r.a.Rule })
+	field(q, "starts_at", func(r *r) int64 { return secs(r.a.StartsAt) })
+	field(q, "fingerprint", func(r *r) string { return r.a.Fingerprint })
+	field(q, "starts_at_nsec", func(r *r) uint32 { return uint32(r.a.StartsAt.Nanosecond()) })
+	field(q, "state", func(r *r) string { return r.a.State })
+	field(q, "kind", func(r *r) string { return r.a.Kind })
+	field(q, "severity", func(r *r) string { return r.a.Severity })
+	field(q, "tenant", func(r *r) string { return r.tenant })
+	field(q, "customer_id", func(r *r) string { return r.customerID })
+	field(q, "label_keys", func(r *r) []string { return r.labelKeys })
+	field(q, "label_values", func(r *r) []string { return r.labelValues })
+	field(q, "annotation_keys", func(r *r) []string { return r.annotationKeys })
+	field(q, "annotation_values", func(r *r) []string { return r.annotValues })
+	field(q, "value", func(r *r) float64 { return finite(r.a.Value) })
+	field(q, "threshold", func(r *r) float64 { return finite(r.a.Threshold) })
+	field(q, "ends_at", func(r *r) *int64 { return nullSecs(r.a.EndsAt) })
+	field(q, "window_start", func(r *r) *int64 { return nullSecs(r.a.WindowStart) })
+	field(q, "window_end", func(r *r) *int64 { return nullSecs(r.a.WindowEnd) })
+	field(q, "emitted_at", func(r *r) int64 { return secs(r.emittedAt) })
+	return q.withVersion()
+}
+
+// resendRow is a Resend with the created_at the sink stamps on it.
+type resendRow struct {
+	r         *processor.Resend
+	createdAt time.Time
+}
+
+func newResendsQueue() *queue[resendRow] {
+	q := &queue[resendRow]{}
+	type r = resendRow
+	field(q, "tenant", func(r *r) string { return r.r.Tenant })
+	field(q, "trigger_id", func(r *r) string { return r.r.TriggerID })
+	field(q, "action", func(r *r) string { return r.r.Action })
+	field(q, "policy", func(r *r) string { return r.r.Policy })
+	field(q, "message_id", func(r *r) string { return r.r.MessageID })
+	field(q, "customer_id", func(r *r) string { return r.r.CustomerID })
+	field(q, "channel", func(r *r) string { return r.r.Channel })
+	field(q, "attempt", func(r *r) uint16 { return clampUint16(r.r.Attempt) })
+	field(q, "reason", func(r *r) string { return r.r.Reason })
+	field(q, "not_before", func(r *r) int64 { return secs(r.r.NotBefore) })
+	field(q, "created_at", func(r *r) int64 { return secs(r.createdAt) })
+	return q.withVersion()
+}
+
+func newCustomersQueue() *queue[customerRow] {
+	q := &queue[customerRow]{}
 	type r = customerRow
-	return &buffer[r]{cols: []column[r]{
-		col("tenant", func(r *r) string { return r.tenant }),
-		col("customer_id", func(r *r) string { return r.customerID }),
-		col("rule", func(r *r) string { return r.rule }),
-		col("churn_state", func(r *r) string { return r.state }),
-		timeCol("last_activity", func(r *r) time.Time { return r.lastActivity }),
-		timeCol("changed_at", func(r *r) time.Time { return r.changedAt }),
-		col("idle_for_seconds", func(r *r) float64 { return finite(r.idleFor) }),
-		col("fingerprint", func(r *r) string { return r.fingerprint }),
-		col("version", func(r *r) uint64 { return r.ver }),
-	}}
+	field(q, "tenant", func(r *r) string { return r.tenant })
+	field(q, "customer_id", func(r *r) string { return r.customerID })
+	field(q, "rule", func(r *r) string { return r.rule })
+	field(q, "churn_state", func(r *r) string { return r.state })
+	field(q, "last_activity", func(r *r) int64 { return secs(r.lastActivity) })
+	field(q, "changed_at", func(r *r) int64 { return secs(r.changedAt) })
+	field(q, "idle_for_seconds", func(r *r) float64 { return finite(r.idleFor) })
+	field(q, "fingerprint", func(r *r) string { return r.fingerprint })
+	return q.withVersion()
 }
 
-// buffers holds one typed buffer per table.
+// buffers holds one queue per table.
 type buffers struct {
-	revenue    *buffer[stamped[aggregate.Revenue]]
-	activity   *buffer[stamped[aggregate.Activity]]
-	complaints *buffer[stamped[aggregate.Complaints]]
-	delivery   *buffer[stamped[aggregate.Delivery]]
-	outcomes   *buffer[stamped[followup.Event]]
-	alerts     *buffer[alertRow]
-	resends    *buffer[stamped[processor.Resend]]
-	customers  *buffer[customerRow]
+	revenue    *queue[aggregate.Revenue]
+	activity   *queue[aggregate.Activity]
+	complaints *queue[aggregate.Complaints]
+	delivery   *queue[aggregate.Delivery]
+	outcomes   *queue[followup.Event]
+	alerts     *queue[alertRow]
+	resends    *queue[resendRow]
+	customers  *queue[customerRow]
 }
 
 func newBuffers() *buffers {
 	return &buffers{
-		revenue: newRevenueBuffer(), activity: newActivityBuffer(), complaints: newComplaintsBuffer(),
-		delivery: newDeliveryBuffer(), outcomes: newOutcomesBuffer(), alerts: newAlertsBuffer(),
-		resends: newResendsBuffer(), customers: newCustomersBuffer(),
+		revenue: newRevenueQueue(), activity: newActivityQueue(), complaints: newComplaintsQueue(),
+		delivery: newDeliveryQueue(), outcomes: newOutcomesQueue(), alerts: newAlertsQueue(),
+		resends: newResendsQueue(), customers: newCustomersQueue(),
 	}
 }
 
-// byTable returns the buffers keyed by table name with their column lists.
-func (b *buffers) byTable() map[string]struct {
-	buf     rowBuffer
-	columns []string
-} {
-	type entry = struct {
-		buf     rowBuffer
-		columns []string
-	}
-	return map[string]entry{
-		TableRevenue:        {b.revenue, b.revenue.columns()},
-		TableActivity:       {b.activity, b.activity.columns()},
-		TableComplaints:     {b.complaints, b.complaints.columns()},
-		TableDelivery:       {b.delivery, b.delivery.columns()},
-		TableResendOutcomes: {b.outcomes, b.outcomes.columns()},
-		TableAlerts:         {b.alerts, b.alerts.columns()},
-		TableResends:        {b.resends, b.resends.columns()},
-		TableCustomers:      {b.customers, b.customers.columns()},
+// byTable returns the queues keyed by table name.
+func (b *buffers) byTable() map[string]rowBuffer {
+	return map[string]rowBuffer{
+		TableRevenue: b.revenue, TableActivity: b.activity, TableComplaints: b.complaints,
+		TableDelivery: b.delivery, TableResendOutcomes: b.outcomes, TableAlerts: b.alerts,
+		TableResends: b.resends, TableCustomers: b.customers,
 	}
 }
 
@@ -372,15 +411,14 @@ func sortedPairs(m map[string]string) (keys, values []string) {
 	return keys, values
 }
 
-// newAlertRow flattens a for alert_history; the maps are copied out, so
-// the row does not share memory with the engine's output.
-func newAlertRow(a *processor.Alert, ver uint64, now time.Time) alertRow {
-	r := alertRow{a: *a, tenant: a.Labels["tenant"], customerID: a.Labels["customer_id"], ver: ver}
-	r.a.Labels, r.a.Annotations = nil, nil
+// newAlertRow flattens a for alert_history. The row points at a only
+// until the queue's add has copied its fields into the columns.
+func newAlertRow(a *processor.Alert, now time.Time) alertRow {
+	r := alertRow{a: a, tenant: a.Labels["tenant"], customerID: a.Labels["customer_id"], emittedAt: a.EmittedAt}
 	r.labelKeys, r.labelValues = sortedPairs(a.Labels)
 	r.annotationKeys, r.annotValues = sortedPairs(a.Annotations)
-	if r.a.EmittedAt.IsZero() {
-		r.a.EmittedAt = now
+	if r.emittedAt.IsZero() {
+		r.emittedAt = now
 	}
 	return r
 }
