@@ -32,6 +32,7 @@ type Config struct {
 	EmbeddedKafka  bool         `yaml:"embedded_kafka"`
 	Alertmanager   AMConfig     `yaml:"alertmanager"`
 	Webhooks       HooksConfig  `yaml:"webhooks"`
+	ClickHouse     CHConfig     `yaml:"clickhouse"`
 
 	// Sinks receive every engine output batch besides the Kafka topics
 	// (e.g. the ClickHouse sink); offsets are committed only after each
@@ -80,6 +81,19 @@ type HooksConfig struct {
 	DeadLetterFile string `yaml:"dead_letter_file"`
 }
 
+// CHConfig is the analytics sink (sink/clickhouse) and the aggregates it
+// stores (processor/aggregate).
+type CHConfig struct {
+	DSN             string   `yaml:"dsn"`
+	Migrate         bool     `yaml:"migrate"`
+	BatchRows       int      `yaml:"batch_rows"`
+	FlushInterval   Duration `yaml:"flush_interval"`
+	MaxBufferedRows int      `yaml:"max_buffered_rows"`
+	Window          Duration `yaml:"window"`
+	ActivityWindow  Duration `yaml:"activity_window"`
+	RawEvents       bool     `yaml:"raw_events"`
+}
+
 // HTTPConfig is the metrics and health endpoint.
 type HTTPConfig struct {
 	Listen string `yaml:"listen"`
@@ -125,6 +139,10 @@ func DefaultConfig() Config {
 		CommitInterval: Duration(time.Second),
 		HTTP:           HTTPConfig{Listen: "127.0.0.1:9464"},
 		Alertmanager:   AMConfig{ResendDelay: Duration(time.Minute)},
+		ClickHouse: CHConfig{
+			Migrate: true, BatchRows: 50_000, FlushInterval: Duration(time.Second), MaxBufferedRows: 200_000,
+			Window: Duration(time.Hour), ActivityWindow: Duration(24 * time.Hour),
+		},
 	}
 }
 
@@ -253,6 +271,14 @@ var Keys = func() []Key {
 		key("webhooks.resends", "URL that receives one POST per resend trigger or cancel, Idempotency-Key trigger_id:action; empty: none", str(func(c *Config) *string { return &c.Webhooks.Resends })),
 		key("webhooks.secret", "if set, webhook bodies are signed: X-CRMPulse-Signature: sha256=<HMAC-SHA256>", str(func(c *Config) *string { return &c.Webhooks.Secret })),
 		key("webhooks.dead_letter_file", "JSON Lines file receiving every webhook record given up after the last retry", str(func(c *Config) *string { return &c.Webhooks.DeadLetterFile })),
+		key("clickhouse.dsn", "ClickHouse native-protocol DSN (clickhouse://host:9000/db) receiving aggregates, alert history, resends and outcomes; offsets commit only after rows are stored; empty: none", str(func(c *Config) *string { return &c.ClickHouse.DSN })),
+		key("clickhouse.migrate", "apply the schema migrations at start (as `crmpulse migrate` does); a schema newer than the binary is refused either way", boolean(func(c *Config) *bool { return &c.ClickHouse.Migrate })),
+		key("clickhouse.batch_rows", "rows per insert block; a table's queue is inserted at once when this many rows wait", integer(func(c *Config) *int { return &c.ClickHouse.BatchRows })),
+		key("clickhouse.flush_interval", "longest rows wait for a batch to fill: at most one partial insert per table per interval", dur(func(c *Config) *Duration { return &c.ClickHouse.FlushInterval })),
+		key("clickhouse.max_buffered_rows", "rows held in memory while ClickHouse is slow or down; at the bound consumption stops (backpressure)", integer(func(c *Config) *int { return &c.ClickHouse.MaxBufferedRows })),
+		key("clickhouse.window", "tumbling window of the revenue, complaint and delivery aggregates", dur(func(c *Config) *Duration { return &c.ClickHouse.Window })),
+		key("clickhouse.activity_window", "tumbling window of per-customer activity", dur(func(c *Config) *Duration { return &c.ClickHouse.ActivityWindow })),
+		key("clickhouse.raw_events", "also store every accepted interaction and receipt in interactions_raw / receipts_raw, contact attributes hashed (docs/clickhouse.md)", boolean(func(c *Config) *bool { return &c.ClickHouse.RawEvents })),
 	}
 }()
 

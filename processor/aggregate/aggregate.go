@@ -51,6 +51,12 @@ type Config struct {
 	// ActivityWindow is the tumbling window of per-customer activity.
 	// Default 24h (one UTC day).
 	ActivityWindow time.Duration
+	// Shard names the slice of the input this component sees: the Kafka
+	// partition in `crmpulse run`, 0 in a replay. Group-level rows
+	// (revenue, complaints, delivery) of one window and group come from
+	// every shard that saw the group, one partial row each; readers sum
+	// them (docs/clickhouse.md). Per-customer activity has one shard.
+	Shard int
 }
 
 func (c Config) withDefaults() Config {
@@ -71,6 +77,9 @@ func (c Config) validate() error {
 		if f.d < time.Second || f.d%time.Second != 0 {
 			return fmt.Errorf("aggregate config: %s: must be a whole number of seconds ≥ 1s, got %s", f.name, f.d)
 		}
+	}
+	if c.Shard < 0 || c.Shard > math.MaxUint16 {
+		return fmt.Errorf("aggregate config: shard: must be in [0, %d], got %d", math.MaxUint16, c.Shard)
 	}
 	return nil
 }
@@ -104,10 +113,19 @@ func New(cfg Config) (*Component, error) {
 
 func (c *Component) reset() {
 	w, aw := int64(c.cfg.Window), int64(c.cfg.ActivityWindow)
-	c.revenue = newWindows(w, revenueKey.compare, emitRevenue)
-	c.activity = newWindows(aw, activityKey.compare, emitActivity)
-	c.complaints = newWindows(w, complaintsKey.compare, emitComplaints)
-	c.delivery = newWindows(w, deliveryKey.compare, emitDelivery)
+	sh := uint16(c.cfg.Shard)
+	c.revenue = newWindows(w, revenueKey.compare, func(start, end int64, k revenueKey, a *revenueAcc, out *processor.Output) {
+		emitRevenue(sh, start, end, k, a, out)
+	})
+	c.activity = newWindows(aw, activityKey.compare, func(start, end int64, k activityKey, a *activityAcc, out *processor.Output) {
+		emitActivity(sh, start, end, k, a, out)
+	})
+	c.complaints = newWindows(w, complaintsKey.compare, func(start, end int64, k complaintsKey, a *complaintsAcc, out *processor.Output) {
+		emitComplaints(sh, start, end, k, a, out)
+	})
+	c.delivery = newWindows(w, deliveryKey.compare, func(start, end int64, k deliveryKey, a *deliveryAcc, out *processor.Output) {
+		emitDelivery(sh, start, end, k, a, out)
+	})
 	c.sets = [4]windowSet{c.revenue, c.activity, c.complaints, c.delivery}
 }
 
@@ -204,32 +222,36 @@ func (c *Component) OpenWindows() int {
 
 func utc(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
-func emitRevenue(start, end int64, k revenueKey, a *revenueAcc, out *processor.Output) {
+func emitRevenue(shard uint16, start, end int64, k revenueKey, a *revenueAcc, out *processor.Output) {
 	out.Aggregates = append(out.Aggregates, Revenue{
+		Shard: shard,
 		Tenant: k.Tenant, Segment: k.Segment, Region: k.Region, Channel: k.Channel,
 		WindowStart: utc(start), WindowEnd: utc(end),
 		Amount: a.Amount, Purchases: a.Purchases, Refunds: a.Refunds,
 	})
 }
 
-func emitActivity(start, end int64, k activityKey, a *activityAcc, out *processor.Output) {
+func emitActivity(shard uint16, start, end int64, k activityKey, a *activityAcc, out *processor.Output) {
 	out.Aggregates = append(out.Aggregates, Activity{
+		Shard: shard,
 		Tenant: k.Tenant, CustomerID: k.CustomerID,
 		WindowStart: utc(start), WindowEnd: utc(end),
 		Events: a.Events, LastActivity: utc(a.Last),
 	})
 }
 
-func emitComplaints(start, end int64, k complaintsKey, a *complaintsAcc, out *processor.Output) {
+func emitComplaints(shard uint16, start, end int64, k complaintsKey, a *complaintsAcc, out *processor.Output) {
 	out.Aggregates = append(out.Aggregates, Complaints{
+		Shard: shard,
 		Tenant: k.Tenant, Region: k.Region, Segment: k.Segment,
 		WindowStart: utc(start), WindowEnd: utc(end),
 		Complaints: a.Complaints, TicketsOpened: a.TicketsOpened, Resolved: a.Resolved,
 	})
 }
 
-func emitDelivery(start, end int64, k deliveryKey, a *deliveryAcc, out *processor.Output) {
+func emitDelivery(shard uint16, start, end int64, k deliveryKey, a *deliveryAcc, out *processor.Output) {
 	out.Aggregates = append(out.Aggregates, Delivery{
+		Shard: shard,
 		Tenant: k.Tenant, Channel: k.Channel, Provider: k.Provider, CampaignID: k.CampaignID, Status: k.Status,
 		WindowStart: utc(start), WindowEnd: utc(end), Receipts: a.Receipts,
 	})

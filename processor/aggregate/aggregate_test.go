@@ -197,8 +197,26 @@ func TestIDs(t *testing.T) {
 	require.NotEqual(t, a.ID(), b.ID())
 	require.Equal(t, a.ID(), aggregate.Revenue{Tenant: "a|b", Segment: "c", WindowStart: s, WindowEnd: e, Amount: 5}.ID(),
 		"the id names the row, not its values")
-	require.Equal(t, "revenue|1793610000|1793613600|acme|smb|apac|web", revenue("09:00", "smb", "1", 1, 0).ID())
+	require.Equal(t, "revenue|0|1793610000|1793613600|acme|smb|apac|web", revenue("09:00", "smb", "1", 1, 0).ID())
 	require.Equal(t, aggregate.TableActivity, activity("00:00", "c1", 1, "01:00").Table())
+	other := revenue("09:00", "smb", "1", 1, 0)
+	other.Shard = 3
+	require.Equal(t, "revenue|3|1793610000|1793613600|acme|smb|apac|web", other.ID(),
+		"partial rows of two shards are two rows")
+}
+
+// TestShard: every row a component emits carries its shard.
+func TestShard(t *testing.T) {
+	c, err := aggregate.New(aggregate.Config{Shard: 7})
+	require.NoError(t, err)
+	rows := run(t, c, []step{
+		in("purchase", "c1", "09:05", 10), in("complaint", "c1", "09:06", 0), rc("delivered", "09:07", "ses"),
+		wm("48:00"),
+	})
+	require.Len(t, rows, 4)
+	for _, r := range rows {
+		require.Contains(t, r.ID(), "|7|", r.Table())
+	}
 }
 
 func TestConfig(t *testing.T) {
@@ -206,6 +224,8 @@ func TestConfig(t *testing.T) {
 	require.ErrorContains(t, err, "window")
 	_, err = aggregate.New(aggregate.Config{ActivityWindow: -time.Hour})
 	require.ErrorContains(t, err, "activity_window")
+	_, err = aggregate.New(aggregate.Config{Shard: 1 << 16})
+	require.ErrorContains(t, err, "shard")
 }
 
 // randomSteps is a day and a half of mixed traffic with the watermark

@@ -77,6 +77,7 @@ func (m Money) String() string {
 // sign the producer gave it, as in the drop detector's sum(amount)).
 type Revenue struct {
 	Tenant, Segment, Region, Channel string
+	Shard                            uint16 // see Config.Shard
 	WindowStart, WindowEnd           time.Time
 	Amount                           Money
 	Purchases, Refunds               uint64
@@ -86,6 +87,7 @@ type Revenue struct {
 // many interactions of any type, and when the last one happened.
 type Activity struct {
 	Tenant, CustomerID     string
+	Shard                  uint16 // see Config.Shard
 	WindowStart, WindowEnd time.Time
 	Events                 uint64
 	LastActivity           time.Time
@@ -95,6 +97,7 @@ type Activity struct {
 // segment in one window.
 type Complaints struct {
 	Tenant, Region, Segment string
+	Shard                   uint16 // see Config.Shard
 	WindowStart, WindowEnd  time.Time
 	Complaints              uint64 // type complaint
 	TicketsOpened           uint64 // type ticket_opened
@@ -105,6 +108,7 @@ type Complaints struct {
 // provider × campaign in one window.
 type Delivery struct {
 	Tenant, Channel, Provider, CampaignID, Status string
+	Shard                                         uint16 // see Config.Shard
 	WindowStart, WindowEnd                        time.Time
 	Receipts                                      uint64
 }
@@ -121,7 +125,7 @@ func (r Revenue) Table() string { return TableRevenue }
 
 // ID implements processor.Aggregate: table, window and dimensions.
 func (r Revenue) ID() string {
-	return rowID(TableRevenue, r.WindowStart, r.WindowEnd, r.Tenant, r.Segment, r.Region, r.Channel)
+	return rowID(TableRevenue, r.Shard, r.WindowStart, r.WindowEnd, r.Tenant, r.Segment, r.Region, r.Channel)
 }
 
 // Table implements processor.Aggregate.
@@ -129,7 +133,7 @@ func (r Activity) Table() string { return TableActivity }
 
 // ID implements processor.Aggregate.
 func (r Activity) ID() string {
-	return rowID(TableActivity, r.WindowStart, r.WindowEnd, r.Tenant, r.CustomerID)
+	return rowID(TableActivity, r.Shard, r.WindowStart, r.WindowEnd, r.Tenant, r.CustomerID)
 }
 
 // Table implements processor.Aggregate.
@@ -137,7 +141,7 @@ func (r Complaints) Table() string { return TableComplaints }
 
 // ID implements processor.Aggregate.
 func (r Complaints) ID() string {
-	return rowID(TableComplaints, r.WindowStart, r.WindowEnd, r.Tenant, r.Region, r.Segment)
+	return rowID(TableComplaints, r.Shard, r.WindowStart, r.WindowEnd, r.Tenant, r.Region, r.Segment)
 }
 
 // Table implements processor.Aggregate.
@@ -145,16 +149,18 @@ func (r Delivery) Table() string { return TableDelivery }
 
 // ID implements processor.Aggregate.
 func (r Delivery) ID() string {
-	return rowID(TableDelivery, r.WindowStart, r.WindowEnd, r.Tenant, r.Channel, r.Provider, r.CampaignID, r.Status)
+	return rowID(TableDelivery, r.Shard, r.WindowStart, r.WindowEnd, r.Tenant, r.Channel, r.Provider, r.CampaignID, r.Status)
 }
 
-// rowID joins table, window bounds (Unix seconds) and dimensions with '|',
-// escaping '|' and '\' inside dimensions so that two different rows never
-// share an id: "revenue|1700000000|1700003600|acme|gold|apac|web".
-func rowID(table string, start, end time.Time, dims ...string) string {
+// rowID joins table, shard, window bounds (Unix seconds) and dimensions
+// with '|', escaping '|' and '\' inside dimensions so that two different
+// rows never share an id: "revenue|0|1700000000|1700003600|acme|gold|apac|web".
+func rowID(table string, shard uint16, start, end time.Time, dims ...string) string {
 	var b strings.Builder
-	b.Grow(len(table) + 24 + 16*len(dims))
+	b.Grow(len(table) + 30 + 16*len(dims))
 	b.WriteString(table)
+	b.WriteByte('|')
+	b.WriteString(strconv.Itoa(int(shard)))
 	b.WriteByte('|')
 	b.WriteString(strconv.FormatInt(start.Unix(), 10))
 	b.WriteByte('|')

@@ -232,6 +232,7 @@ func newRevenueQueue() *queue[aggregate.Revenue] {
 	q := &queue[aggregate.Revenue]{}
 	type r = aggregate.Revenue
 	field(q, "tenant", func(r *r) string { return r.Tenant })
+	field(q, "shard", func(r *r) uint16 { return r.Shard })
 	field(q, "segment", func(r *r) string { return r.Segment })
 	field(q, "region", func(r *r) string { return r.Region })
 	field(q, "channel", func(r *r) string { return r.Channel })
@@ -247,6 +248,7 @@ func newActivityQueue() *queue[aggregate.Activity] {
 	q := &queue[aggregate.Activity]{}
 	type r = aggregate.Activity
 	field(q, "tenant", func(r *r) string { return r.Tenant })
+	field(q, "shard", func(r *r) uint16 { return r.Shard })
 	field(q, "customer_id", func(r *r) string { return r.CustomerID })
 	field(q, "window_start", func(r *r) int64 { return secs(r.WindowStart) })
 	field(q, "window_end", func(r *r) int64 { return secs(r.WindowEnd) })
@@ -259,6 +261,7 @@ func newComplaintsQueue() *queue[aggregate.Complaints] {
 	q := &queue[aggregate.Complaints]{}
 	type r = aggregate.Complaints
 	field(q, "tenant", func(r *r) string { return r.Tenant })
+	field(q, "shard", func(r *r) uint16 { return r.Shard })
 	field(q, "region", func(r *r) string { return r.Region })
 	field(q, "segment", func(r *r) string { return r.Segment })
 	field(q, "window_start", func(r *r) int64 { return secs(r.WindowStart) })
@@ -273,6 +276,7 @@ func newDeliveryQueue() *queue[aggregate.Delivery] {
 	q := &queue[aggregate.Delivery]{}
 	type r = aggregate.Delivery
 	field(q, "tenant", func(r *r) string { return r.Tenant })
+	field(q, "shard", func(r *r) uint16 { return r.Shard })
 	field(q, "channel", func(r *r) string { return r.Channel })
 	field(q, "provider", func(r *r) string { return r.Provider })
 	field(q, "campaign_id", func(r *r) string { return r.CampaignID })

@@ -17,10 +17,14 @@
 --   with FINAL, or with argMax(column, version) GROUP BY the key (see
 --   docs/clickhouse.md). version is the sink's write time in Unix ns, so
 --   the newest write of a row wins.
+-- - the window aggregates carry shard, the input partition that computed
+--   them (0 in a replay): in `crmpulse run` each partition's engine emits
+--   a partial row for the groups it saw, and readers sum the shards.
 
 -- Revenue per window (aggregate.Revenue): purchases add, refunds subtract.
 CREATE TABLE IF NOT EXISTS revenue (
     tenant       {{.Dim}},
+    shard        UInt16,
     segment      {{.Dim}},
     region       {{.Dim}},
     channel      {{.Dim}},
@@ -32,11 +36,12 @@ CREATE TABLE IF NOT EXISTS revenue (
     version      UInt64
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(window_start)
-ORDER BY (tenant, window_start, window_end, segment, region, channel);
+ORDER BY (tenant, window_start, window_end, segment, region, channel, shard);
 
 -- Interactions per customer per day (aggregate.Activity).
 CREATE TABLE IF NOT EXISTS activity_daily (
     tenant        {{.Dim}},
+    shard         UInt16,
     customer_id   String,
     window_start  DateTime,
     window_end    DateTime,
@@ -45,11 +50,12 @@ CREATE TABLE IF NOT EXISTS activity_daily (
     version       UInt64
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(window_start)
-ORDER BY (tenant, customer_id, window_start, window_end);
+ORDER BY (tenant, customer_id, window_start, window_end, shard);
 
 -- The complaint life cycle per window (aggregate.Complaints).
 CREATE TABLE IF NOT EXISTS complaints (
     tenant         {{.Dim}},
+    shard          UInt16,
     region         {{.Dim}},
     segment        {{.Dim}},
     window_start   DateTime,
@@ -60,11 +66,12 @@ CREATE TABLE IF NOT EXISTS complaints (
     version        UInt64
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(window_start)
-ORDER BY (tenant, window_start, window_end, region, segment);
+ORDER BY (tenant, window_start, window_end, region, segment, shard);
 
 -- Receipts per status per window (aggregate.Delivery).
 CREATE TABLE IF NOT EXISTS delivery_status (
     tenant       {{.Dim}},
+    shard        UInt16,
     channel      {{.Dim}},
     provider     {{.Dim}},
     campaign_id  String,
@@ -75,7 +82,7 @@ CREATE TABLE IF NOT EXISTS delivery_status (
     version      UInt64
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(window_start)
-ORDER BY (tenant, window_start, window_end, channel, provider, campaign_id, status);
+ORDER BY (tenant, window_start, window_end, channel, provider, campaign_id, status, shard);
 
 -- How far each resent attempt went (followup.Event), one row per trigger
 -- and outcome. not_before is the trigger's, so every row of a trigger is
