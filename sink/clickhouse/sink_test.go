@@ -160,12 +160,12 @@ func TestSinkWritingTwiceChangesNothing(t *testing.T) {
 
 	want := map[string][]string{
 		TableRevenue: {
-			"acme | gold | apac | web | 2026-11-02 09:00:00 | 2026-11-02 10:00:00 | 99999.9901 | 7 | 0",
-			"acme | smb | apac | web | 2026-11-02 09:00:00 | 2026-11-02 10:00:00 | -12.3456 | 3 | 4",
+			"acme | 0 | gold | apac | web | 2026-11-02 09:00:00 | 2026-11-02 10:00:00 | 99999.9901 | 7 | 0",
+			"acme | 0 | smb | apac | web | 2026-11-02 09:00:00 | 2026-11-02 10:00:00 | -12.3456 | 3 | 4",
 		},
-		TableActivity:   {"acme | c1 | 2026-11-02 00:00:00 | 2026-11-03 00:00:00 | 5 | 2026-11-02 10:00:01"},
-		TableComplaints: {"acme | apac | smb | 2026-11-02 09:00:00 | 2026-11-02 10:00:00 | 2 | 1 | 1"},
-		TableDelivery:   {"acme | sms | twilio |  | delivered | 2026-11-02 09:00:00 | 2026-11-02 10:00:00 | 9"},
+		TableActivity:   {"acme | 0 | c1 | 2026-11-02 00:00:00 | 2026-11-03 00:00:00 | 5 | 2026-11-02 10:00:01"},
+		TableComplaints: {"acme | 0 | apac | smb | 2026-11-02 09:00:00 | 2026-11-02 10:00:00 | 2 | 1 | 1"},
+		TableDelivery:   {"acme | 0 | sms | twilio |  | delivered | 2026-11-02 09:00:00 | 2026-11-02 10:00:00 | 9"},
 		TableResendOutcomes: {
 			"t1 | delivered | sms_retry | m1 | c1 | acme | sms | 2 | soft_bounce | 2026-11-02 10:00:00 | 2026-11-02 10:01:30 | 90000",
 			"t1 | triggered | sms_retry | m1 | c1 | acme | sms | 2 | soft_bounce | 2026-11-02 10:00:00 | 2026-11-02 10:00:00 | 0",
