@@ -14,7 +14,8 @@ const usage = `crmpulse — early warnings from CRM event streams
 
 Usage:
   crmpulse run [--config FILE] [--embedded-kafka] [flags]   (see 'crmpulse run --help')
-  crmpulse replay --rules FILE [--interactions FILE] [--receipts FILE] --out DIR [--until T]
+  crmpulse replay --rules FILE [--interactions FILE] [--receipts FILE] --out DIR [--until T] [--clickhouse DSN]
+  crmpulse migrate [--dsn DSN]   (ClickHouse schema; see docs/clickhouse.md)
   crmpulse rules check FILE
   crmpulse rules test [--run RE] [-v] FILE...
   crmpulse demo [--customers N] [--days N]   (embedded Kafka, generated data, live alerts)
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string) int {
 		return cmdReplay(ctx, args[1:])
 	case "rules":
 		return cmdRules(ctx, args[1:])
+	case "migrate":
+		return cmdMigrate(ctx, args[1:])
 	case "gen":
 		return cmdGen(ctx, args[1:])
 	case "demo":

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/replay"
+	"github.com/crmpulse/crmpulse/stream"
 )
 
 func cmdReplay(ctx context.Context, args []string) int {
@@ -21,6 +23,9 @@ func cmdReplay(ctx context.Context, args []string) int {
 	out := fs.String("out", "", "output directory for alerts.jsonl, resends.jsonl, rejected.jsonl")
 	until := fs.String("until", "", "RFC 3339 time the watermark advances to at end of input (default: the highest occurred_at seen)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	chDSN := fs.String("clickhouse", "", "also compute the aggregates and store them, the alerts, resends and outcomes in ClickHouse at this native-protocol DSN (clickhouse://host:9000/db), migrating its schema first")
+	chWindow := fs.Duration("clickhouse-window", time.Hour, "with --clickhouse: window of the revenue, complaint and delivery aggregates")
+	chActivity := fs.Duration("clickhouse-activity-window", 24*time.Hour, "with --clickhouse: window of per-customer activity")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -54,7 +59,21 @@ func cmdReplay(ctx context.Context, args []string) int {
 	if !*quiet {
 		cfg.Progress = os.Stderr
 	}
-	sum, err := replay.Run(ctx, cfg)
+	var an *analytics
+	if *chDSN != "" {
+		chCfg := stream.DefaultConfig().ClickHouse
+		chCfg.DSN, chCfg.Window, chCfg.ActivityWindow = *chDSN, stream.Duration(*chWindow), stream.Duration(*chActivity)
+		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if an, err = openAnalytics(ctx, chCfg, logger, nil); err != nil {
+			fmt.Fprintf(os.Stderr, "crmpulse replay: --clickhouse: %v\n", err)
+			return exitFailure
+		}
+		defer an.sink.Close()
+		more, _ := an.components(0) // validated by openAnalytics
+		cfg.Extra = append(cfg.Extra, more...)
+		cfg.OnOutput = an.sink.Write
+	}
+	sum, err := replayWith(ctx, cfg, an)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse replay: %v\n", err)
 		if errors.Is(err, replay.ErrInput) {
@@ -64,4 +83,24 @@ func cmdReplay(ctx context.Context, args []string) int {
 	}
 	fmt.Println(sum.String())
 	return exitOK
+}
+
+// replayWith runs the replay with the ClickHouse sink running beside it (if
+// any), and returns only when every row it produced is stored.
+func replayWith(ctx context.Context, cfg replay.Config, an *analytics) (replay.Summary, error) {
+	if an == nil {
+		return replay.Run(ctx, cfg)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- an.sink.Run(sctx) }()
+	defer func() { stop(); <-done }()
+	sum, err := replay.Run(ctx, cfg)
+	if err != nil {
+		return sum, err
+	}
+	if err := an.sink.Flush(ctx); err != nil {
+		return sum, fmt.Errorf("storing the rows in ClickHouse: %w", err)
+	}
+	return sum, nil
 }

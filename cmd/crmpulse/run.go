@@ -86,14 +86,32 @@ func cmdRun(ctx context.Context, args []string) int {
 		}
 		cfg.Sinks = append(cfg.Sinks, notifiers)
 	}
+	var an *analytics
+	if cfg.ClickHouse.DSN != "" {
+		if an, err = openAnalytics(ctx, cfg.ClickHouse, logger, reg); err != nil {
+			fmt.Fprintf(os.Stderr, "crmpulse run: %v\n", err)
+			return exitFailure
+		}
+		defer an.sink.Close()
+		cfg.Sinks = append(cfg.Sinks, an.sink)
+	}
 	// Every partition's engine follows its resend triggers to the resent
-	// attempts' receipts; outcomes are metrics and rows for the sinks.
-	cfg.Components = func(int) []processor.Component {
+	// attempts' receipts (outcomes are metrics, and rows for the sinks),
+	// and with ClickHouse computes the aggregates of its partition.
+	cfg.Components = func(p int) []processor.Component {
 		tr, err := followup.New(followup.Config{}, reg)
 		if err != nil {
 			panic(err) // only a metrics registration clash, fixed at build time
 		}
-		return []processor.Component{followup.NewComponent(tr)}
+		cs := []processor.Component{followup.NewComponent(tr)}
+		if an != nil {
+			more, err := an.components(p)
+			if err != nil {
+				panic(err) // the config was validated when the sink was opened
+			}
+			cs = append(cs, more...)
+		}
+		return cs
 	}
 	app, err := stream.New(cfg, logger, reg)
 	if err != nil {
@@ -109,15 +127,16 @@ func cmdRun(ctx context.Context, args []string) int {
 		}
 	}()
 	g, gctx := errgroup.WithContext(ctx)
+	// The sinks outlive the app by a moment so its last checkpoint can
+	// still flush them; they stop when the app has returned.
+	sctx, stopSinks := context.WithCancel(context.WithoutCancel(ctx))
 	if notifiers != nil {
-		// The notifiers outlive the app by a moment so its last checkpoint
-		// can still flush them; they stop when the app has returned.
-		nctx, stopNotifiers := context.WithCancel(context.WithoutCancel(ctx))
-		g.Go(func() error { return notifiers.Run(nctx) })
-		g.Go(func() error { defer stopNotifiers(); return app.Run(gctx) })
-	} else {
-		g.Go(func() error { return app.Run(gctx) })
+		g.Go(func() error { return notifiers.Run(sctx) })
 	}
+	if an != nil {
+		g.Go(func() error { return an.sink.Run(sctx) })
+	}
+	g.Go(func() error { defer stopSinks(); return app.Run(gctx) })
 	if err := g.Wait(); err != nil {
 		logger.Error("crmpulse run failed", "err", err)
 		return exitFailure

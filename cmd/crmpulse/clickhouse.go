@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/sink/clickhouse"
+	"github.com/crmpulse/crmpulse/stream"
+)
+
+// analytics is what a ClickHouse DSN adds to a pipeline, in `run` and in
+// `replay --clickhouse`: the sink, and the components computing the rows
+// it stores (per shard: one per input partition in run, one in replay).
+type analytics struct {
+	cfg  stream.CHConfig
+	sink *clickhouse.Sink
+}
+
+// openAnalytics builds the sink and brings the schema up to date (or, with
+// migrate off, checks that it is), so a pipeline never starts writing rows
+// into tables that do not exist or have another shape.
+func openAnalytics(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger, reg prometheus.Registerer) (*analytics, error) {
+	s, err := clickhouse.New(clickhouse.Config{
+		DSN: cfg.DSN, BatchRows: cfg.BatchRows, FlushInterval: cfg.FlushInterval.D(),
+		MaxBufferedRows: cfg.MaxBufferedRows,
+	}, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	mctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if cfg.Migrate {
+		applied, err := clickhouse.MigrateTo(mctx, s.Conn())
+		if err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("migrating the ClickHouse schema: %w", err)
+		}
+		if len(applied) > 0 {
+			logger.Info("applied ClickHouse migrations", "versions", applied)
+		}
+	} else {
+		v, err := clickhouse.SchemaVersion(mctx, s.Conn())
+		if err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("reading the ClickHouse schema version: %w", err)
+		}
+		if v != clickhouse.LatestVersion() {
+			_ = s.Close()
+			return nil, fmt.Errorf("the ClickHouse schema is at version %d, this build needs %d: run `crmpulse migrate` "+
+				"(or set clickhouse.migrate: true)", v, clickhouse.LatestVersion())
+		}
+	}
+	a := &analytics{cfg: cfg, sink: s}
+	if _, err := a.components(0); err != nil { // refuse bad windows now, not in a partition's goroutine
+		_ = s.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// components are the engine components of one shard.
+func (a *analytics) components(shard int) ([]processor.Component, error) {
+	agg, err := aggregate.New(aggregate.Config{
+		Window: a.cfg.Window.D(), ActivityWindow: a.cfg.ActivityWindow.D(), Shard: shard,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []processor.Component{agg}, nil
+}
+
+const migrateUsage = `Usage: crmpulse migrate [--dsn DSN]
+
+Brings the ClickHouse schema of the DSN's database up to date: applies the
+migrations it lacks (rendered for the server's version) and records them in
+schema_migrations. Running it again changes nothing; a database migrated by
+a newer crmpulse is refused. 'crmpulse run' does the same at start unless
+clickhouse.migrate is false. See docs/clickhouse.md.
+
+Flags:
+`
+
+func cmdMigrate(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dsn := fs.String("dsn", os.Getenv("CRMPULSE_CLICKHOUSE_DSN"),
+		"ClickHouse native-protocol DSN, clickhouse://host:9000/db; the default comes from $CRMPULSE_CLICKHOUSE_DSN")
+	usage := func(w io.Writer) {
+		fmt.Fprint(w, migrateUsage)
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(os.Stdout)
+			return exitOK
+		}
+		fmt.Fprintf(os.Stderr, "crmpulse migrate: %v\n\n", err)
+		usage(os.Stderr)
+		return exitUsage
+	}
+	if *dsn == "" {
+		fmt.Fprint(os.Stderr, "crmpulse migrate: --dsn is required\n\n")
+		usage(os.Stderr)
+		return exitUsage
+	}
+	s, err := clickhouse.New(clickhouse.Config{DSN: *dsn}, nil, nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "crmpulse migrate: %v\n", err)
+		return exitUsage
+	}
+	defer s.Close()
+	mctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	applied, err := clickhouse.MigrateTo(mctx, s.Conn())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "crmpulse migrate: %v\n", err)
+		return exitFailure
+	}
+	if len(applied) == 0 {
+		fmt.Printf("schema is up to date at version %d\n", clickhouse.LatestVersion())
+		return exitOK
+	}
+	fmt.Printf("applied migrations %v; schema is at version %d\n", applied, clickhouse.LatestVersion())
+	return exitOK
+}
