@@ -36,7 +36,8 @@ test:
 	$(GO) test -count=1 -timeout 30m ./...; \
 	echo "== tests that stop and restart the shared servers, one package at a time"; \
 	CRMPULSE_ALERTMANAGER_RESTART_TEST=1 CRMPULSE_CLICKHOUSE_RESTART_TEST=1 \
-		$(GO) test -count=1 -p 1 -timeout 20m -run 'Restart' $$($(GO) list ./... | grep -E '/(alerting|sink)(/|$$)')
+		$(GO) test -count=1 -p 1 -timeout 20m -run 'Restart' $$($(GO) list ./... | grep -E '/(alerting|sink)(/|$$)'); \
+	CRMPULSE_CLICKHOUSE_RESTART_TEST=1 $(GO) test -count=1 -timeout 10m -run 'Outage' ./stream/
 
 ## test-unit: the suite without starting servers (integration tests skip).
 test-unit:
