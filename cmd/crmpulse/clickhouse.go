@@ -37,28 +37,29 @@ func openAnalytics(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	mctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if cfg.Migrate {
-		applied, err := clickhouse.MigrateTo(mctx, s.Conn())
-		if err != nil {
-			_ = s.Close()
-			return nil, fmt.Errorf("migrating the ClickHouse schema: %w", err)
+	if err := untilReachable(ctx, logger, func(ctx context.Context) error {
+		if cfg.Migrate {
+			applied, err := clickhouse.MigrateTo(ctx, s.Conn())
+			if err != nil {
+				return fmt.Errorf("migrating the ClickHouse schema: %w", err)
+			}
+			if len(applied) > 0 {
+				logger.Info("applied ClickHouse migrations", "versions", applied)
+			}
+			return nil
 		}
-		if len(applied) > 0 {
-			logger.Info("applied ClickHouse migrations", "versions", applied)
-		}
-	} else {
-		v, err := clickhouse.SchemaVersion(mctx, s.Conn())
+		v, err := clickhouse.SchemaVersion(ctx, s.Conn())
 		if err != nil {
-			_ = s.Close()
-			return nil, fmt.Errorf("reading the ClickHouse schema version: %w", err)
+			return fmt.Errorf("reading the ClickHouse schema version: %w", err)
 		}
 		if v != clickhouse.LatestVersion() {
-			_ = s.Close()
-			return nil, fmt.Errorf("the ClickHouse schema is at version %d, this build needs %d: run `crmpulse migrate` "+
-				"(or set clickhouse.migrate: true)", v, clickhouse.LatestVersion())
+			return fmt.Errorf("%w: the ClickHouse schema is at version %d, this build needs %d: run `crmpulse migrate` "+
+				"(or set clickhouse.migrate: true)", errSchema, v, clickhouse.LatestVersion())
 		}
+		return nil
+	}); err != nil {
+		_ = s.Close()
+		return nil, err
 	}
 	a := &analytics{cfg: cfg, sink: s}
 	if _, err := a.components(0); err != nil { // refuse bad windows now, not in a partition's goroutine
@@ -66,6 +67,35 @@ func openAnalytics(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger
 		return nil, err
 	}
 	return a, nil
+}
+
+var errSchema = errors.New("schema mismatch")
+
+// startupWait is how long a starting pipeline waits for ClickHouse: in a
+// compose file or a pod, ClickHouse may start after crmpulse.
+const startupWait = time.Minute
+
+// untilReachable runs f until it succeeds, fails for a reason other than
+// reaching the server, or startupWait has passed.
+func untilReachable(ctx context.Context, logger *slog.Logger, f func(context.Context) error) error {
+	deadline := time.Now().Add(startupWait)
+	pause := 500 * time.Millisecond
+	for {
+		fctx, cancel := context.WithTimeout(ctx, startupWait)
+		err := f(fctx)
+		cancel()
+		if err == nil || errors.Is(err, errSchema) || errors.Is(err, clickhouse.ErrSchemaTooNew) ||
+			ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		logger.Warn("waiting for ClickHouse", "err", err, "retry_in", pause)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
 }
 
 // components are the engine components of one shard.

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,4 +125,38 @@ func TestClickHouseFlagErrors(t *testing.T) {
 	ctx := context.Background()
 	require.Equal(t, exitUsage, run(ctx, []string{"migrate", "--dsn", ""}))
 	require.Equal(t, exitUsage, run(ctx, []string{"migrate", "--dsn", "http://127.0.0.1:8123/db"}), "HTTP is refused")
+}
+
+func TestUntilReachable(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	transient := errors.New("dial tcp: connection refused")
+	tests := []struct {
+		name  string
+		errs  []error // what each call returns; nil after the list
+		calls int
+		err   error
+	}{
+		{"first try", nil, 1, nil},
+		{"server comes up", []error{transient, transient}, 3, nil},
+		{"schema too new is final", []error{fmt.Errorf("x: %w", clickhouse.ErrSchemaTooNew)}, 1, clickhouse.ErrSchemaTooNew},
+		{"schema behind is final", []error{fmt.Errorf("x: %w", errSchema)}, 1, errSchema},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			err := untilReachable(context.Background(), logger, func(context.Context) error {
+				calls++
+				if calls <= len(tc.errs) {
+					return tc.errs[calls-1]
+				}
+				return nil
+			})
+			require.ErrorIs(t, err, tc.err)
+			require.Equal(t, tc.calls, calls)
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, untilReachable(ctx, logger, func(context.Context) error { return transient }), transient,
+		"a cancelled start gives up at once")
 }
