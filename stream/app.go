@@ -33,6 +33,7 @@ type App struct {
 	now      func() time.Time
 	ln       net.Listener
 	brokers  []string
+	parts    int // input partitions: the group stage's upstreams
 
 	// mu orders reloads against workers joining: a worker registers and
 	// reads the rules under it, so it never misses a reload.
@@ -201,7 +202,13 @@ func (a *App) prepareTopics(ctx context.Context) (int, error) {
 		ikafka.TopicSpec{Name: t.Interactions + DLQSuffix, Partitions: n, ReplicationFactor: rf},
 		ikafka.TopicSpec{Name: t.Receipts + DLQSuffix, Partitions: n, ReplicationFactor: rf},
 		ikafka.TopicSpec{Name: t.Snapshots, Partitions: n, ReplicationFactor: rf, Configs: snapshotTopicConfigs},
+		// One partition: each group has one owner, the group stage.
+		ikafka.TopicSpec{Name: t.Repartition, Partitions: 1, ReplicationFactor: rf},
 	)
+	if err == nil {
+		err = a.checkRepartition(ctx)
+	}
+	a.parts = n
 	return n, err
 }
 
@@ -266,6 +273,15 @@ func (a *App) consume(ctx context.Context, group *kafkago.ConsumerGroup) error {
 			mu.Lock()
 			defer mu.Unlock()
 			return gen.CommitOffsets(offsets)
+		}
+		if slices.Contains(parts, 0) {
+			// The owner of partition 0 runs the group stage.
+			gen.Start(func(gctx context.Context) {
+				if err := a.runGroupStage(gctx, a.parts); err != nil {
+					failed.Store(true)
+					a.log.Error("group stage stopped", "err", err)
+				}
+			})
 		}
 		for _, p := range parts {
 			gen.Start(func(gctx context.Context) {
@@ -395,22 +411,29 @@ func (a *App) serveHTTP(ctx context.Context) error {
 	return nil
 }
 
-// warnGroupLevel names the rules whose groups span customers: without the
-// repartition stage (docs/run.md) each partition evaluates them on its own
-// customers only.
+// warnGroupLevel names the rules that run in the group stage.
 func (a *App) warnGroupLevel(rf *rules.File) {
-	var names []string
-	for _, r := range rf.Rules {
-		perCustomer := false
-		for _, f := range r.Fields {
-			perCustomer = perCustomer || f.Path == "customer_id"
-		}
-		if !perCustomer {
-			names = append(names, r.Name)
-		}
+	_, g := splitRules(rf)
+	if g == nil {
+		return
 	}
-	if len(names) > 0 {
-		a.log.Warn("rules grouping across customers are evaluated per partition (no repartition stage yet): "+
-			"each partition sees only its own customers", "rules", names)
+	names := make([]string, len(g.Rules))
+	for i, r := range g.Rules {
+		names[i] = r.Name
 	}
+	a.log.Info("rules grouping across customers run in the group stage (owner of partition 0), fed through "+
+		a.cfg.Topics.Repartition, "rules", names)
+}
+
+// checkRepartition refuses a repartition topic with more than one
+// partition: the group stage reads partition 0 only.
+func (a *App) checkRepartition(ctx context.Context) error {
+	counts, err := ikafka.PartitionCounts(ctx, a.brokers, a.cfg.Topics.Repartition)
+	if err != nil {
+		return err
+	}
+	if n := counts[a.cfg.Topics.Repartition]; n != 1 {
+		return fmt.Errorf("topic %s (topics.repartition) has %d partitions; it must have exactly 1", a.cfg.Topics.Repartition, n)
+	}
+	return nil
 }

@@ -65,6 +65,7 @@ type TopicsConfig struct {
 	Alerts       string `yaml:"alerts"`
 	Resends      string `yaml:"resends"`
 	Snapshots    string `yaml:"snapshots"`
+	Repartition  string `yaml:"repartition"`
 }
 
 // AMConfig says where alerts are posted (Alertmanager v2 API).
@@ -134,6 +135,7 @@ func DefaultConfig() Config {
 			Alerts:       "crm.alerts",
 			Resends:      "crm.resend-triggers",
 			Snapshots:    "crmpulse.snapshots",
+			Repartition:  "crmpulse.repartition",
 		},
 		IdleTimeout:    Duration(30 * time.Second),
 		CommitInterval: Duration(time.Second),
@@ -260,6 +262,7 @@ var Keys = func() []Key {
 		key("topics.alerts", "output topic of alert records (SPEC §4), keyed by fingerprint, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Alerts })),
 		key("topics.resends", "output topic of resend triggers and cancels (SPEC §4), keyed by customer_id, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Resends })),
 		key("topics.snapshots", "compacted topic of per-partition engine snapshots and the offsets they cover", str(func(c *Config) *string { return &c.Topics.Snapshots })),
+		key("topics.repartition", "internal single-partition topic carrying accepted records and watermark markers to the group stage, which runs the rules grouping across customers", str(func(c *Config) *string { return &c.Topics.Repartition })),
 		key("rules", "rules file (YAML, SPEC §3); reloaded on SIGHUP and when it changes", str(func(c *Config) *string { return &c.Rules })),
 		key("idle_timeout", "a partition without records for this long stops holding the watermark back", dur(func(c *Config) *Duration { return &c.IdleTimeout })),
 		key("commit_interval", "how often each partition's outputs are flushed, its state snapshotted and its offsets committed", dur(func(c *Config) *Duration { return &c.CommitInterval })),
@@ -392,7 +395,7 @@ func (c *Config) Validate() error {
 	topics := map[string]string{}
 	for _, t := range []struct{ key, name string }{
 		{"topics.interactions", c.Topics.Interactions}, {"topics.receipts", c.Topics.Receipts},
-		{"topics.alerts", c.Topics.Alerts}, {"topics.resends", c.Topics.Resends}, {"topics.snapshots", c.Topics.Snapshots},
+		{"topics.alerts", c.Topics.Alerts}, {"topics.resends", c.Topics.Resends}, {"topics.snapshots", c.Topics.Snapshots}, {"topics.repartition", c.Topics.Repartition},
 	} {
 		if t.name == "" {
 			bad(t.key, "required")

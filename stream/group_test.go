@@ -42,16 +42,18 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 }
 
 // testTwoInstances: two instances of one group split the partitions and
-// together produce replay's outputs; stopping one moves its partitions,
+// together produce replay's outputs, group-level rules included; stopping
+// one moves its partitions (and the group stage, if it had partition 0),
 // with their state, to the other.
 func testTwoInstances(t *testing.T, brokers []string, gc genConfig) {
 	ds := generate(t, gc)
-	want := replayOutputs(t, ds)
+	want := replayOutputsWith(t, ds, groupRulesFile)
 	tp := newTopics(t)
 	createInputs(t, brokers, tp, 4)
 	produce(t, brokers, tp, ds)
 	c := collect(t, brokers, tp)
 	cfg := appConfig(brokers, tp, tp.prefix)
+	cfg.Rules = groupRulesFile
 	a := startApp(t, cfg, "a")
 	b := startApp(t, cfg, "b")
 	require.Eventually(t, func() bool {

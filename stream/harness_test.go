@@ -262,9 +262,15 @@ func resendID(m map[string]any) string { return fmt.Sprintf("%s:%s", m["trigger_
 // replayOutputs runs replay on ds as the oracle.
 func replayOutputs(t testing.TB, ds *dataset) *outputs {
 	t.Helper()
-	rf, err := rules.Load(rulesFile)
+	return replayOutputsWith(t, ds, rulesFile)
+}
+
+// replayOutputsWith runs replay on ds with the rules file path.
+func replayOutputsWith(t testing.TB, ds *dataset, path string) *outputs {
+	t.Helper()
+	rf, err := rules.Load(path)
 	require.NoError(t, err)
-	out := filepath.Join(ds.dir, "replay")
+	out := filepath.Join(ds.dir, "replay-"+filepath.Base(path))
 	_, err = replay.Run(context.Background(), replay.Config{Rules: rf, Interactions: ds.interactions,
 		Receipts: ds.receipts, OutDir: out, Until: time.Now()})
 	require.NoError(t, err)
@@ -302,7 +308,7 @@ func newTopics(t testing.TB) topics {
 	p := fmt.Sprintf("%s-%06x", strings.ToLower(name), rand.Uint32()&0xffffff)
 	return topics{prefix: p, cfg: stream.TopicsConfig{
 		Interactions: p + ".interactions", Receipts: p + ".receipts", Alerts: p + ".alerts",
-		Resends: p + ".resends", Snapshots: p + ".snapshots",
+		Resends: p + ".resends", Snapshots: p + ".snapshots", Repartition: p + ".repartition",
 	}}
 }
 

@@ -99,7 +99,8 @@ func startProc(t *testing.T, brokers []string, tp topics, group, name string) *p
 		"--kafka.session-timeout", "6s",
 		"--topics.interactions", tp.cfg.Interactions, "--topics.receipts", tp.cfg.Receipts,
 		"--topics.alerts", tp.cfg.Alerts, "--topics.resends", tp.cfg.Resends, "--topics.snapshots", tp.cfg.Snapshots,
-		"--rules", rulesFile, "--idle-timeout", "2s", "--commit-interval", "200ms", "--http.listen", "127.0.0.1:0")
+		"--topics.repartition", tp.cfg.Repartition,
+		"--rules", groupRulesFile, "--idle-timeout", "2s", "--commit-interval", "200ms", "--http.listen", "127.0.0.1:0")
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
@@ -163,7 +164,7 @@ func TestKafkaKillAndRestart(t *testing.T) {
 // nothing missing and nothing that differs for an id.
 func testKillAndRestart(t *testing.T, brokers []string, gc genConfig) {
 	ds := generate(t, gc)
-	want := replayOutputs(t, ds)
+	want := replayOutputsWith(t, ds, groupRulesFile)
 	tp := newTopics(t)
 	createInputs(t, brokers, tp, 4)
 	produce(t, brokers, tp, ds)

@@ -106,11 +106,23 @@ func newSnapshotStore(brokers []string, topic, group string, partitions int, log
 
 func (s *snapshotStore) close() error { return s.w.Close() }
 
-func (s *snapshotStore) manifestKey(p int) string { return s.group + "/" + strconv.Itoa(p) }
+// name is how p appears in keys: its number, or "groups" for the group
+// stage.
+func name(p int) string {
+	if p == groupStageID {
+		return "groups"
+	}
+	return strconv.Itoa(p)
+}
+
+func (s *snapshotStore) manifestKey(p int) string { return s.group + "/" + name(p) }
 
 func (s *snapshotStore) chunkKey(p int, id string, i int) string {
-	return s.group + "/" + strconv.Itoa(p) + "/" + id + "/" + strconv.Itoa(i)
+	return s.group + "/" + name(p) + "/" + id + "/" + strconv.Itoa(i)
 }
+
+// target is the snapshots topic partition holding p's records.
+func (s *snapshotStore) target(p int) int { return max(p, 0) % s.partitions }
 
 // save writes cp as partition p's latest snapshot and deletes the chunks of
 // the snapshot prev (the one it replaces; empty for none). It returns the
@@ -125,7 +137,7 @@ func (s *snapshotStore) save(ctx context.Context, p int, cp *checkpoint, prev ma
 		SHA256: hex.EncodeToString(sum[:]), RulesHash: cp.RulesHash, Offsets: cp.Offsets,
 		Watermark: cp.Watermark.UTC(), WrittenAt: now.UTC(),
 	}
-	target := p % s.partitions
+	target := s.target(p)
 	chunks := make([]kafkago.Message, 0, mf.Chunks)
 	for i := 0; i < mf.Chunks; i++ {
 		end := min((i+1)*chunkSize, len(cp.Engine))
@@ -161,7 +173,7 @@ var errCorruptSnapshot = errors.New("corrupt snapshot")
 
 // load reads partition p's latest snapshot; ok is false when there is none.
 func (s *snapshotStore) load(ctx context.Context, p int) (cp *checkpoint, mf manifest, ok bool, err error) {
-	target := p % s.partitions
+	target := s.target(p)
 	first, end, err := ikafka.PartitionBounds(ctx, s.brokers, s.topic, target)
 	if err != nil {
 		return nil, mf, false, err

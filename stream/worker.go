@@ -64,6 +64,10 @@ type worker struct {
 
 	consumed [2]int64
 	partName string
+	// forward says the rules have group-level rules, whose records go to
+	// the group stage; lastMark is the last watermark marker sent there.
+	forward  bool
+	lastMark time.Time
 }
 
 type cpJob struct {
@@ -174,11 +178,12 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // when it has none, and returns the offsets to read from.
 func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[string]int64) (int64, int64, error) {
 	a := w.a
-	eng, err := processor.New(processor.Config{Rules: rf, Extra: a.components(w.p)})
+	local, groups := splitRules(rf)
+	eng, err := processor.New(processor.Config{Rules: local, Extra: a.components(w.p)})
 	if err != nil {
 		return 0, 0, err
 	}
-	w.eng = eng
+	w.eng, w.forward = eng, groups != nil
 	startI, startR := committed[a.cfg.Topics.Interactions], committed[a.cfg.Topics.Receipts]
 	cp, mf, ok, err := a.snaps.load(ctx, w.p)
 	if err != nil {
@@ -313,6 +318,10 @@ func (w *worker) process(ctx context.Context, rec *ikafka.Record, src int) error
 	}
 	switch {
 	case err == nil:
+		if w.forward {
+			w.epoch.add(1)
+			w.msgs = append(w.msgs, w.forwarded(rec.Msg, src))
+		}
 	case errors.Is(err, processor.ErrDuplicate):
 		w.a.m.duplicates.Inc()
 	default:
@@ -409,6 +418,10 @@ func (w *worker) onTick(ctx context.Context) error {
 		if err := w.flushMsgs(ctx); err != nil {
 			return err
 		}
+	}
+	w.queueMarker()
+	if err := w.flushMsgs(ctx); err != nil {
+		return err
 	}
 	a.m.consumed.WithLabelValues(a.cfg.Topics.Interactions).Add(float64(w.consumed[0]))
 	a.m.consumed.WithLabelValues(a.cfg.Topics.Receipts).Add(float64(w.consumed[1]))
@@ -543,7 +556,8 @@ func (w *worker) onReload(ctx context.Context, req reloadReq) {
 	}
 	select {
 	case <-req.commit:
-		w.eng = ne
+		_, groups := splitRules(req.rules)
+		w.eng, w.forward = ne, groups != nil
 		w.dirty = true
 	case <-req.abort:
 	case <-ctx.Done():
@@ -558,7 +572,8 @@ func (w *worker) rebuild(rf *rules.File) (*processor.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: snapshotting for reload: %w", w.p, err)
 	}
-	ne, err := processor.New(processor.Config{Rules: rf, Extra: w.a.components(w.p)})
+	local, _ := splitRules(rf)
+	ne, err := processor.New(processor.Config{Rules: local, Extra: w.a.components(w.p)})
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: %w", w.p, err)
 	}

@@ -92,7 +92,7 @@ func fail(err error) {
 func topicsFor(prefix string) stream.TopicsConfig {
 	return stream.TopicsConfig{
 		Interactions: prefix + ".interactions", Receipts: prefix + ".receipts", Alerts: prefix + ".alerts",
-		Resends: prefix + ".resends", Snapshots: prefix + ".snapshots",
+		Resends: prefix + ".resends", Snapshots: prefix + ".snapshots", Repartition: prefix + ".repartition",
 	}
 }
 

@@ -1,0 +1,565 @@
+package stream
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/processor/rules"
+)
+
+// The repartition stage. Rules whose groups span customers (group_by, key
+// or correlate without customer_id: revenue per segment, complaints per
+// region) need every partition's records. Each partition's worker (stage 1)
+// runs the customer-level rules and forwards every record its engine
+// accepted to the single-partition repartition topic, with watermark
+// markers; the owner of input partition 0 also runs the group stage (stage
+// 2): one engine with the group-level rules, fed the forwarded records in
+// occurred_at order. A single partition gives every group exactly one
+// owner; the stage moves with partition 0 and its state is checkpointed on
+// the snapshots topic like a partition's.
+//
+// Why stage 2 sees what replay sees: an upstream partition's marker says
+// "every record I forward from now on has occurred_at ≥ wm" (its engine
+// refuses older ones as late). Stage 2 holds the forwarded records until
+// the minimum marker over all upstream partitions passes them, then feeds
+// them in occurred_at order, advancing its engine's watermark after each
+// record exactly as replay does; a record is therefore never late there,
+// and the group rules see replay's sequence. A restarted upstream re-forwards
+// records it had forwarded before its last checkpoint; the engine drops them
+// as duplicates (or as behind its watermark), so nothing counts twice.
+
+// Headers of repartition records.
+const (
+	headerUpstream  = "crmpulse-upstream-partition"
+	headerSource    = "crmpulse-source"
+	headerWatermark = "crmpulse-watermark"
+)
+
+// groupStageID is the group stage's id in the snapshots topic.
+const groupStageID = -1
+
+// isGroupLevel says whether r groups across customers.
+func isGroupLevel(r *rules.Rule) bool {
+	for _, f := range r.Fields {
+		if f.Path == "customer_id" {
+			return false
+		}
+	}
+	return true
+}
+
+// splitRules returns the rules of stage 1 (customer-level rules and every
+// resend policy) and of the group stage (group-level rules, nil when there
+// are none). Both keep rf's hash, which names the rules file.
+func splitRules(rf *rules.File) (local, groups *rules.File) {
+	l, g := *rf, *rf
+	l.Rules, g.Rules, g.Resend = nil, nil, nil
+	for _, r := range rf.Rules {
+		if isGroupLevel(r) {
+			g.Rules = append(g.Rules, r)
+		} else {
+			l.Rules = append(l.Rules, r)
+		}
+	}
+	if len(g.Rules) == 0 {
+		return &l, nil
+	}
+	return &l, &g
+}
+
+// forwarded is the repartition record of an accepted input record.
+func (w *worker) forwarded(rec kafkago.Message, src int) kafkago.Message {
+	source := ingest.SourceInteractions
+	if src != 0 {
+		source = ingest.SourceReceipts
+	}
+	return kafkago.Message{
+		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), Value: bytes.Clone(rec.Value), WriterData: w.epoch,
+		Headers: []kafkago.Header{
+			{Key: headerUpstream, Value: []byte(w.partName)},
+			{Key: headerSource, Value: []byte(source)},
+		},
+	}
+}
+
+// marker is the repartition record promising that nothing older than wm
+// will be forwarded by this partition.
+func (w *worker) marker(wm time.Time) kafkago.Message {
+	return kafkago.Message{
+		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), WriterData: w.epoch,
+		Headers: []kafkago.Header{
+			{Key: headerUpstream, Value: []byte(w.partName)},
+			{Key: headerWatermark, Value: []byte(strconv.FormatInt(wm.UnixNano(), 10))},
+		},
+	}
+}
+
+// queueMarker queues a marker when the engine's watermark moved since the
+// last one.
+func (w *worker) queueMarker() {
+	wm := w.eng.Watermark()
+	if wm.IsZero() || !wm.After(w.lastMark) {
+		return
+	}
+	w.lastMark = wm
+	w.epoch.add(1)
+	w.msgs = append(w.msgs, w.marker(wm))
+}
+
+// pendingRecord is a forwarded record waiting for the watermark.
+type pendingRecord struct {
+	At     int64 // occurred_at, Unix nanos
+	Seq    int64 // repartition offset: ties keep topic order
+	Source ingest.Source
+	Value  []byte
+}
+
+type pendingHeap []pendingRecord
+
+func (h pendingHeap) Len() int { return len(h) }
+func (h pendingHeap) Less(i, j int) bool {
+	return h[i].At < h[j].At || (h[i].At == h[j].At && h[i].Seq < h[j].Seq)
+}
+func (h pendingHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *pendingHeap) Push(x any)   { *h = append(*h, x.(pendingRecord)) }
+func (h *pendingHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// groupState is the group stage's snapshot.
+type groupState struct {
+	Engine  []byte
+	Next    int64         // repartition offset to read next
+	Marks   map[int]int64 // upstream partition → its latest marker
+	Pending []pendingRecord
+	// LastHash names the rules the engine ran.
+	LastHash string
+}
+
+// groupStage runs the group-level rules. It lives in the goroutine of
+// runGroupStage only.
+type groupStage struct {
+	a         *App
+	log       *slog.Logger
+	upstreams int
+	eng       *processor.Engine // nil while the rules have no group-level rule
+	hash      string
+	next      int64
+	marks     map[int]int64
+	pending   pendingHeap
+	enc       *encoder
+	epoch     *epoch
+	msgs      []kafkago.Message
+	last      manifest
+	dirty     bool
+	lastFeed  time.Time
+	released  int64
+}
+
+// runGroupStage serves the group stage until ctx ends (the generation
+// ended), then writes a final checkpoint.
+func (a *App) runGroupStage(ctx context.Context, upstreams int) error {
+	s := &groupStage{
+		a: a, log: a.log.With("stage", "groups"), upstreams: upstreams, marks: map[int]int64{},
+		enc: newEncoder(a.cfg.Topics), epoch: newEpoch(), lastFeed: a.now(),
+	}
+	if err := s.restore(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers: a.brokers, Topic: a.cfg.Topics.Repartition, Partition: 0,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: a.cfg.Kafka.MaxWait.D(), QueueCapacity: 10000,
+		ErrorLogger: a.kafkaLog,
+	})
+	defer r.Close()
+	if err := r.SetOffset(s.next); err != nil {
+		return fmt.Errorf("group stage: seeking %s to %d: %w", a.cfg.Topics.Repartition, s.next, err)
+	}
+	msgs := make(chan kafkago.Message, 4096)
+	fetchErr := make(chan error, 1)
+	rctx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := r.FetchMessage(rctx)
+			if err != nil {
+				if rctx.Err() == nil {
+					fetchErr <- fmt.Errorf("group stage: reading %s: %w", a.cfg.Topics.Repartition, err)
+				}
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-rctx.Done():
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(a.tickEvery())
+	defer tick.Stop()
+	nextCP := a.now().Add(a.cfg.CommitInterval.D())
+	err := func() error {
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					return nil
+				}
+				if err := s.take(m); err != nil {
+					return err
+				}
+				// Take what else is at hand before releasing.
+				for n := 0; n < drainBudget; n++ {
+					select {
+					case m, ok := <-msgs:
+						if !ok {
+							return nil
+						}
+						if err := s.take(m); err != nil {
+							return err
+						}
+						continue
+					default:
+					}
+					break
+				}
+				if err := s.release(ctx); err != nil {
+					return err
+				}
+			case <-tick.C:
+				if err := s.onTick(ctx); err != nil {
+					return err
+				}
+				if s.dirty && !a.now().Before(nextCP) {
+					if err := s.checkpoint(ctx); err != nil {
+						return err
+					}
+					nextCP = a.now().Add(a.cfg.CommitInterval.D())
+				}
+			case err := <-fetchErr:
+				return err
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
+	defer cancel()
+	if !s.dirty {
+		return nil
+	}
+	return s.checkpoint(fctx)
+}
+
+// setRules (re)builds the engine for the current rules, keeping the state
+// of rules that kept their name.
+func (s *groupStage) setRules(rf *rules.File) error {
+	if rf.Hash == s.hash {
+		return nil
+	}
+	_, g := splitRules(rf)
+	var snap []byte
+	if s.eng != nil {
+		var err error
+		if snap, err = s.eng.Snapshot(); err != nil {
+			return fmt.Errorf("group stage: snapshotting for a rules change: %w", err)
+		}
+	}
+	s.hash = rf.Hash
+	if g == nil {
+		s.eng = nil
+		return nil
+	}
+	eng, err := processor.New(processor.Config{Rules: g})
+	if err != nil {
+		return fmt.Errorf("group stage: %w", err)
+	}
+	if snap != nil {
+		if err := eng.Restore(snap); err != nil {
+			return fmt.Errorf("group stage: restoring state into the new rules: %w", err)
+		}
+	}
+	s.eng = eng
+	s.dirty = true
+	return nil
+}
+
+func (s *groupStage) restore(ctx context.Context) error {
+	a := s.a
+	cp, mf, ok, err := a.snaps.load(ctx, groupStageID)
+	if err != nil {
+		return fmt.Errorf("restoring the group stage: %w", err)
+	}
+	if !ok {
+		s.log.Info("group stage starting without a snapshot")
+		return s.setRules(a.currentRules())
+	}
+	var st groupState
+	if err := gob.NewDecoder(bytes.NewReader(cp.Engine)).Decode(&st); err != nil {
+		return fmt.Errorf("restoring the group stage from snapshot %s: %w", mf.ID, err)
+	}
+	s.next, s.marks, s.pending, s.last = st.Next, st.Marks, pendingHeap(st.Pending), mf
+	if s.marks == nil {
+		s.marks = map[int]int64{}
+	}
+	heap.Init(&s.pending)
+	if st.Engine != nil {
+		_, g := splitRules(a.currentRules())
+		if g == nil {
+			g = &rules.File{Version: 1, Defaults: a.currentRules().Defaults}
+		}
+		eng, err := processor.New(processor.Config{Rules: g})
+		if err != nil {
+			return err
+		}
+		if err := eng.Restore(st.Engine); err != nil {
+			return fmt.Errorf("restoring the group stage from snapshot %s: %w", mf.ID, err)
+		}
+		s.eng, s.hash = eng, a.currentRules().Hash
+	} else if err := s.setRules(a.currentRules()); err != nil {
+		return err
+	}
+	s.log.Info("group stage restored", "snapshot", mf.ID, "offset", s.next, "pending", len(s.pending))
+	return nil
+}
+
+// take reads one repartition record: a marker moves its upstream's
+// watermark, a record waits in the heap.
+func (s *groupStage) take(m kafkago.Message) error {
+	s.next = m.Offset + 1
+	s.dirty = true
+	var up, wm = -1, int64(math.MinInt64)
+	var source ingest.Source
+	for _, h := range m.Headers {
+		switch h.Key {
+		case headerUpstream:
+			up, _ = strconv.Atoi(string(h.Value))
+		case headerWatermark:
+			wm, _ = strconv.ParseInt(string(h.Value), 10, 64)
+		case headerSource:
+			source = ingest.Source(h.Value)
+		}
+	}
+	if up < 0 {
+		s.log.Warn("repartition record without upstream partition; skipped", "offset", m.Offset)
+		return nil
+	}
+	if wm != math.MinInt64 {
+		if old, ok := s.marks[up]; !ok || wm > old {
+			s.marks[up] = wm
+		}
+		return nil
+	}
+	at, err := occurredAt(source, m.Value)
+	if err != nil {
+		// Stage 1 forwards only records its engine accepted.
+		s.log.Warn("undecodable repartition record; skipped", "offset", m.Offset, "err", err)
+		return nil
+	}
+	heap.Push(&s.pending, pendingRecord{At: at.UnixNano(), Seq: m.Offset, Source: source, Value: m.Value})
+	return nil
+}
+
+func occurredAt(source ingest.Source, v []byte) (time.Time, error) {
+	switch source {
+	case ingest.SourceInteractions:
+		var ev ingest.Interaction
+		if err := ingest.DecodeInteraction(v, &ev); err != nil {
+			return time.Time{}, err
+		}
+		return ev.OccurredAt, nil
+	case ingest.SourceReceipts:
+		var r ingest.Receipt
+		if err := ingest.DecodeReceipt(v, &r); err != nil {
+			return time.Time{}, err
+		}
+		return r.OccurredAt, nil
+	}
+	return time.Time{}, fmt.Errorf("unknown source %q", source)
+}
+
+// watermark is the minimum marker over every upstream partition, ok false
+// until each has sent one.
+func (s *groupStage) watermark() (int64, bool) {
+	if len(s.marks) < s.upstreams {
+		return 0, false
+	}
+	wm := int64(math.MaxInt64)
+	for p := 0; p < s.upstreams; p++ {
+		m, ok := s.marks[p]
+		if !ok {
+			return 0, false
+		}
+		wm = min(wm, m)
+	}
+	return wm, true
+}
+
+// release feeds the engine every held record older than the watermark, in
+// occurred_at order, advancing after each as replay does.
+func (s *groupStage) release(ctx context.Context) error {
+	wm, ok := s.watermark()
+	if !ok {
+		return nil
+	}
+	n := 0
+	for len(s.pending) > 0 && s.pending[0].At < wm {
+		p := heap.Pop(&s.pending).(pendingRecord)
+		n++
+		if s.eng == nil {
+			continue
+		}
+		var err error
+		switch p.Source {
+		case ingest.SourceInteractions:
+			var ev ingest.Interaction
+			if err = ingest.DecodeInteraction(p.Value, &ev); err == nil {
+				err = s.eng.Interaction(&ev)
+			}
+		default:
+			var r ingest.Receipt
+			if err = ingest.DecodeReceipt(p.Value, &r); err == nil {
+				err = s.eng.Receipt(&r)
+			}
+		}
+		if err != nil && !errors.Is(err, processor.ErrDuplicate) {
+			// Re-forwarded after an upstream restart and already behind
+			// the watermark: counted once already.
+			s.log.Debug("group stage refused a forwarded record", "err", err)
+		}
+		s.eng.AdvanceFromEvents()
+		if err := s.emit(ctx); err != nil {
+			return err
+		}
+	}
+	if n > 0 {
+		s.released += int64(n)
+		s.lastFeed = s.a.now()
+	}
+	return s.flush()
+}
+
+// onTick follows rule reloads and, once nothing is held and no record came
+// for idle_timeout, advances the engine to the upstream watermark (as an
+// idle partition follows the pipeline watermark).
+func (s *groupStage) onTick(ctx context.Context) error {
+	if err := s.setRules(s.a.currentRules()); err != nil {
+		s.log.Error("group stage keeps its rules", "err", err)
+	}
+	if err := s.release(ctx); err != nil {
+		return err
+	}
+	if s.eng == nil || len(s.pending) > 0 || s.a.now().Sub(s.lastFeed) < s.a.cfg.IdleTimeout.D() {
+		return nil
+	}
+	wm, ok := s.watermark()
+	if !ok || !time.Unix(0, wm).After(s.eng.Watermark()) {
+		return nil
+	}
+	s.eng.Advance(time.Unix(0, wm))
+	s.dirty = true
+	if err := s.emit(ctx); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// emit hands the engine's output to the sinks and queues it for Kafka.
+func (s *groupStage) emit(ctx context.Context) error {
+	out := s.eng.Output()
+	if out.Len() == 0 {
+		return nil
+	}
+	for _, sink := range s.a.cfg.Sinks {
+		if err := sink.Write(ctx, out); err != nil {
+			return fmt.Errorf("group stage: writing output to a sink: %w", err)
+		}
+	}
+	before := len(s.msgs)
+	msgs, err := s.enc.output(s.msgs, out, s.a.now(), s.epoch)
+	if err != nil {
+		return err
+	}
+	s.msgs = msgs
+	s.epoch.add(len(msgs) - before)
+	s.a.m.outputs.WithLabelValues(kindAlert).Add(float64(len(out.Alerts)))
+	out.Reset()
+	s.dirty = true
+	return nil
+}
+
+func (s *groupStage) flush() error {
+	if len(s.msgs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
+	defer cancel()
+	err := s.a.out.write(ctx, s.msgs)
+	clear(s.msgs)
+	s.msgs = s.msgs[:0]
+	return err
+}
+
+// checkpoint makes the stage's outputs durable, then its state.
+func (s *groupStage) checkpoint(ctx context.Context) error {
+	if err := s.flush(); err != nil {
+		return err
+	}
+	st := groupState{Next: s.next, Marks: s.marks, Pending: s.pending, LastHash: s.hash}
+	if s.eng != nil {
+		snap, err := s.eng.Snapshot()
+		if err != nil {
+			return fmt.Errorf("group stage: snapshotting: %w", err)
+		}
+		st.Engine = snap
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(&st); err != nil {
+		return fmt.Errorf("group stage: encoding its state: %w", err)
+	}
+	ep := s.epoch
+	s.epoch = newEpoch()
+	ep.seal()
+	if err := ep.wait(ctx); err != nil {
+		return fmt.Errorf("group stage: outputs not acknowledged: %w", err)
+	}
+	for _, sink := range s.a.cfg.Sinks {
+		if err := sink.Flush(ctx); err != nil {
+			return fmt.Errorf("group stage: flushing a sink: %w", err)
+		}
+	}
+	cp := checkpoint{Engine: buf.Bytes(), RulesHash: s.hash,
+		Offsets: map[string]int64{s.a.cfg.Topics.Repartition: s.next}}
+	if s.eng != nil {
+		cp.Watermark = s.eng.Watermark()
+	}
+	mf, err := s.a.snaps.save(ctx, groupStageID, &cp, s.last, s.a.now())
+	if err != nil {
+		return fmt.Errorf("group stage: %w", err)
+	}
+	s.last = mf
+	s.dirty = false
+	return nil
+}
