@@ -463,7 +463,7 @@ func (w *writers) write(out *processor.Output, now time.Time, sum *Summary) erro
 		} else {
 			sum.Resolved++
 		}
-		if err := w.alerts.encode(a); err != nil {
+		if err := w.alerts.record(a.AppendJSON); err != nil {
 			return err
 		}
 	}
@@ -475,7 +475,7 @@ func (w *writers) write(out *processor.Output, now time.Time, sum *Summary) erro
 		} else {
 			sum.Resends++
 		}
-		if err := w.resends.encode(r); err != nil {
+		if err := w.resends.record(r.AppendJSON); err != nil {
 			return err
 		}
 	}
@@ -497,6 +497,7 @@ type jsonl struct {
 	f   *os.File
 	bw  *bufio.Writer
 	enc *json.Encoder
+	buf []byte // scratch for record
 	err error
 }
 
@@ -513,6 +514,19 @@ func createJSONL(path string) (*jsonl, error) {
 
 func (j *jsonl) encode(v any) error {
 	if err := j.enc.Encode(v); err != nil {
+		return fmt.Errorf("%w: writing %s: %w", ErrInput, j.f.Name(), err)
+	}
+	return nil
+}
+
+// record writes the line that appendJSON makes.
+func (j *jsonl) record(appendJSON func([]byte) ([]byte, error)) error {
+	b, err := appendJSON(j.buf[:0])
+	if err == nil {
+		j.buf = append(b, '\n')
+		_, err = j.bw.Write(j.buf)
+	}
+	if err != nil {
 		return fmt.Errorf("%w: writing %s: %w", ErrInput, j.f.Name(), err)
 	}
 	return nil

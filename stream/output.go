@@ -1,9 +1,7 @@
 package stream
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -139,25 +137,9 @@ func (p *producer) close() error { return p.w.Close() }
 // encoder turns engine output into Kafka messages.
 type encoder struct {
 	topics TopicsConfig
-	buf    bytes.Buffer
-	enc    *json.Encoder
 }
 
-func newEncoder(topics TopicsConfig) *encoder {
-	e := &encoder{topics: topics}
-	e.enc = json.NewEncoder(&e.buf)
-	e.enc.SetEscapeHTML(false)
-	return e
-}
-
-func (e *encoder) json(v any) ([]byte, error) {
-	e.buf.Reset()
-	if err := e.enc.Encode(v); err != nil {
-		return nil, err
-	}
-	b := e.buf.Bytes()
-	return bytes.Clone(b[:len(b)-1]), nil // without the newline
-}
+func newEncoder(topics TopicsConfig) *encoder { return &encoder{topics: topics} }
 
 // output appends the alerts and resends of out, stamped with now, to msgs.
 func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time.Time, ep *epoch) ([]kafkago.Message, error) {
@@ -165,7 +147,7 @@ func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time
 	for i := range out.Alerts {
 		a := &out.Alerts[i]
 		a.EmittedAt = now
-		v, err := e.json(a)
+		v, err := a.AppendJSON(make([]byte, 0, 512))
 		if err != nil {
 			return msgs, fmt.Errorf("encoding alert %s: %w", a.ID(), err)
 		}
@@ -177,7 +159,7 @@ func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time
 	for i := range out.Resends {
 		r := &out.Resends[i]
 		r.CreatedAt = now
-		v, err := e.json(r)
+		v, err := r.AppendJSON(make([]byte, 0, 320))
 		if err != nil {
 			return msgs, fmt.Errorf("encoding resend %s: %w", r.ID(), err)
 		}
