@@ -344,16 +344,17 @@ type resendState struct {
 	Sweep  int64
 }
 
-func (r *resender) MarshalState() ([]byte, error) {
-	var buf bytes.Buffer
-	err := gob.NewEncoder(&buf).Encode(resendState{Msgs: r.msgs, Custs: r.custs, Timers: r.timers, Sweep: r.sweep})
-	return buf.Bytes(), err
-}
+func (r *resender) MarshalState() ([]byte, error) { return r.encodeState(), nil }
 
 func (r *resender) UnmarshalState(b []byte) error {
 	var st resendState
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
-		return err
+	if bytes.HasPrefix(b, resendMagic) {
+		var err error
+		if st, err = decodeResendState(b); err != nil {
+			return err
+		}
+	} else if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
+		return err // a snapshot of a build before the codec
 	}
 	r.msgs, r.custs, r.timers, r.sweep = st.Msgs, st.Custs, st.Timers, st.Sweep
 	if r.msgs == nil {
