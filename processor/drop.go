@@ -24,7 +24,7 @@ type drop struct {
 	// nothing.
 	forgotten map[string]struct{}
 	due       int64 // end of the earliest window not yet evaluated
-	buf    []byte
+	buf       []byte
 }
 
 // dropGroup is one group's state; fields are exported for gob snapshots.

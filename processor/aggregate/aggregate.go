@@ -224,7 +224,7 @@ func utc(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
 func emitRevenue(shard uint16, start, end int64, k revenueKey, a *revenueAcc, out *processor.Output) {
 	out.Aggregates = append(out.Aggregates, Revenue{
-		Shard: shard,
+		Shard:  shard,
 		Tenant: k.Tenant, Segment: k.Segment, Region: k.Region, Channel: k.Channel,
 		WindowStart: utc(start), WindowEnd: utc(end),
 		Amount: a.Amount, Purchases: a.Purchases, Refunds: a.Refunds,
@@ -233,7 +233,7 @@ func emitRevenue(shard uint16, start, end int64, k revenueKey, a *revenueAcc, ou
 
 func emitActivity(shard uint16, start, end int64, k activityKey, a *activityAcc, out *processor.Output) {
 	out.Aggregates = append(out.Aggregates, Activity{
-		Shard: shard,
+		Shard:  shard,
 		Tenant: k.Tenant, CustomerID: k.CustomerID,
 		WindowStart: utc(start), WindowEnd: utc(end),
 		Events: a.Events, LastActivity: utc(a.Last),
@@ -242,7 +242,7 @@ func emitActivity(shard uint16, start, end int64, k activityKey, a *activityAcc,
 
 func emitComplaints(shard uint16, start, end int64, k complaintsKey, a *complaintsAcc, out *processor.Output) {
 	out.Aggregates = append(out.Aggregates, Complaints{
-		Shard: shard,
+		Shard:  shard,
 		Tenant: k.Tenant, Region: k.Region, Segment: k.Segment,
 		WindowStart: utc(start), WindowEnd: utc(end),
 		Complaints: a.Complaints, TicketsOpened: a.TicketsOpened, Resolved: a.Resolved,
@@ -251,7 +251,7 @@ func emitComplaints(shard uint16, start, end int64, k complaintsKey, a *complain
 
 func emitDelivery(shard uint16, start, end int64, k deliveryKey, a *deliveryAcc, out *processor.Output) {
 	out.Aggregates = append(out.Aggregates, Delivery{
-		Shard: shard,
+		Shard:  shard,
 		Tenant: k.Tenant, Channel: k.Channel, Provider: k.Provider, CampaignID: k.CampaignID, Status: k.Status,
 		WindowStart: utc(start), WindowEnd: utc(end), Receipts: a.Receipts,
 	})
