@@ -195,3 +195,6 @@ func (h timerHeap) init() {
 		}
 	}
 }
+
+// StateKeys is the number of open starts waiting for their stop.
+func (d *absence) StateKeys() int { return len(d.open) }

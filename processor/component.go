@@ -28,3 +28,20 @@ type Component interface {
 	MarshalState() ([]byte, error)
 	UnmarshalState(data []byte) error
 }
+
+// keyCounter is implemented by components that can say how many keys
+// (customers, groups, messages, open windows) their state holds; the
+// pipeline exports the sum as a gauge.
+type keyCounter interface{ StateKeys() int }
+
+// StateKeys is the number of keys the engine's components hold, plus the
+// record ids remembered for deduplication.
+func (e *Engine) StateKeys() int {
+	n := e.DedupKeys()
+	for _, c := range e.comps {
+		if k, ok := c.(keyCounter); ok {
+			n += k.StateKeys()
+		}
+	}
+	return n
+}

@@ -250,3 +250,6 @@ func (d *drop) UnmarshalState(b []byte) error {
 	}
 	return nil
 }
+
+// StateKeys is the number of groups with history.
+func (d *drop) StateKeys() int { return len(d.groups) }

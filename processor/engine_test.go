@@ -179,3 +179,16 @@ func TestDedupMemoryIsBounded(t *testing.T) {
 	require.LessOrEqual(t, e.DedupKeys(), 600+120)
 	require.GreaterOrEqual(t, e.DedupKeys(), 600)
 }
+
+// TestStateKeys: the key count covers the detectors' state, not only the
+// dedup ids, and shrinks when state is forgotten.
+func TestStateKeys(t *testing.T) {
+	e := newEngine(t, allKinds)
+	require.Zero(t, e.StateKeys())
+	recs := randomInput(5, 2000)
+	feed(e, recs)
+	busy := e.StateKeys()
+	require.Greater(t, busy, e.DedupKeys(), "detector keys are counted besides dedup ids")
+	e.Advance(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	require.Less(t, e.StateKeys(), busy, "years later, windows are closed and idle state forgotten")
+}

@@ -193,3 +193,6 @@ func (d *inactivity) UnmarshalState(b []byte) error {
 	}
 	return nil
 }
+
+// StateKeys is the number of customers tracked.
+func (d *inactivity) StateKeys() int { return d.keys.len() }

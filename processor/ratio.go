@@ -199,3 +199,6 @@ func (d *ratio) UnmarshalState(b []byte) error {
 	}
 	return nil
 }
+
+// StateKeys is the number of groups with open windows.
+func (d *ratio) StateKeys() int { return len(d.groups) }

@@ -366,3 +366,6 @@ func (r *resender) UnmarshalState(b []byte) error {
 	r.timers.init()
 	return nil
 }
+
+// StateKeys is the number of messages and customers remembered.
+func (r *resender) StateKeys() int { return len(r.msgs) + len(r.custs) }

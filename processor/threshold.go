@@ -388,3 +388,6 @@ func (d *threshold) UnmarshalState(b []byte) error {
 	}
 	return nil
 }
+
+// StateKeys is the number of groups with events in the window.
+func (d *threshold) StateKeys() int { return len(d.groups) }

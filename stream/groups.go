@@ -471,6 +471,12 @@ func (s *groupStage) onTick(ctx context.Context) error {
 	if err := s.release(ctx); err != nil {
 		return err
 	}
+	if s.eng != nil {
+		s.a.m.stateKeys.WithLabelValues("groups").Set(float64(s.eng.StateKeys() + len(s.pending)))
+		if wm := s.eng.Watermark(); !wm.IsZero() {
+			s.a.m.partWatermark.WithLabelValues("groups").Set(float64(wm.UnixNano()) / 1e9)
+		}
+	}
 	if s.eng == nil || len(s.pending) > 0 || s.a.now().Sub(s.lastFeed) < s.a.cfg.IdleTimeout.D() {
 		return nil
 	}

@@ -71,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, topics []string) *metrics {
 		}, []string{"partition"}),
 		stateKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "crmpulse", Subsystem: "stream", Name: "state_keys",
-			Help: "Record ids an assigned partition's engine remembers for deduplication.",
+			Help: "Keys an assigned partition's engine holds: customers, groups, messages, open windows and record ids remembered for deduplication.",
 		}, []string{"partition"}),
 		snapshotBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "crmpulse", Subsystem: "stream", Name: "snapshot_bytes",

@@ -429,7 +429,7 @@ func (w *worker) onTick(ctx context.Context) error {
 	if wm := w.eng.Watermark(); !wm.IsZero() {
 		a.m.partWatermark.WithLabelValues(w.partName).Set(float64(wm.UnixNano()) / 1e9)
 	}
-	a.m.stateKeys.WithLabelValues(w.partName).Set(float64(w.eng.DedupKeys()))
+	a.m.stateKeys.WithLabelValues(w.partName).Set(float64(w.eng.StateKeys()))
 
 	if w.cpBusy || !w.dirty || now.Before(w.nextCP) {
 		return nil

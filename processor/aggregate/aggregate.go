@@ -307,3 +307,6 @@ func (c *Component) UnmarshalState(data []byte) error {
 	c.delivery.load(st.Delivery)
 	return nil
 }
+
+// StateKeys is the number of open aggregate groups.
+func (c *Component) StateKeys() int { return c.OpenWindows() }
