@@ -35,7 +35,7 @@ func cmdDemo(ctx context.Context, args []string) int {
 	customers := fs.Int("customers", 2000, "customers in the generated data")
 	days := fs.Int("days", 14, "days of generated history, ending today")
 	seed := fs.Int64("seed", 42, "generator seed")
-	show := fs.Int("show", 30, "alerts and resends printed in full, each; the rest are counted")
+	show := fs.Int("show", 6, "alerts printed in full per rule, resends per policy; the rest are counted")
 	listen := fs.String("http.listen", "127.0.0.1:9464", "metrics and health endpoint while the demo runs")
 	outDir := fs.String("out", "", "if set, write the generated inputs and the alerts and resends read back from Kafka here, to compare with `crmpulse replay`")
 	if err := fs.Parse(args); err != nil {
@@ -287,31 +287,40 @@ func counterSum(g prometheus.Gatherer, name string) float64 {
 	return sum
 }
 
-// demoPrinter prints the first records of each kind in full, one line each.
+// demoPrinter prints the first records of each rule and policy in full,
+// one line each, so every kind of alert shows up on screen.
 type demoPrinter struct {
-	show            int
-	alerts, resends atomic.Int64
+	show int
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (p *demoPrinter) first(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seen == nil {
+		p.seen = map[string]int{}
+	}
+	p.seen[key]++
+	return p.seen[key] <= p.show
 }
 
 func (p *demoPrinter) print(alert bool, v []byte) {
-	n := &p.resends
-	if alert {
-		n = &p.alerts
-	}
-	if n.Add(1) > int64(p.show) {
-		return
-	}
 	if alert {
 		var a processor.Alert
 		if json.Unmarshal(v, &a) == nil {
-			fmt.Printf("ALERT  %-8s %-9s %-24s %v  value=%.4g  %s\n", a.Severity, a.State, a.Rule, a.Labels, a.Value, a.Annotations["summary"])
+			if p.first("alert:" + a.Rule) {
+				fmt.Printf("ALERT  %-8s %-9s %-24s %v  value=%.4g  %s\n", a.Severity, a.State, a.Rule, a.Labels, a.Value, a.Annotations["summary"])
+			}
 			return
 		}
 	} else {
 		var r processor.Resend
 		if json.Unmarshal(v, &r) == nil {
-			fmt.Printf("RESEND %-6s %s msg=%s customer=%s attempt=%d via %s not_before=%s (%s)\n",
-				r.Action, r.Policy, r.MessageID, r.CustomerID, r.Attempt, r.Channel, r.NotBefore.Format(time.RFC3339), r.Reason)
+			if p.first("resend:" + r.Policy + ":" + r.Action) {
+				fmt.Printf("RESEND %-6s %s msg=%s customer=%s attempt=%d via %s not_before=%s (%s)\n",
+					r.Action, r.Policy, r.MessageID, r.CustomerID, r.Attempt, r.Channel, r.NotBefore.Format(time.RFC3339), r.Reason)
+			}
 			return
 		}
 	}
