@@ -33,7 +33,6 @@ type App struct {
 	now      func() time.Time
 	ln       net.Listener
 	brokers  []string
-	parts    int // input partitions: the group stage's upstreams
 
 	// mu orders reloads against workers joining: a worker registers and
 	// reads the rules under it, so it never misses a reload.
@@ -208,7 +207,6 @@ func (a *App) prepareTopics(ctx context.Context) (int, error) {
 	if err == nil {
 		err = a.checkRepartition(ctx)
 	}
-	a.parts = n
 	return n, err
 }
 
@@ -249,7 +247,8 @@ func (a *App) consume(ctx context.Context, group *kafkago.ConsumerGroup) error {
 			continue
 		}
 		a.m.rebalances.Inc()
-		if _, err := a.inputPartitions(ctx); err != nil {
+		upstreams, err := a.inputPartitions(ctx)
+		if err != nil {
 			return err
 		}
 		parts, committed := a.assignment(gen)
@@ -277,7 +276,7 @@ func (a *App) consume(ctx context.Context, group *kafkago.ConsumerGroup) error {
 		if slices.Contains(parts, 0) {
 			// The owner of partition 0 runs the group stage.
 			gen.Start(func(gctx context.Context) {
-				if err := a.runGroupStage(gctx, a.parts); err != nil {
+				if err := a.runGroupStage(gctx, upstreams); err != nil {
 					failed.Store(true)
 					a.log.Error("group stage stopped", "err", err)
 				}
