@@ -1,9 +1,10 @@
 // Package clickhouse stores what the engine computes in ClickHouse for
 // analysts and dashboards: the per-window aggregates (processor/aggregate),
 // resend outcomes (alerting/followup), the alert history, resend triggers
-// and cancels, and per-customer churn state. It owns the schema (versioned
-// migrations, Migrate), the batched sink (Sink) and retention
-// (DropPartitionsOlderThan).
+// and cancels, per-customer churn state, and, when the rawevents component
+// runs, every accepted record for drill-down (processor/rawevents). It owns
+// the schema (versioned migrations, Migrate), the batched sink (Sink) and
+// retention (DropPartitionsOlderThan).
 //
 // Every table is a ReplacingMergeTree keyed by the record's deterministic
 // identity, so a row written twice (an insert retried, a replay, a restart
@@ -32,6 +33,7 @@ import (
 	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/rawevents"
 )
 
 // Defaults of Config.
@@ -59,11 +61,12 @@ type Config struct {
 	DSN string
 	// BatchRows is the size of the blocks an insert sends, and the queue
 	// length at which a table is inserted without waiting for
-	// FlushInterval. An insert takes everything queued for its table, as
-	// one INSERT of blocks of BatchRows rows: clickhouse-go holds one block
-	// at a time, and the server squashes the blocks into as few parts as
-	// one big block would make (up to its min_insert_block_size_rows), so
-	// a backlog after an outage goes in few, large inserts. Default 50000.
+	// FlushInterval. An insert takes everything queued for its table, and
+	// what is queued while it is being sent, as one INSERT of blocks of
+	// BatchRows rows: clickhouse-go holds one block at a time, and the
+	// server squashes the blocks into as few parts as one big block would
+	// make (up to its min_insert_block_size_rows), so a burst, or a backlog
+	// after an outage, goes in few, large inserts. Default 50000.
 	BatchRows int
 	// FlushInterval is how long rows may wait for a batch to fill: a
 	// table's queue is inserted when BatchRows rows are waiting, or when
@@ -146,6 +149,7 @@ type Sink struct {
 // table is one destination table's queue and progress.
 type table struct {
 	name      string
+	columns   []string
 	insertSQL string
 	buf       rowBuffer
 	appended  uint64        // rows ever queued
@@ -187,13 +191,14 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, err
 	}
 	s := &Sink{
 		cfg: cfg, log: logger.With("component", "clickhouse"), m: m, conn: conn, now: cfg.Now,
-		bufs: newBuffers(), byName: map[string]*table{}, changed: make(chan struct{}),
+		bufs: newBuffers(cfg.BatchRows), byName: map[string]*table{}, changed: make(chan struct{}),
 		warned: map[string]bool{}, closed: make(chan struct{}),
 	}
 	byTable := s.bufs.byTable()
 	for _, name := range Tables {
 		buf := byTable[name]
-		t := &table{name: name, insertSQL: insertSQL(name, buf.columns()), buf: buf, wake: make(chan struct{}, 1)}
+		cols := buf.columns()
+		t := &table{name: name, columns: cols, insertSQL: insertSQL(name, cols), buf: buf, wake: make(chan struct{}, 1)}
 		s.tables = append(s.tables, t)
 		s.byName[name] = t
 	}
@@ -222,7 +227,8 @@ func (s *Sink) rowCount(out *processor.Output) int {
 	}
 	for _, a := range out.Aggregates {
 		switch a.(type) {
-		case aggregate.Revenue, aggregate.Activity, aggregate.Complaints, aggregate.Delivery, followup.Event:
+		case aggregate.Revenue, aggregate.Activity, aggregate.Complaints, aggregate.Delivery, followup.Event,
+			rawevents.Interaction, rawevents.Receipt:
 			n++
 		}
 	}
@@ -265,9 +271,9 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 	for i := range out.Alerts {
 		a := &out.Alerts[i]
 		r := newAlertRow(a, now)
-		b.alerts.add(r, ver)
+		b.alerts.next(ver).add(&r)
 		if c, ok := customerStateOf(a); ok {
-			b.customers.add(c, c.ver)
+			b.customers.next(c.ver).add(&c)
 		}
 	}
 	for i := range out.Resends {
@@ -275,20 +281,24 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 		if r.createdAt.IsZero() {
 			r.createdAt = now
 		}
-		b.resends.add(r, ver)
+		b.resends.next(ver).add(&r)
 	}
 	for _, a := range out.Aggregates {
 		switch a := a.(type) {
 		case aggregate.Revenue:
-			b.revenue.add(a, ver)
+			b.revenue.next(ver).add(&a)
 		case aggregate.Activity:
-			b.activity.add(a, ver)
+			b.activity.next(ver).add(&a)
 		case aggregate.Complaints:
-			b.complaints.add(a, ver)
+			b.complaints.next(ver).add(&a)
 		case aggregate.Delivery:
-			b.delivery.add(a, ver)
+			b.delivery.next(ver).add(&a)
 		case followup.Event:
-			b.outcomes.add(a, ver)
+			b.outcomes.next(ver).add(&a)
+		case rawevents.Interaction:
+			b.interactions.next(ver).add(&a)
+		case rawevents.Receipt:
+			b.receipts.next(ver).add(&a)
 		default:
 			s.unsupported(a)
 		}
@@ -463,7 +473,7 @@ func (s *Sink) loop(ctx context.Context, t *table) {
 
 // insertRetrying inserts t's queue, retrying with exponential backoff until
 // it is stored (true) or ctx ends or the sink closes (false). A retry takes
-// the queue again, which may have grown. Rows of a failed insert may have
+// the queue again from its oldest row, and may take more rows. Rows of a failed insert may have
 // reached ClickHouse all the same (a block sent before the failure, an
 // answer lost); the tables collapse such repeats.
 func (s *Sink) insertRetrying(ctx context.Context, t *table) bool {
@@ -489,17 +499,22 @@ func (s *Sink) insertRetrying(ctx context.Context, t *table) bool {
 	}
 }
 
-// insert sends everything queued for t in one INSERT.
+// insert sends t's queue in one INSERT, one block of the queue per block
+// of the INSERT, and drops the rows from the queue once stored.
+//
+// It takes every block queued when it starts and, as it goes, the blocks
+// that came meanwhile, until it has appended the newest block (the one
+// still filling, as far as it is filled). A burst written faster than
+// ClickHouse takes it so goes in one INSERT, whose tail does not wait
+// FlushInterval for a next one. The INSERT cannot grow without bound: its
+// rows count as buffered until it ends, so Write blocks at
+// MaxBufferedRows and the insert catches up.
 func (s *Sink) insert(ctx context.Context, t *table) error {
-	s.mu.Lock()
-	n := t.buf.len()
-	fill := t.buf.batch(n, s.cfg.BatchRows)
-	s.mu.Unlock()
-	if n == 0 {
+	if s.queueLen(t) == 0 {
 		return nil
 	}
 	start := s.now()
-	err := s.send(ctx, t, fill)
+	n, err := s.send(ctx, t)
 	s.m.flushTime.Observe(s.now().Sub(start).Seconds())
 	if err != nil {
 		s.m.inserts.WithLabelValues(t.name, outcomeFailure).Inc()
@@ -521,21 +536,48 @@ func (s *Sink) insert(ctx context.Context, t *table) error {
 	return nil
 }
 
-func (s *Sink) send(ctx context.Context, t *table, fill func(driver.Batch) error) error {
+// send makes the INSERT of insert and returns how many rows it holds.
+func (s *Sink) send(ctx context.Context, t *table) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
 	b, err := s.conn.PrepareBatch(ctx, t.insertSQL)
 	if err != nil {
-		return fmt.Errorf("preparing the batch: %w", err)
+		return 0, fmt.Errorf("preparing the batch: %w", err)
 	}
 	defer func() { _ = b.Close() }()
-	if err := fill(b); err != nil {
-		return err
+	n := 0
+	for {
+		s.mu.Lock()
+		vals, rows, last := t.buf.part(n)
+		s.mu.Unlock()
+		if rows == 0 {
+			break
+		}
+		if n > 0 {
+			// Send the previous block and start the next in the same
+			// INSERT: the driver holds one block at a time, and the server
+			// squashes the blocks into as few parts as one big block.
+			if err := b.Flush(); err != nil {
+				return n, fmt.Errorf("sending a block: %w", err)
+			}
+		}
+		for i, v := range vals {
+			if l, ok := v.(lazyPart); ok {
+				v = l.driverValue()
+			}
+			if err := b.Column(i).Append(v); err != nil {
+				return n, fmt.Errorf("appending column %s: %w", t.columns[i], err)
+			}
+		}
+		n += rows
+		if last {
+			break
+		}
 	}
 	if err := b.Send(); err != nil {
-		return fmt.Errorf("sending the batch: %w", err)
+		return n, fmt.Errorf("sending the batch: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // Close stops the sink: blocked and later Write and Flush calls return

@@ -25,6 +25,7 @@ import (
 	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/rawevents"
 )
 
 // startSink builds a sink on dsn and runs it until the test ends.
@@ -99,6 +100,11 @@ func fixture() *processor.Output {
 			followup.Event{TriggerID: "t1", Policy: "sms_retry", MessageID: "m1", CustomerID: "c1", Tenant: "acme", Channel: "sms",
 				Attempt: 2, Reason: "soft_bounce", Outcome: followup.OutcomeDelivered, NotBefore: hour(1), At: hour(1).Add(90 * time.Second),
 				Latency: 90 * time.Second},
+			rawevents.Interaction{EventID: "e1", Type: "purchase", CustomerID: "c1", OccurredAt: hour(1).Add(250 * time.Millisecond),
+				Tenant: "acme", Segment: "smb", Region: "apac", Channel: "web", Amount: 12.5, Currency: "EUR",
+				AttributeKeys: []string{"email", "plan"}, AttributeValues: []string{"0a1b2c", "gold"}},
+			rawevents.Receipt{ReceiptID: "r1", MessageID: "m1", CustomerID: "c1", Channel: "sms", Status: "delivered",
+				OccurredAt: hour(1), Attempt: 2, Tenant: "acme", Provider: "twilio", Shard: 3},
 			otherRow{},
 		},
 	}
@@ -114,7 +120,7 @@ func dump(t testing.TB, conn driver.Conn, table string) []string {
 	t.Helper()
 	ctx := context.Background()
 	var exprs []string
-	for _, c := range newBuffers().byTable()[table].columns() {
+	for _, c := range newBuffers(DefaultBatchRows).byTable()[table].columns() {
 		if !volatile[c] {
 			exprs = append(exprs, fmt.Sprintf("ifNull(toString(%s), 'NULL')", c))
 		}
@@ -178,6 +184,9 @@ func TestSinkWritingTwiceChangesNothing(t *testing.T) {
 			"acme | c1 | churn | churned | 2026-10-26 11:00:00 | 2026-11-02 11:00:00 | 604800 | f-churn-c1",
 			"acme | c2 | churn | active | 2026-11-02 12:00:00 | 2026-11-02 12:00:00 | 604800 | f-churn-c2",
 		},
+		TableInteractions: {"acme | 0 | c1 | 2026-11-02 10:00:00 | e1 | 250000000 | purchase | smb | apac | web | 12.5 | EUR | " +
+			"['email','plan'] | ['0a1b2c','gold']"},
+		TableReceipts: {"acme | 3 | c1 | 2026-11-02 10:00:00 | r1 | 0 | m1 | sms | delivered | 2 |  |  | twilio |  | "},
 	}
 	for table, rows := range want {
 		require.Equal(t, rows, first[table], table)
@@ -210,7 +219,7 @@ func TestSinkWritingTwiceChangesNothing(t *testing.T) {
 	for _, table := range Tables {
 		stored += int(testutil.ToFloat64(s.m.rowsWritten.WithLabelValues(table)))
 	}
-	require.Equal(t, 3*14, stored, "rows stored: three times 14")
+	require.Equal(t, 3*16, stored, "rows stored: three times 16")
 	require.Zero(t, testutil.ToFloat64(s.m.buffered))
 	require.Zero(t, s.Buffered())
 	n, err := testutil.GatherAndCount(reg, "crmpulse_clickhouse_inserts_total")

@@ -1,22 +1,21 @@
 package clickhouse
 
 import (
-	"fmt"
 	"maps"
 	"math"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/rawevents"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
 
-// Table names (migrations/0001_init.sql creates them).
+// Table names (migrations/0001_init.sql creates them, but the raw-event
+// tables of 0002_raw_events.sql).
 const (
 	TableRevenue        = aggregate.TableRevenue
 	TableActivity       = aggregate.TableActivity
@@ -26,6 +25,8 @@ const (
 	TableAlerts         = "alert_history"
 	TableResends        = "resend_triggers"
 	TableCustomers      = "customer_state"
+	TableInteractions   = rawevents.TableInteractions
+	TableReceipts       = rawevents.TableReceipts
 )
 
 // Churn states in customer_state.
@@ -36,14 +37,14 @@ const (
 
 // Tables lists every table the sink writes, in the order it keeps them.
 var Tables = []string{TableRevenue, TableActivity, TableComplaints, TableDelivery, TableResendOutcomes,
-	TableAlerts, TableResends, TableCustomers}
+	TableAlerts, TableResends, TableCustomers, TableInteractions, TableReceipts}
 
 // monthlyTables are partitioned by toYYYYMM of a time column, so their old
 // months can be dropped (DropPartitionsOlderThan); customer_state is not.
 var monthlyTables = map[string]string{
 	TableRevenue: "window_start", TableActivity: "window_start", TableComplaints: "window_start",
 	TableDelivery: "window_start", TableResendOutcomes: "not_before", TableAlerts: "starts_at",
-	TableResends: "not_before",
+	TableResends: "not_before", TableInteractions: "occurred_at", TableReceipts: "occurred_at",
 }
 
 // alertRow is an Alert flattened for alert_history.
@@ -61,147 +62,6 @@ type customerRow struct {
 	lastActivity, changedAt                      time.Time
 	idleFor                                      float64
 	ver                                          uint64
-}
-
-// Column storage. A table's queue is kept column by column, in the Go
-// types clickhouse-go appends without conversion ([]string, []uint64,
-// Unix seconds as []int64 for DateTime), so an insert hands slices of the
-// queue to the batch as they are: the rows are converted once, on Write.
-
-// colVec is one column of a queue.
-type colVec interface {
-	name() string
-	// head returns the first n values as the slice to append; s.mu held.
-	head(n int) any
-	// slice returns h[from:to] for a value h that head returned.
-	slice(h any, from, to int) any
-	drop(n int)
-}
-
-// vec holds a column's values; vals[off:] are queued, vals[:off] were
-// stored and are cleared.
-type vec[V any] struct {
-	col  string
-	vals []V
-	off  int
-}
-
-func (v *vec[V]) name() string   { return v.col }
-func (v *vec[V]) head(n int) any { return v.vals[v.off : v.off+n : v.off+n] }
-
-func (v *vec[V]) slice(h any, from, to int) any { return h.([]V)[from:to] }
-
-// drop forgets the first n queued values. They are cleared (releasing
-// strings and arrays for the GC) but not moved: the queue is compacted
-// only when it empties or when the stored prefix is the larger part, so
-// inserting a long queue batch by batch does not copy it again each time.
-func (v *vec[V]) drop(n int) {
-	clear(v.vals[v.off : v.off+n])
-	v.off += n
-	switch {
-	case v.off == len(v.vals):
-		v.vals, v.off = v.vals[:0], 0
-	case v.off > len(v.vals)-v.off:
-		m := copy(v.vals, v.vals[v.off:])
-		clear(v.vals[m:])
-		v.vals, v.off = v.vals[:m], 0
-	}
-}
-
-// queue is one table's rows waiting for an insert, stored by column; T is
-// the record type it is filled from.
-type queue[T any] struct {
-	n    int
-	cols []colVec
-	push []func()
-	ver  *vec[uint64] // the version column, filled by add
-	// cur is the record being added. The column fillers read it from here
-	// rather than through a parameter, which would make every record
-	// escape to the heap (one allocation per row).
-	cur T
-}
-
-// field adds a column to q, filled with get of each record.
-func field[T, V any](q *queue[T], name string, get func(*T) V) {
-	v := &vec[V]{col: name}
-	q.cols = append(q.cols, v)
-	q.push = append(q.push, func() { v.vals = append(v.vals, get(&q.cur)) })
-}
-
-// withVersion adds the version column last; every table has one.
-func (q *queue[T]) withVersion() *queue[T] {
-	q.ver = &vec[uint64]{col: "version"}
-	q.cols = append(q.cols, q.ver)
-	return q
-}
-
-// add appends one record with its version; s.mu held.
-func (q *queue[T]) add(r T, ver uint64) {
-	q.cur = r
-	for _, p := range q.push {
-		p()
-	}
-	var zero T
-	q.cur = zero // keep nothing of the caller's record
-	q.ver.vals = append(q.ver.vals, ver)
-	q.n++
-}
-
-func (q *queue[T]) len() int { return q.n }
-
-func (q *queue[T]) batch(n, block int) func(driver.Batch) error {
-	heads := make([]any, len(q.cols))
-	for i, c := range q.cols {
-		heads[i] = c.head(n)
-	}
-	return func(bt driver.Batch) error {
-		for off := 0; off < n; off += block {
-			end := min(off+block, n)
-			for i, h := range heads {
-				if err := bt.Column(i).Append(q.cols[i].slice(h, off, end)); err != nil {
-					return fmt.Errorf("appending column %s: %w", q.cols[i].name(), err)
-				}
-			}
-			if end < n {
-				// Send this block and start the next in the same INSERT:
-				// the driver holds one block at a time, and the server
-				// squashes the blocks into as few parts as one big block.
-				if err := bt.Flush(); err != nil {
-					return fmt.Errorf("sending a block: %w", err)
-				}
-			}
-		}
-		return nil
-	}
-}
-
-func (q *queue[T]) drop(n int) {
-	for _, c := range q.cols {
-		c.drop(n)
-	}
-	q.n -= n
-}
-
-func (q *queue[T]) columns() []string {
-	names := make([]string, len(q.cols))
-	for i, c := range q.cols {
-		names[i] = c.name()
-	}
-	return names
-}
-
-// rowBuffer is a queue whatever its record type. The Sink calls it with
-// s.mu held, except for the function batch returns.
-type rowBuffer interface {
-	len() int
-	// batch returns a function that appends the first n rows to a batch
-	// in blocks of block rows. It holds slices of the first n values of
-	// each column, which no later add (it writes past them) nor drop (it
-	// runs after the insert) touches, so it may run without the mutex.
-	batch(n, block int) func(driver.Batch) error
-	// drop removes the first n rows (after they were stored).
-	drop(n int)
-	columns() []string
 }
 
 // DateTime holds seconds since 1970 in a UInt32, and clickhouse-go wraps
@@ -228,106 +88,196 @@ func finite(f float64) float64 {
 	return f
 }
 
-func newRevenueQueue() *queue[aggregate.Revenue] {
-	q := &queue[aggregate.Revenue]{}
-	type r = aggregate.Revenue
-	field(q, "tenant", func(r *r) string { return r.Tenant })
-	field(q, "shard", func(r *r) uint16 { return r.Shard })
-	field(q, "segment", func(r *r) string { return r.Segment })
-	field(q, "region", func(r *r) string { return r.Region })
-	field(q, "channel", func(r *r) string { return r.Channel })
-	field(q, "window_start", func(r *r) int64 { return secs(r.WindowStart) })
-	field(q, "window_end", func(r *r) int64 { return secs(r.WindowEnd) })
-	field(q, "amount", func(r *r) string { return r.Amount.String() })
-	field(q, "purchases", func(r *r) uint64 { return r.Purchases })
-	field(q, "refunds", func(r *r) uint64 { return r.Refunds })
-	return q.withVersion()
+// moneyVec is a Decimal(18, 4) column kept as aggregate.Money: Write
+// copies an int64, and the decimal strings clickhouse-go takes are made
+// by the insert, outside the mutex.
+type moneyVec struct{ vec[aggregate.Money] }
+
+func (v *moneyVec) part(from, to int) any { return moneyPart(v.vals[from:to:to]) }
+
+type moneyPart []aggregate.Money
+
+func (p moneyPart) driverValue() any {
+	s := make([]string, len(p))
+	for i, m := range p {
+		s[i] = m.String()
+	}
+	return s
 }
 
-func newActivityQueue() *queue[aggregate.Activity] {
-	q := &queue[aggregate.Activity]{}
-	type r = aggregate.Activity
-	field(q, "tenant", func(r *r) string { return r.Tenant })
-	field(q, "shard", func(r *r) uint16 { return r.Shard })
-	field(q, "customer_id", func(r *r) string { return r.CustomerID })
-	field(q, "window_start", func(r *r) int64 { return secs(r.WindowStart) })
-	field(q, "window_end", func(r *r) int64 { return secs(r.WindowEnd) })
-	field(q, "events", func(r *r) uint64 { return r.Events })
-	field(q, "last_activity", func(r *r) int64 { return secs(r.LastActivity) })
-	return q.withVersion()
+// The column sets, one per table. columns lists a table's columns in
+// INSERT order (version, which every table has, comes last); add appends
+// one record to every column.
+
+type revenueCols struct {
+	tenant, segment, region, channel vec[string]
+	shard                            vec[uint16]
+	windowStart, windowEnd           vec[int64]
+	amount                           moneyVec
+	purchases, refunds               vec[uint64]
 }
 
-func newComplaintsQueue() *queue[aggregate.Complaints] {
-	q := &queue[aggregate.Complaints]{}
-	type r = aggregate.Complaints
-	field(q, "tenant", func(r *r) string { return r.Tenant })
-	field(q, "shard", func(r *r) uint16 { return r.Shard })
-	field(q, "region", func(r *r) string { return r.Region })
-	field(q, "segment", func(r *r) string { return r.Segment })
-	field(q, "window_start", func(r *r) int64 { return secs(r.WindowStart) })
-	field(q, "window_end", func(r *r) int64 { return secs(r.WindowEnd) })
-	field(q, "complaints", func(r *r) uint64 { return r.Complaints })
-	field(q, "tickets_opened", func(r *r) uint64 { return r.TicketsOpened })
-	field(q, "resolved", func(r *r) uint64 { return r.Resolved })
-	return q.withVersion()
+func (c *revenueCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"segment", &c.segment}, {"region", &c.region},
+		{"channel", &c.channel}, {"window_start", &c.windowStart}, {"window_end", &c.windowEnd},
+		{"amount", &c.amount}, {"purchases", &c.purchases}, {"refunds", &c.refunds}}
 }
 
-func newDeliveryQueue() *queue[aggregate.Delivery] {
-	q := &queue[aggregate.Delivery]{}
-	type r = aggregate.Delivery
-	field(q, "tenant", func(r *r) string { return r.Tenant })
-	field(q, "shard", func(r *r) uint16 { return r.Shard })
-	field(q, "channel", func(r *r) string { return r.Channel })
-	field(q, "provider", func(r *r) string { return r.Provider })
-	field(q, "campaign_id", func(r *r) string { return r.CampaignID })
-	field(q, "status", func(r *r) string { return r.Status })
-	field(q, "window_start", func(r *r) int64 { return secs(r.WindowStart) })
-	field(q, "window_end", func(r *r) int64 { return secs(r.WindowEnd) })
-	field(q, "receipts", func(r *r) uint64 { return r.Receipts })
-	return q.withVersion()
+func (c *revenueCols) add(r *aggregate.Revenue) {
+	c.tenant.add(r.Tenant)
+	c.shard.add(r.Shard)
+	c.segment.add(r.Segment)
+	c.region.add(r.Region)
+	c.channel.add(r.Channel)
+	c.windowStart.add(secs(r.WindowStart))
+	c.windowEnd.add(secs(r.WindowEnd))
+	c.amount.add(r.Amount)
+	c.purchases.add(r.Purchases)
+	c.refunds.add(r.Refunds)
 }
 
-func newOutcomesQueue() *queue[followup.Event] {
-	q := &queue[followup.Event]{}
-	type r = followup.Event
-	field(q, "trigger_id", func(r *r) string { return r.TriggerID })
-	field(q, "outcome", func(r *r) string { return string(r.Outcome) })
-	field(q, "policy", func(r *r) string { return r.Policy })
-	field(q, "message_id", func(r *r) string { return r.MessageID })
-	field(q, "customer_id", func(r *r) string { return r.CustomerID })
-	field(q, "tenant", func(r *r) string { return r.Tenant })
-	field(q, "channel", func(r *r) string { return r.Channel })
-	field(q, "attempt", func(r *r) uint16 { return clampUint16(r.Attempt) })
-	field(q, "reason", func(r *r) string { return r.Reason })
-	field(q, "not_before", func(r *r) int64 { return secs(r.NotBefore) })
-	field(q, "at", func(r *r) int64 { return secs(r.At) })
-	field(q, "latency_ms", func(r *r) uint64 { return uint64(max(r.Latency.Milliseconds(), 0)) })
-	return q.withVersion()
+type activityCols struct {
+	tenant, customerID                   vec[string]
+	shard                                vec[uint16]
+	windowStart, windowEnd, lastActivity vec[int64]
+	events                               vec[uint64]
 }
 
-func newAlertsQueue() *queue[alertRow] {
-	q := &queue[alertRow]{}
-	type r = alertRow
-	field(q, "rule", func(r *r) string { return r.a.Rule })
-	field(q, "starts_at", func(r *r) int64 { return secs(r.a.StartsAt) })
-	field(q, "fingerprint", func(r *r) string { return r.a.Fingerprint })
-	field(q, "starts_at_nsec", func(r *r) uint32 { return uint32(r.a.StartsAt.Nanosecond()) })
-	field(q, "state", func(r *r) string { return r.a.State })
-	field(q, "kind", func(r *r) string { return r.a.Kind })
-	field(q, "severity", func(r *r) string { return r.a.Severity })
-	field(q, "tenant", func(r *r) string { return r.tenant })
-	field(q, "customer_id", func(r *r) string { return r.customerID })
-	field(q, "label_keys", func(r *r) []string { return r.labelKeys })
-	field(q, "label_values", func(r *r) []string { return r.labelValues })
-	field(q, "annotation_keys", func(r *r) []string { return r.annotationKeys })
-	field(q, "annotation_values", func(r *r) []string { return r.annotValues })
-	field(q, "value", func(r *r) float64 { return finite(r.a.Value) })
-	field(q, "threshold", func(r *r) float64 { return finite(r.a.Threshold) })
-	field(q, "ends_at", func(r *r) *int64 { return nullSecs(r.a.EndsAt) })
-	field(q, "window_start", func(r *r) *int64 { return nullSecs(r.a.WindowStart) })
-	field(q, "window_end", func(r *r) *int64 { return nullSecs(r.a.WindowEnd) })
-	field(q, "emitted_at", func(r *r) int64 { return secs(r.emittedAt) })
-	return q.withVersion()
+func (c *activityCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"customer_id", &c.customerID},
+		{"window_start", &c.windowStart}, {"window_end", &c.windowEnd}, {"events", &c.events},
+		{"last_activity", &c.lastActivity}}
+}
+
+func (c *activityCols) add(r *aggregate.Activity) {
+	c.tenant.add(r.Tenant)
+	c.shard.add(r.Shard)
+	c.customerID.add(r.CustomerID)
+	c.windowStart.add(secs(r.WindowStart))
+	c.windowEnd.add(secs(r.WindowEnd))
+	c.events.add(r.Events)
+	c.lastActivity.add(secs(r.LastActivity))
+}
+
+type complaintsCols struct {
+	tenant, region, segment             vec[string]
+	shard                               vec[uint16]
+	windowStart, windowEnd              vec[int64]
+	complaints, ticketsOpened, resolved vec[uint64]
+}
+
+func (c *complaintsCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"region", &c.region}, {"segment", &c.segment},
+		{"window_start", &c.windowStart}, {"window_end", &c.windowEnd}, {"complaints", &c.complaints},
+		{"tickets_opened", &c.ticketsOpened}, {"resolved", &c.resolved}}
+}
+
+func (c *complaintsCols) add(r *aggregate.Complaints) {
+	c.tenant.add(r.Tenant)
+	c.shard.add(r.Shard)
+	c.region.add(r.Region)
+	c.segment.add(r.Segment)
+	c.windowStart.add(secs(r.WindowStart))
+	c.windowEnd.add(secs(r.WindowEnd))
+	c.complaints.add(r.Complaints)
+	c.ticketsOpened.add(r.TicketsOpened)
+	c.resolved.add(r.Resolved)
+}
+
+type deliveryCols struct {
+	tenant, channel, provider, campaignID, status vec[string]
+	shard                                         vec[uint16]
+	windowStart, windowEnd                        vec[int64]
+	receipts                                      vec[uint64]
+}
+
+func (c *deliveryCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"channel", &c.channel}, {"provider", &c.provider},
+		{"campaign_id", &c.campaignID}, {"status", &c.status}, {"window_start", &c.windowStart},
+		{"window_end", &c.windowEnd}, {"receipts", &c.receipts}}
+}
+
+func (c *deliveryCols) add(r *aggregate.Delivery) {
+	c.tenant.add(r.Tenant)
+	c.shard.add(r.Shard)
+	c.channel.add(r.Channel)
+	c.provider.add(r.Provider)
+	c.campaignID.add(r.CampaignID)
+	c.status.add(r.Status)
+	c.windowStart.add(secs(r.WindowStart))
+	c.windowEnd.add(secs(r.WindowEnd))
+	c.receipts.add(r.Receipts)
+}
+
+type outcomesCols struct {
+	triggerID, outcome, policy, messageID, customerID, tenant, channel, reason vec[string]
+	attempt                                                                    vec[uint16]
+	notBefore, at                                                              vec[int64]
+	latencyMS                                                                  vec[uint64]
+}
+
+func (c *outcomesCols) columns() []namedCol {
+	return []namedCol{{"trigger_id", &c.triggerID}, {"outcome", &c.outcome}, {"policy", &c.policy},
+		{"message_id", &c.messageID}, {"customer_id", &c.customerID}, {"tenant", &c.tenant},
+		{"channel", &c.channel}, {"attempt", &c.attempt}, {"reason", &c.reason}, {"not_before", &c.notBefore},
+		{"at", &c.at}, {"latency_ms", &c.latencyMS}}
+}
+
+func (c *outcomesCols) add(r *followup.Event) {
+	c.triggerID.add(r.TriggerID)
+	c.outcome.add(string(r.Outcome))
+	c.policy.add(r.Policy)
+	c.messageID.add(r.MessageID)
+	c.customerID.add(r.CustomerID)
+	c.tenant.add(r.Tenant)
+	c.channel.add(r.Channel)
+	c.attempt.add(clampUint16(r.Attempt))
+	c.reason.add(r.Reason)
+	c.notBefore.add(secs(r.NotBefore))
+	c.at.add(secs(r.At))
+	c.latencyMS.add(uint64(max(r.Latency.Milliseconds(), 0)))
+}
+
+type alertsCols struct {
+	rule, fingerprint, state, kind, severity, tenant, customerID vec[string]
+	startsAt, emittedAt                                          vec[int64]
+	startsAtNsec                                                 vec[uint32]
+	labelKeys, labelValues, annotationKeys, annotationValues     vec[[]string]
+	value, threshold                                             vec[float64]
+	endsAt, windowStart, windowEnd                               vec[*int64]
+}
+
+func (c *alertsCols) columns() []namedCol {
+	return []namedCol{{"rule", &c.rule}, {"starts_at", &c.startsAt}, {"fingerprint", &c.fingerprint},
+		{"starts_at_nsec", &c.startsAtNsec}, {"state", &c.state}, {"kind", &c.kind}, {"severity", &c.severity},
+		{"tenant", &c.tenant}, {"customer_id", &c.customerID}, {"label_keys", &c.labelKeys},
+		{"label_values", &c.labelValues}, {"annotation_keys", &c.annotationKeys},
+		{"annotation_values", &c.annotationValues}, {"value", &c.value}, {"threshold", &c.threshold},
+		{"ends_at", &c.endsAt}, {"window_start", &c.windowStart}, {"window_end", &c.windowEnd},
+		{"emitted_at", &c.emittedAt}}
+}
+
+func (c *alertsCols) add(r *alertRow) {
+	a := r.a
+	c.rule.add(a.Rule)
+	c.startsAt.add(secs(a.StartsAt))
+	c.fingerprint.add(a.Fingerprint)
+	c.startsAtNsec.add(uint32(a.StartsAt.Nanosecond()))
+	c.state.add(a.State)
+	c.kind.add(a.Kind)
+	c.severity.add(a.Severity)
+	c.tenant.add(r.tenant)
+	c.customerID.add(r.customerID)
+	c.labelKeys.add(r.labelKeys)
+	c.labelValues.add(r.labelValues)
+	c.annotationKeys.add(r.annotationKeys)
+	c.annotationValues.add(r.annotValues)
+	c.value.add(finite(a.Value))
+	c.threshold.add(finite(a.Threshold))
+	c.endsAt.add(nullSecs(a.EndsAt))
+	c.windowStart.add(nullSecs(a.WindowStart))
+	c.windowEnd.add(nullSecs(a.WindowEnd))
+	c.emittedAt.add(secs(r.emittedAt))
 }
 
 // resendRow is a Resend with the created_at the sink stamps on it.
@@ -336,54 +286,160 @@ type resendRow struct {
 	createdAt time.Time
 }
 
-func newResendsQueue() *queue[resendRow] {
-	q := &queue[resendRow]{}
-	type r = resendRow
-	field(q, "tenant", func(r *r) string { return r.r.Tenant })
-	field(q, "trigger_id", func(r *r) string { return r.r.TriggerID })
-	field(q, "action", func(r *r) string { return r.r.Action })
-	field(q, "policy", func(r *r) string { return r.r.Policy })
-	field(q, "message_id", func(r *r) string { return r.r.MessageID })
-	field(q, "customer_id", func(r *r) string { return r.r.CustomerID })
-	field(q, "channel", func(r *r) string { return r.r.Channel })
-	field(q, "attempt", func(r *r) uint16 { return clampUint16(r.r.Attempt) })
-	field(q, "reason", func(r *r) string { return r.r.Reason })
-	field(q, "not_before", func(r *r) int64 { return secs(r.r.NotBefore) })
-	field(q, "created_at", func(r *r) int64 { return secs(r.createdAt) })
-	return q.withVersion()
+type resendsCols struct {
+	tenant, triggerID, action, policy, messageID, customerID, channel, reason vec[string]
+	attempt                                                                   vec[uint16]
+	notBefore, createdAt                                                      vec[int64]
 }
 
-func newCustomersQueue() *queue[customerRow] {
-	q := &queue[customerRow]{}
-	type r = customerRow
-	field(q, "tenant", func(r *r) string { return r.tenant })
-	field(q, "customer_id", func(r *r) string { return r.customerID })
-	field(q, "rule", func(r *r) string { return r.rule })
-	field(q, "churn_state", func(r *r) string { return r.state })
-	field(q, "last_activity", func(r *r) int64 { return secs(r.lastActivity) })
-	field(q, "changed_at", func(r *r) int64 { return secs(r.changedAt) })
-	field(q, "idle_for_seconds", func(r *r) float64 { return finite(r.idleFor) })
-	field(q, "fingerprint", func(r *r) string { return r.fingerprint })
-	return q.withVersion()
+func (c *resendsCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"trigger_id", &c.triggerID}, {"action", &c.action},
+		{"policy", &c.policy}, {"message_id", &c.messageID}, {"customer_id", &c.customerID},
+		{"channel", &c.channel}, {"attempt", &c.attempt}, {"reason", &c.reason}, {"not_before", &c.notBefore},
+		{"created_at", &c.createdAt}}
+}
+
+func (c *resendsCols) add(row *resendRow) {
+	r := row.r
+	c.tenant.add(r.Tenant)
+	c.triggerID.add(r.TriggerID)
+	c.action.add(r.Action)
+	c.policy.add(r.Policy)
+	c.messageID.add(r.MessageID)
+	c.customerID.add(r.CustomerID)
+	c.channel.add(r.Channel)
+	c.attempt.add(clampUint16(r.Attempt))
+	c.reason.add(r.Reason)
+	c.notBefore.add(secs(r.NotBefore))
+	c.createdAt.add(secs(row.createdAt))
+}
+
+type customersCols struct {
+	tenant, customerID, rule, churnState, fingerprint vec[string]
+	lastActivity, changedAt                           vec[int64]
+	idleFor                                           vec[float64]
+}
+
+func (c *customersCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"customer_id", &c.customerID}, {"rule", &c.rule},
+		{"churn_state", &c.churnState}, {"last_activity", &c.lastActivity}, {"changed_at", &c.changedAt},
+		{"idle_for_seconds", &c.idleFor}, {"fingerprint", &c.fingerprint}}
+}
+
+func (c *customersCols) add(r *customerRow) {
+	c.tenant.add(r.tenant)
+	c.customerID.add(r.customerID)
+	c.rule.add(r.rule)
+	c.churnState.add(r.state)
+	c.lastActivity.add(secs(r.lastActivity))
+	c.changedAt.add(secs(r.changedAt))
+	c.idleFor.add(finite(r.idleFor))
+	c.fingerprint.add(r.fingerprint)
+}
+
+type interactionsCols struct {
+	tenant, customerID, eventID, typ, segment, region, channel, currency vec[string]
+	shard                                                                vec[uint16]
+	occurredAt                                                           vec[int64]
+	occurredAtNsec                                                       vec[uint32]
+	amount                                                               vec[float64]
+	attributeKeys, attributeValues                                       vec[[]string]
+}
+
+func (c *interactionsCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"customer_id", &c.customerID},
+		{"occurred_at", &c.occurredAt}, {"event_id", &c.eventID}, {"occurred_at_nsec", &c.occurredAtNsec},
+		{"type", &c.typ}, {"segment", &c.segment}, {"region", &c.region}, {"channel", &c.channel},
+		{"amount", &c.amount}, {"currency", &c.currency}, {"attribute_keys", &c.attributeKeys},
+		{"attribute_values", &c.attributeValues}}
+}
+
+func (c *interactionsCols) add(r *rawevents.Interaction) {
+	c.tenant.add(r.Tenant)
+	c.shard.add(r.Shard)
+	c.customerID.add(r.CustomerID)
+	c.occurredAt.add(secs(r.OccurredAt))
+	c.eventID.add(r.EventID)
+	c.occurredAtNsec.add(uint32(r.OccurredAt.Nanosecond()))
+	c.typ.add(r.Type)
+	c.segment.add(r.Segment)
+	c.region.add(r.Region)
+	c.channel.add(r.Channel)
+	c.amount.add(finite(r.Amount))
+	c.currency.add(r.Currency)
+	c.attributeKeys.add(orEmpty(r.AttributeKeys))
+	c.attributeValues.add(orEmpty(r.AttributeValues))
+}
+
+// orEmpty is s, or an empty slice for nil: Array columns want a slice.
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+type receiptsCols struct {
+	tenant, customerID, receiptID, messageID, channel, status vec[string]
+	campaignID, templateID, provider, errorCode, recipientTZ  vec[string]
+	shard, attempt                                            vec[uint16]
+	occurredAt                                                vec[int64]
+	occurredAtNsec                                            vec[uint32]
+}
+
+func (c *receiptsCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"customer_id", &c.customerID},
+		{"occurred_at", &c.occurredAt}, {"receipt_id", &c.receiptID}, {"occurred_at_nsec", &c.occurredAtNsec},
+		{"message_id", &c.messageID}, {"channel", &c.channel}, {"status", &c.status}, {"attempt", &c.attempt},
+		{"campaign_id", &c.campaignID}, {"template_id", &c.templateID}, {"provider", &c.provider},
+		{"error_code", &c.errorCode}, {"recipient_tz", &c.recipientTZ}}
+}
+
+func (c *receiptsCols) add(r *rawevents.Receipt) {
+	c.tenant.add(r.Tenant)
+	c.shard.add(r.Shard)
+	c.customerID.add(r.CustomerID)
+	c.occurredAt.add(secs(r.OccurredAt))
+	c.receiptID.add(r.ReceiptID)
+	c.occurredAtNsec.add(uint32(r.OccurredAt.Nanosecond()))
+	c.messageID.add(r.MessageID)
+	c.channel.add(r.Channel)
+	c.status.add(r.Status)
+	c.attempt.add(clampUint16(r.Attempt))
+	c.campaignID.add(r.CampaignID)
+	c.templateID.add(r.TemplateID)
+	c.provider.add(r.Provider)
+	c.errorCode.add(r.ErrorCode)
+	c.recipientTZ.add(r.RecipientTZ)
 }
 
 // buffers holds one queue per table.
 type buffers struct {
-	revenue    *queue[aggregate.Revenue]
-	activity   *queue[aggregate.Activity]
-	complaints *queue[aggregate.Complaints]
-	delivery   *queue[aggregate.Delivery]
-	outcomes   *queue[followup.Event]
-	alerts     *queue[alertRow]
-	resends    *queue[resendRow]
-	customers  *queue[customerRow]
+	revenue      *queue[revenueCols, *revenueCols]
+	activity     *queue[activityCols, *activityCols]
+	complaints   *queue[complaintsCols, *complaintsCols]
+	delivery     *queue[deliveryCols, *deliveryCols]
+	outcomes     *queue[outcomesCols, *outcomesCols]
+	alerts       *queue[alertsCols, *alertsCols]
+	resends      *queue[resendsCols, *resendsCols]
+	customers    *queue[customersCols, *customersCols]
+	interactions *queue[interactionsCols, *interactionsCols]
+	receipts     *queue[receiptsCols, *receiptsCols]
 }
 
-func newBuffers() *buffers {
+// newBuffers returns empty queues cut in blocks of blockRows rows.
+func newBuffers(blockRows int) *buffers {
 	return &buffers{
-		revenue: newRevenueQueue(), activity: newActivityQueue(), complaints: newComplaintsQueue(),
-		delivery: newDeliveryQueue(), outcomes: newOutcomesQueue(), alerts: newAlertsQueue(),
-		resends: newResendsQueue(), customers: newCustomersQueue(),
+		revenue:      newQueue[revenueCols](blockRows),
+		activity:     newQueue[activityCols](blockRows),
+		complaints:   newQueue[complaintsCols](blockRows),
+		delivery:     newQueue[deliveryCols](blockRows),
+		outcomes:     newQueue[outcomesCols](blockRows),
+		alerts:       newQueue[alertsCols](blockRows),
+		resends:      newQueue[resendsCols](blockRows),
+		customers:    newQueue[customersCols](blockRows),
+		interactions: newQueue[interactionsCols](blockRows),
+		receipts:     newQueue[receiptsCols](blockRows),
 	}
 }
 
@@ -393,6 +449,7 @@ func (b *buffers) byTable() map[string]rowBuffer {
 		TableRevenue: b.revenue, TableActivity: b.activity, TableComplaints: b.complaints,
 		TableDelivery: b.delivery, TableResendOutcomes: b.outcomes, TableAlerts: b.alerts,
 		TableResends: b.resends, TableCustomers: b.customers,
+		TableInteractions: b.interactions, TableReceipts: b.receipts,
 	}
 }
 
