@@ -218,9 +218,59 @@ ORDER BY (tenant, customer_id, rule);
 CREATE TABLE IF NOT EXISTS crmpulse.customer_state ON CLUSTER '{cluster}' AS crmpulse.customer_state_local
 ENGINE = Distributed('{cluster}', crmpulse, customer_state_local, cityHash64(tenant, customer_id));
 
+-- Migration 2 (raw_events): the optional raw-event tables, empty unless
+-- clickhouse.raw_events is on. A customer's records on the shard of their
+-- activity and churn state.
+CREATE TABLE IF NOT EXISTS crmpulse.interactions_raw_local ON CLUSTER '{cluster}' (
+    tenant           String,
+    shard            UInt16,
+    customer_id      String,
+    occurred_at      DateTime,
+    event_id         String,
+    occurred_at_nsec UInt32,
+    type             String,
+    segment          String,
+    region           String,
+    channel          String,
+    amount           Float64,
+    currency         String,
+    attribute_keys   Array(String),
+    attribute_values Array(String),
+    version          UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crmpulse/interactions_raw', '{replica}', version)
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (tenant, customer_id, occurred_at, event_id);
+
+CREATE TABLE IF NOT EXISTS crmpulse.interactions_raw ON CLUSTER '{cluster}' AS crmpulse.interactions_raw_local
+ENGINE = Distributed('{cluster}', crmpulse, interactions_raw_local, cityHash64(tenant, customer_id));
+
+CREATE TABLE IF NOT EXISTS crmpulse.receipts_raw_local ON CLUSTER '{cluster}' (
+    tenant           String,
+    shard            UInt16,
+    customer_id      String,
+    occurred_at      DateTime,
+    receipt_id       String,
+    occurred_at_nsec UInt32,
+    message_id       String,
+    channel          String,
+    status           String,
+    attempt          UInt16,
+    campaign_id      String,
+    template_id      String,
+    provider         String,
+    error_code       String,
+    recipient_tz     String,
+    version          UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crmpulse/receipts_raw', '{replica}', version)
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (tenant, customer_id, occurred_at, receipt_id);
+
+CREATE TABLE IF NOT EXISTS crmpulse.receipts_raw ON CLUSTER '{cluster}' AS crmpulse.receipts_raw_local
+ENGINE = Distributed('{cluster}', crmpulse, receipts_raw_local, cityHash64(tenant, customer_id));
+
 -- The versions above, recorded so that crmpulse (Migrate, SchemaVersion)
 -- sees the schema as current. A synchronous insert: the rows are on their
 -- shard when the script ends. Applying the file again adds nothing new:
 -- the same version lands on the same shard and collapses.
 SET insert_distributed_sync = 1;
-INSERT INTO crmpulse.schema_migrations (version, name, applied_at) VALUES (1, 'init', now());
+INSERT INTO crmpulse.schema_migrations (version, name, applied_at) VALUES (1, 'init', now()), (2, 'raw_events', now());
