@@ -93,6 +93,8 @@ type CHConfig struct {
 	Window          Duration `yaml:"window"`
 	ActivityWindow  Duration `yaml:"activity_window"`
 	RawEvents       bool     `yaml:"raw_events"`
+	HashKey         string   `yaml:"hash_key"`
+	ContactAttrs    []string `yaml:"contact_attributes"`
 }
 
 // HTTPConfig is the metrics and health endpoint.
@@ -282,6 +284,8 @@ var Keys = func() []Key {
 		key("clickhouse.window", "tumbling window of the revenue, complaint and delivery aggregates", dur(func(c *Config) *Duration { return &c.ClickHouse.Window })),
 		key("clickhouse.activity_window", "tumbling window of per-customer activity", dur(func(c *Config) *Duration { return &c.ClickHouse.ActivityWindow })),
 		key("clickhouse.raw_events", "also store every accepted interaction and receipt in interactions_raw / receipts_raw, contact attributes hashed (docs/clickhouse.md)", boolean(func(c *Config) *bool { return &c.ClickHouse.RawEvents })),
+		key("clickhouse.hash_key", "secret key of the HMAC-SHA256 that replaces contact attribute values in the raw tables; required with raw_events; keep it stable (set it in the environment, not the file)", str(func(c *Config) *string { return &c.ClickHouse.HashKey })),
+		key("clickhouse.contact_attributes", "attribute keys (case-insensitive) whose values are hashed in the raw tables; empty: email, phone, mobile, address, name, first_name, last_name, ip", list(func(c *Config) *[]string { return &c.ClickHouse.ContactAttrs })),
 	}
 }()
 

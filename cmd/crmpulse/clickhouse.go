@@ -14,6 +14,7 @@ import (
 
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/rawevents"
 	"github.com/crmpulse/crmpulse/sink/clickhouse"
 	"github.com/crmpulse/crmpulse/stream"
 )
@@ -35,6 +36,12 @@ func openAnalytics(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger
 		MaxBufferedRows: cfg.MaxBufferedRows,
 	}, logger, reg)
 	if err != nil {
+		return nil, err
+	}
+	// Refuse a bad window or a missing hash key now, not in a partition's
+	// goroutine, and before waiting for the server.
+	if _, err := (&analytics{cfg: cfg}).components(0); err != nil {
+		_ = s.Close()
 		return nil, err
 	}
 	if err := untilReachable(ctx, logger, func(ctx context.Context) error {
@@ -61,12 +68,7 @@ func openAnalytics(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger
 		_ = s.Close()
 		return nil, err
 	}
-	a := &analytics{cfg: cfg, sink: s}
-	if _, err := a.components(0); err != nil { // refuse bad windows now, not in a partition's goroutine
-		_ = s.Close()
-		return nil, err
-	}
-	return a, nil
+	return &analytics{cfg: cfg, sink: s}, nil
 }
 
 var errSchema = errors.New("schema mismatch")
@@ -106,7 +108,15 @@ func (a *analytics) components(shard int) ([]processor.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []processor.Component{agg}, nil
+	cs := []processor.Component{agg}
+	if a.cfg.RawEvents {
+		raw, err := rawevents.New(rawevents.Config{HashKey: a.cfg.HashKey, ContactAttributes: a.cfg.ContactAttrs, Shard: shard})
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse.raw_events: %w", err)
+		}
+		cs = append(cs, raw)
+	}
+	return cs, nil
 }
 
 const migrateUsage = `Usage: crmpulse migrate [--dsn DSN]

@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -159,4 +162,47 @@ func TestUntilReachable(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, untilReachable(ctx, logger, func(context.Context) error { return transient }), transient,
 		"a cancelled start gives up at once")
+}
+
+// TestReplayClickHouseRawEvents: with --clickhouse-raw-events every
+// accepted record is stored once, and contact attributes only as an HMAC.
+func TestReplayClickHouseRawEvents(t *testing.T) {
+	dsn, conn := chtest.Database(t)
+	dir := t.TempDir()
+	inter, rec := filepath.Join(dir, "i.jsonl"), filepath.Join(dir, "r.jsonl")
+	require.NoError(t, os.WriteFile(inter, []byte(
+		`{"event_id":"e1","type":"contact_updated","customer_id":"c1","occurred_at":"2026-11-02T09:00:00Z","tenant":"acme","attributes":{"Email":"alice@example.com","plan":"gold"}}`+"\n"+
+			`{"event_id":"e1","type":"contact_updated","customer_id":"c1","occurred_at":"2026-11-02T09:00:00Z","tenant":"acme","attributes":{"Email":"alice@example.com","plan":"gold"}}`+"\n"+
+			`{"event_id":"e2","type":"purchase","customer_id":"c2","occurred_at":"2026-11-02T09:05:00Z","tenant":"acme","amount":12.5}`+"\n"+
+			`{"event_id":"e3","type":"purchase"`+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(rec, []byte(
+		`{"receipt_id":"r1","message_id":"m1","customer_id":"c1","channel":"email","status":"delivered","occurred_at":"2026-11-02T09:01:00Z","attempt":1,"tenant":"acme"}`+"\n"), 0o644))
+	args := []string{"replay", "--rules", "../../examples/rules.yaml", "--interactions", inter, "--receipts", rec,
+		"--out", t.TempDir(), "--quiet", "--clickhouse", dsn, "--clickhouse-raw-events"}
+
+	t.Setenv("CRMPULSE_CLICKHOUSE_HASH_KEY", "")
+	require.Equal(t, exitFailure, run(context.Background(), args), "raw events without a hash key are refused")
+
+	const key = "test-secret"
+	t.Setenv("CRMPULSE_CLICKHOUSE_HASH_KEY", key)
+	for range 2 { // twice: stored once all the same
+		require.Equal(t, exitOK, run(context.Background(), args))
+	}
+	require.Equal(t, uint64(2), finalCount(t, conn, "interactions_raw"), "e1 once (its duplicate refused), e2; e3 is malformed")
+	require.Equal(t, uint64(1), finalCount(t, conn, "receipts_raw"))
+
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte("alice@example.com"))
+	var keys, values []string
+	require.NoError(t, conn.QueryRow(context.Background(),
+		"SELECT attribute_keys, attribute_values FROM interactions_raw FINAL WHERE event_id = 'e1'").Scan(&keys, &values))
+	got := map[string]string{}
+	for i := range keys {
+		got[keys[i]] = values[i]
+	}
+	require.Equal(t, map[string]string{"Email": hex.EncodeToString(mac.Sum(nil)), "plan": "gold"}, got)
+	var clear uint64
+	require.NoError(t, conn.QueryRow(context.Background(),
+		"SELECT count() FROM interactions_raw WHERE has(attribute_values, 'alice@example.com')").Scan(&clear))
+	require.Zero(t, clear, "the address is never stored in clear")
 }

@@ -26,6 +26,7 @@ func cmdReplay(ctx context.Context, args []string) int {
 	chDSN := fs.String("clickhouse", "", "also compute the aggregates and store them, the alerts, resends and outcomes in ClickHouse at this native-protocol DSN (clickhouse://host:9000/db), migrating its schema first")
 	chWindow := fs.Duration("clickhouse-window", time.Hour, "with --clickhouse: window of the revenue, complaint and delivery aggregates")
 	chActivity := fs.Duration("clickhouse-activity-window", 24*time.Hour, "with --clickhouse: window of per-customer activity")
+	chRaw := fs.Bool("clickhouse-raw-events", false, "with --clickhouse: also store every accepted record in interactions_raw / receipts_raw, contact attributes replaced by an HMAC keyed by $CRMPULSE_CLICKHOUSE_HASH_KEY")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -63,6 +64,7 @@ func cmdReplay(ctx context.Context, args []string) int {
 	if *chDSN != "" {
 		chCfg := stream.DefaultConfig().ClickHouse
 		chCfg.DSN, chCfg.Window, chCfg.ActivityWindow = *chDSN, stream.Duration(*chWindow), stream.Duration(*chActivity)
+		chCfg.RawEvents, chCfg.HashKey = *chRaw, os.Getenv("CRMPULSE_CLICKHOUSE_HASH_KEY")
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		if an, err = openAnalytics(ctx, chCfg, logger, nil); err != nil {
 			fmt.Fprintf(os.Stderr, "crmpulse replay: --clickhouse: %v\n", err)

@@ -103,6 +103,11 @@ INSERT INTO customer_state (tenant, customer_id, rule, churn_state, last_activit
   ('acme', 'c2', 'inactive_30d', 'churned', '2026-10-10 00:00:00', '2026-11-09 00:00:00', 2592000, 'fp2', 150),
   ('acme', 'c2', 'inactive_30d', 'churned', '2026-10-10 00:00:00', '2026-11-09 00:00:00', 2592000, 'fp2', 150),
   ('acme', 'c3', 'inactive_30d', 'active', '2026-11-20 00:00:00', '2026-11-20 00:00:00', 2592000, 'fp3', 300);
+INSERT INTO interactions_raw (tenant, shard, customer_id, occurred_at, event_id, occurred_at_nsec, type, segment, region, channel, amount, currency, attribute_keys, attribute_values, version) VALUES
+  ('acme', 0, 'c1', '2026-11-30 09:00:00', 'e1', 0, 'purchase', 'smb', 'eu', 'web', 12.5, 'EUR', [], [], 1),
+  ('acme', 0, 'c1', '2026-11-30 09:00:00', 'e1', 0, 'purchase', 'smb', 'eu', 'web', 12.5, 'EUR', [], [], 2),
+  ('acme', 0, 'c1', '2026-11-30 10:00:00', 'e2', 0, 'login', 'smb', 'eu', 'app', 0, '', [], [], 1),
+  ('acme', 1, 'c2', '2026-11-30 11:00:00', 'e3', 0, 'login', 'smb', 'eu', 'app', 0, '', [], [], 1);
 `
 
 // docWant is what each query of the page returns on docSeed
@@ -110,6 +115,8 @@ INSERT INTO customer_state (tenant, customer_id, rule, churn_state, last_activit
 // e.g. revenue on 2026-11-30 for smb is 100.5 (shard 0's newest copy, not
 // the stale 999) + 20 (shard 1, once).
 var docWant = map[string]string{
+	"the records behind a churn alert": "2026-11-30 10:00:00\tlogin\tapp\t0\n" +
+		"2026-11-30 09:00:00\tpurchase\tweb\t12.5\n",
 	"revenue per segment per day (FINAL)": "2026-11-29\tsmb\t40.0000\t1\n" +
 		"2026-11-30\tenterprise\t-5.0000\t0\n" +
 		"2026-11-30\tsmb\t120.5000\t4\n",
