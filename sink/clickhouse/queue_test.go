@@ -1,11 +1,14 @@
 package clickhouse
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmpulse/crmpulse/processor"
@@ -183,4 +186,106 @@ func TestWriteAllocatesNothing(t *testing.T) {
 	cycle()
 	allocs := testing.AllocsPerRun(10, cycle)
 	require.LessOrEqual(t, allocs, 2.0, "per Write of 5000 rows")
+}
+
+// fakeConn records the INSERTs the sink makes, block by block.
+type fakeConn struct {
+	driver.Conn // methods the sink does not call
+	batches     []*fakeBatch
+	onFlush     func(b *fakeBatch) // called after each block is sent
+}
+
+func (c *fakeConn) PrepareBatch(context.Context, string, ...driver.PrepareBatchOption) (driver.Batch, error) {
+	b := &fakeBatch{conn: c}
+	c.batches = append(c.batches, b)
+	return b, nil
+}
+
+func (c *fakeConn) Close() error { return nil }
+
+type fakeBatch struct {
+	driver.Batch
+	conn   *fakeConn
+	blocks []int // rows per block sent
+	rows   int   // rows of the block being filled (its first column)
+	sent   bool
+}
+
+type fakeColumn struct {
+	b     *fakeBatch
+	first bool
+}
+
+func (c fakeColumn) Append(v any) error {
+	if l, ok := v.(lazyPart); ok {
+		v = l.driverValue()
+	}
+	if c.first {
+		c.b.rows += reflect.ValueOf(v).Len()
+	}
+	return nil
+}
+
+func (c fakeColumn) AppendRow(any) error { return errors.New("not used") }
+
+func (b *fakeBatch) Column(i int) driver.BatchColumn { return fakeColumn{b: b, first: i == 0} }
+
+func (b *fakeBatch) Flush() error {
+	b.blocks = append(b.blocks, b.rows)
+	b.rows = 0
+	if b.conn.onFlush != nil {
+		b.conn.onFlush(b)
+	}
+	return nil
+}
+
+func (b *fakeBatch) Send() error {
+	b.blocks = append(b.blocks, b.rows)
+	b.rows = 0
+	b.sent = true
+	return nil
+}
+
+func (b *fakeBatch) Close() error { return nil }
+
+// TestInsertTakesBlocksFilledMeanwhile: rows written while an INSERT is
+// being sent join it, block by block, up to the newest block as far as it
+// is filled; nothing is left to wait for FlushInterval.
+func TestInsertTakesBlocksFilledMeanwhile(t *testing.T) {
+	s, err := New(Config{DSN: "clickhouse://127.0.0.1:1/test", BatchRows: 1000}, nil, nil)
+	require.NoError(t, err)
+	defer s.Close()
+	fake := &fakeConn{}
+	s.conn = fake
+	rows := func(from, to int) *processor.Output {
+		out := &processor.Output{}
+		for i := from; i < to; i++ {
+			out.Aggregates = append(out.Aggregates, activityRow(i))
+		}
+		return out
+	}
+	ctx := t.Context()
+	require.NoError(t, s.Write(ctx, rows(0, 1500)))
+	more := []*processor.Output{rows(1500, 3200), nil}
+	fake.onFlush = func(*fakeBatch) {
+		if more[0] != nil {
+			require.NoError(t, s.Write(ctx, more[0])) // while block 1 is on its way
+			more = more[1:]
+		}
+	}
+	tb := s.byName[TableActivity]
+	require.NoError(t, s.insert(ctx, tb))
+
+	require.Len(t, fake.batches, 1, "one INSERT")
+	require.True(t, fake.batches[0].sent)
+	require.Equal(t, []int{1000, 1000, 1000, 200}, fake.batches[0].blocks,
+		"one queue block per INSERT block, the newest as far as it was filled")
+	require.Zero(t, s.Buffered())
+	require.Equal(t, uint64(3200), tb.stored)
+
+	// The queue goes on from where the insert stopped.
+	require.NoError(t, s.Write(ctx, rows(3200, 3300)))
+	fake.onFlush = nil
+	require.NoError(t, s.insert(ctx, tb))
+	require.Equal(t, []int{100}, fake.batches[1].blocks)
 }

@@ -547,19 +547,20 @@ func (s *Sink) send(ctx context.Context, t *table) (int, error) {
 	defer func() { _ = b.Close() }()
 	n := 0
 	for {
+		if n > 0 {
+			// Send the previous block and start the next in the same
+			// INSERT: the driver holds one block at a time, and the server
+			// squashes the blocks into as few parts as one big block.
+			// Sending first lets the next block fill meanwhile.
+			if err := b.Flush(); err != nil {
+				return n, fmt.Errorf("sending a block: %w", err)
+			}
+		}
 		s.mu.Lock()
 		vals, rows, last := t.buf.part(n)
 		s.mu.Unlock()
 		if rows == 0 {
 			break
-		}
-		if n > 0 {
-			// Send the previous block and start the next in the same
-			// INSERT: the driver holds one block at a time, and the server
-			// squashes the blocks into as few parts as one big block.
-			if err := b.Flush(); err != nil {
-				return n, fmt.Errorf("sending a block: %w", err)
-			}
 		}
 		for i, v := range vals {
 			if l, ok := v.(lazyPart); ok {
