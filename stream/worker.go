@@ -232,6 +232,9 @@ func (w *worker) loop(ctx context.Context) error {
 		now := time.Now()
 		n := 0
 		for ; n < drainBudget; n++ {
+			if n&255 == 255 {
+				now = time.Now() // processing may have waited on a sink
+			}
 			rec, src := w.merger.Next(now)
 			if rec == nil {
 				break

@@ -9,8 +9,12 @@ const (
 )
 
 // DefaultOrderWait bounds how long the merger holds one topic back while
-// waiting for the other one's pending records (see Merger).
-const DefaultOrderWait = time.Second
+// waiting for the other one's pending records (see Merger). Long enough to
+// cover a fetcher reconnecting after the pipeline stalled (kafka-go's
+// reader times out a connection whose fetch response was not read for a
+// while, e.g. during ClickHouse backpressure): passing over an input with
+// pending records makes them late, so waiting is the safe side.
+const DefaultOrderWait = 5 * time.Second
 
 // Merger merges the batches of the two input topics of one partition number
 // by occurred_at, the interaction first on a tie: SPEC §5's merge, so that
@@ -86,31 +90,60 @@ func (m *Merger) Feed(src int, b *Batch) {
 // Next returns the next record in merge order and its input, or nil when
 // the caller must wait for a batch (see Chans) or until WaitDeadline.
 func (m *Merger) Next(now time.Time) (*Record, int) {
-	a, b := m.in[Interactions].head(), m.in[Receipts].head()
 	src := -1
-	switch {
-	case a != nil && a.Err != nil:
-		src = Interactions
-	case b != nil && b.Err != nil:
-		src = Receipts
-	case a != nil && b != nil:
-		src = Interactions
-		if b.At.Before(a.At) {
+	for src < 0 {
+		a, b := m.in[Interactions].head(), m.in[Receipts].head()
+		switch {
+		case a != nil && a.Err != nil:
+			src = Interactions
+		case b != nil && b.Err != nil:
 			src = Receipts
+		case a != nil && b != nil:
+			src = Interactions
+			if b.At.Before(a.At) {
+				src = Receipts
+			}
+		case a != nil:
+			// A batch already waiting is taken before the input may be
+			// passed over: after a long stall the fetcher's batches are
+			// there, though the wait measured by now may look expired.
+			if m.poll(Receipts) {
+				continue
+			}
+			if m.in[Receipts].ready(now, m.orderWait()) {
+				src = Interactions
+			}
+		case b != nil:
+			if m.poll(Interactions) {
+				continue
+			}
+			if m.in[Interactions].ready(now, m.orderWait()) {
+				src = Receipts
+			}
 		}
-	case a != nil && m.in[Receipts].ready(now, m.orderWait()):
-		src = Interactions
-	case b != nil && m.in[Interactions].ready(now, m.orderWait()):
-		src = Receipts
-	}
-	if src < 0 {
-		return nil, -1
+		if src < 0 {
+			return nil, -1
+		}
 	}
 	in := &m.in[src]
 	r := &in.cur.Records[in.i]
 	in.i++
 	in.next = r.Msg.Offset + 1
 	return r, src
+}
+
+// poll feeds input src a batch if one is waiting on its channel.
+func (m *Merger) poll(src int) bool {
+	if m.in[src].ch == nil {
+		return false
+	}
+	select {
+	case b := <-m.in[src].ch:
+		m.Feed(src, b)
+		return true
+	default:
+		return false
+	}
 }
 
 // WaitDeadline is when Next will stop waiting for a lagging input, or the

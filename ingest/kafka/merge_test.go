@@ -133,3 +133,29 @@ func TestCopartitionBalancer(t *testing.T) {
 	one := CopartitionBalancer{}.AssignGroups(members[:1], parts)
 	require.Equal(t, []int{0, 1, 2, 3, 4}, one["b"]["r"])
 }
+
+// TestMergerTakesWaitingBatch: an input whose wait looks expired (the
+// caller stalled, e.g. on a full sink) is not passed over while a batch of
+// it is already waiting on its channel.
+func TestMergerTakesWaitingBatch(t *testing.T) {
+	chI, chR := make(chan *Batch, 4), make(chan *Batch, 4)
+	m := NewMerger(chI, chR, make(chan *Batch, 8), make(chan *Batch, 8), 0, 0)
+	m.OrderWait = time.Second
+	m.Feed(Interactions, batch(false, 2, rec(0, "10:00"), rec(1, "10:05")))
+	m.Feed(Receipts, batch(false, 0))
+	now := time.Now()
+	r, _ := m.Next(now)
+	require.Nil(t, r, "receipts are pending: wait")
+	chR <- batch(true, 1, rec(0, "10:01"))
+	// A minute later, as after a stall: the receipt that is now at hand
+	// must still come in order, between the two interactions.
+	var got []int
+	for {
+		r, src := m.Next(now.Add(time.Minute))
+		if r == nil {
+			break
+		}
+		got = append(got, src)
+	}
+	require.Equal(t, []int{Interactions, Receipts, Interactions}, got)
+}
