@@ -67,11 +67,12 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Rules == nil {
 		return nil, errors.New("engine config: no rules")
 	}
+	lateness := cfg.Rules.Defaults.AllowedLateness.D()
 	e := &Engine{
 		rules:    cfg.Rules,
-		lateness: cfg.Rules.Defaults.AllowedLateness.D(),
-		dedupI:   newDedup(),
-		dedupR:   newDedup(),
+		lateness: lateness,
+		dedupI:   newDedup(lateness),
+		dedupR:   newDedup(lateness),
 	}
 	for _, r := range cfg.Rules.Rules {
 		mk, ok := detectorFactories[r.Kind]
