@@ -82,9 +82,6 @@ const (
 	DefaultMaxBytes  = 16 << 20
 	DefaultMaxWait   = 250 * time.Millisecond
 	DefaultBatchSize = 512
-	// queueCapacity is kafka-go's internal buffer of fetched messages
-	// (DESIGN §3 measured 10000 as the fast setting).
-	queueCapacity = 10000
 )
 
 // Fetcher reads one topic-partition from an explicit offset.
@@ -139,43 +136,137 @@ func (f *Fetcher) Run(ctx context.Context) error {
 	if c.Lag != nil {
 		c.Lag(last - offset)
 	}
-	r := kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers:       c.Brokers,
-		Topic:         c.Topic,
-		Partition:     c.Partition,
-		MinBytes:      c.MinBytes,
-		MaxBytes:      c.MaxBytes,
-		MaxWait:       c.MaxWait,
-		QueueCapacity: queueCapacity,
-		ErrorLogger:   c.ErrorLogger,
-		// A snapshot's offset may have been deleted by retention; reading
-		// then resumes at the partition's start (and kafka-go logs it).
-	})
-	defer r.Close()
-	if err := r.SetOffset(offset); err != nil {
-		return fmt.Errorf("seeking %s/%d to %d: %w", c.Topic, c.Partition, offset, err)
-	}
+	// A Conn per topic-partition, read a fetch response at a time: half
+	// the CPU of kafka-go's Reader, which hands every message through a
+	// channel from a goroutine of its own (measured in docs/benchmarks.md).
+	var conn *kafkago.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	pause := retryMin
 	b = f.get()
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
+	b.Next = offset
+	for ctx.Err() == nil {
+		if conn == nil {
+			if conn, err = f.dial(ctx, offset); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				f.logf("fetching %s/%d: %v (retrying in %s)", c.Topic, c.Partition, err, pause)
+				if !sleep(ctx, pause) {
+					return nil
+				}
+				pause = min(2*pause, retryMax)
+				continue
+			}
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(c.MaxWait + fetchTimeout))
+		batch := conn.ReadBatchWith(kafkago.ReadBatchConfig{MinBytes: c.MinBytes, MaxBytes: c.MaxBytes, MaxWait: c.MaxWait})
+		hwm := batch.HighWaterMark()
+		for {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				break // io.EOF at the end; anything else is Close's error too
+			}
+			f.add(b, m)
+			offset = m.Offset + 1
+			if len(b.Records) >= c.BatchSize {
+				b.CaughtUp, b.HighWaterMark, b.Next = offset >= hwm, hwm, offset
+				if !f.send(ctx, b) {
+					batch.Close()
+					return nil
+				}
+				b = f.get()
+			}
+		}
+		// Past control records (transaction markers) too.
+		offset = max(offset, batch.Offset())
+		if err := batch.Close(); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("reading %s/%d: %w", c.Topic, c.Partition, err)
+			if errors.Is(err, kafkago.OffsetOutOfRange) {
+				// A snapshot's offset deleted by retention: resume at the
+				// partition's start.
+				first, _, berr := PartitionBounds(ctx, c.Brokers, c.Topic, c.Partition)
+				if berr != nil {
+					return berr
+				}
+				f.logf("fetching %s/%d: offset %d is out of range; resuming at %d", c.Topic, c.Partition, offset, first)
+				offset = max(first, 0)
+			} else {
+				f.logf("fetching %s/%d at offset %d: %v (reconnecting)", c.Topic, c.Partition, offset, err)
+			}
+			conn.Close()
+			conn = nil
+			if !sleep(ctx, pause) {
+				return nil
+			}
+			pause = min(2*pause, retryMax)
+			continue
 		}
-		f.add(b, m)
-		caught := m.Offset+1 >= m.HighWaterMark
-		if caught || len(b.Records) >= c.BatchSize {
-			b.CaughtUp, b.HighWaterMark, b.Next = caught, m.HighWaterMark, m.Offset+1
+		pause = retryMin
+		if len(b.Records) > 0 || offset > b.Next {
+			b.CaughtUp, b.HighWaterMark, b.Next = offset >= hwm, hwm, offset
 			if c.Lag != nil {
-				c.Lag(max(m.HighWaterMark-m.Offset-1, 0))
+				c.Lag(max(hwm-offset, 0))
 			}
 			if !f.send(ctx, b) {
 				return nil
 			}
 			b = f.get()
+			b.Next = offset
 		}
+	}
+	return nil
+}
+
+// Retry pauses after a failed fetch, and the time a fetch may take beyond
+// its MaxWait before the connection is considered dead.
+const (
+	retryMin     = 100 * time.Millisecond
+	retryMax     = 5 * time.Second
+	fetchTimeout = 30 * time.Second
+)
+
+// dial connects to the partition's leader, trying each broker, and seeks
+// to offset.
+func (f *Fetcher) dial(ctx context.Context, offset int64) (*kafkago.Conn, error) {
+	c := f.cfg
+	d := kafkago.Dialer{Timeout: 10 * time.Second}
+	var errs []error
+	for _, addr := range c.Brokers {
+		conn, err := d.DialLeader(ctx, "tcp", addr, c.Topic, c.Partition)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, err := conn.Seek(offset, kafkago.SeekAbsolute|kafkago.SeekDontCheck); err != nil {
+			conn.Close()
+			errs = append(errs, err)
+			continue
+		}
+		return conn, nil
+	}
+	return nil, fmt.Errorf("connecting to the leader of %s/%d: %w", c.Topic, c.Partition, errors.Join(errs...))
+}
+
+func (f *Fetcher) logf(format string, args ...any) {
+	if f.cfg.ErrorLogger != nil {
+		f.cfg.ErrorLogger.Printf(format, args...)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
