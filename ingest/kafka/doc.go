@@ -3,7 +3,8 @@
 // (package stream) decoded records in event-time order.
 //
 // What it owns, and nothing else:
-//   - Fetcher: one kafka-go Reader per topic-partition at an explicit offset
+//   - Fetcher: one kafka-go connection per topic-partition, read a fetch
+//     response at a time from an explicit offset
 //     (offsets come from the state snapshot, not the group), decoding in the
 //     fetching goroutine and passing records on in batches, with a flag that
 //     says whether the fetcher had caught up with the partition's end;
