@@ -45,6 +45,9 @@ const (
 	headerUpstream  = "crmpulse-upstream-partition"
 	headerSource    = "crmpulse-source"
 	headerWatermark = "crmpulse-watermark"
+	// headerGroup names the consumer group that wrote a record: two
+	// deployments sharing a repartition topic ignore each other's.
+	headerGroup = "crmpulse-group"
 )
 
 // groupStageID is the group stage's id in the snapshots topic.
@@ -90,6 +93,7 @@ func (w *worker) forwarded(rec kafkago.Message, src int) kafkago.Message {
 		Headers: []kafkago.Header{
 			{Key: headerUpstream, Value: []byte(w.partName)},
 			{Key: headerSource, Value: []byte(source)},
+			{Key: headerGroup, Value: []byte(w.a.cfg.Kafka.GroupID)},
 		},
 	}
 }
@@ -102,6 +106,7 @@ func (w *worker) marker(wm time.Time) kafkago.Message {
 		Headers: []kafkago.Header{
 			{Key: headerUpstream, Value: []byte(w.partName)},
 			{Key: headerWatermark, Value: []byte(strconv.FormatInt(wm.UnixNano(), 10))},
+			{Key: headerGroup, Value: []byte(w.a.cfg.Kafka.GroupID)},
 		},
 	}
 }
@@ -352,8 +357,11 @@ func (s *groupStage) take(m kafkago.Message) error {
 	s.dirty = true
 	var up, wm = -1, int64(math.MinInt64)
 	var source ingest.Source
+	group := ""
 	for _, h := range m.Headers {
 		switch h.Key {
+		case headerGroup:
+			group = string(h.Value)
 		case headerUpstream:
 			up, _ = strconv.Atoi(string(h.Value))
 		case headerWatermark:
@@ -361,6 +369,9 @@ func (s *groupStage) take(m kafkago.Message) error {
 		case headerSource:
 			source = ingest.Source(h.Value)
 		}
+	}
+	if group != s.a.cfg.Kafka.GroupID {
+		return nil // another deployment's
 	}
 	if up < 0 {
 		s.log.Warn("repartition record without upstream partition; skipped", "offset", m.Offset)

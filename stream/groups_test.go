@@ -1,17 +1,51 @@
 package stream_test
 
 import (
+	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
+
+	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
 )
 
 const groupRulesFile = "testdata/group-rules.yaml"
 
 func TestKfakeGroupRulesEqualReplay(t *testing.T) {
 	testGroupRules(t, newKfake(t), genConfig{customers: 300, days: 3, seed: 3})
+}
+
+// TestKfakeGroupRulesIgnoreOtherDeployments: records another consumer
+// group left in a shared repartition topic — markers far in the future and
+// a purchase — change nothing.
+func TestKfakeGroupRulesIgnoreOtherDeployments(t *testing.T) {
+	testGroupRulesWith(t, newKfake(t), genConfig{customers: 300, days: 3, seed: 3}, func(brokers []string, tp topics) {
+		ctx := context.Background()
+		require.NoError(t, ikafka.EnsureTopics(ctx, brokers, ikafka.TopicSpec{Name: tp.cfg.Repartition, Partitions: 1, ReplicationFactor: -1}))
+		w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), RequiredAcks: kafkago.RequireAll}
+		defer w.Close()
+		future := strconv.FormatInt(time.Now().Add(24*time.Hour).UnixNano(), 10)
+		var msgs []kafkago.Message
+		for p := range 4 {
+			msgs = append(msgs, kafkago.Message{Topic: tp.cfg.Repartition, Headers: []kafkago.Header{
+				{Key: "crmpulse-upstream-partition", Value: []byte(strconv.Itoa(p))},
+				{Key: "crmpulse-watermark", Value: []byte(future)},
+				{Key: "crmpulse-group", Value: []byte("another-deployment")},
+			}})
+		}
+		msgs = append(msgs, kafkago.Message{Topic: tp.cfg.Repartition, Value: []byte(
+			`{"event_id":"x1","type":"purchase","customer_id":"c1","occurred_at":"` + time.Now().Add(-24*time.Hour).UTC().Format(time.RFC3339) + `","tenant":"acme","segment":"smb","amount":99999}`),
+			Headers: []kafkago.Header{
+				{Key: "crmpulse-upstream-partition", Value: []byte("0")},
+				{Key: "crmpulse-source", Value: []byte("interactions")},
+				{Key: "crmpulse-group", Value: []byte("another-deployment")},
+			}})
+		require.NoError(t, w.WriteMessages(ctx, msgs...))
+	})
 }
 
 func TestKafkaGroupRulesEqualReplay(t *testing.T) {
@@ -23,6 +57,10 @@ func TestKafkaGroupRulesEqualReplay(t *testing.T) {
 // group stage sees every partition's records, each group has one owner,
 // and no group alert is emitted per partition.
 func testGroupRules(t *testing.T, brokers []string, gc genConfig) {
+	testGroupRulesWith(t, brokers, gc, nil)
+}
+
+func testGroupRulesWith(t *testing.T, brokers []string, gc genConfig, before func([]string, topics)) {
 	ds := generate(t, gc)
 	want := replayOutputsWith(t, ds, groupRulesFile)
 	groupAlerts := map[string]int{}
@@ -41,6 +79,9 @@ func testGroupRules(t *testing.T, brokers []string, gc genConfig) {
 
 	tp := newTopics(t)
 	createInputs(t, brokers, tp, 4)
+	if before != nil {
+		before(brokers, tp)
+	}
 	produce(t, brokers, tp, ds)
 	c := collect(t, brokers, tp)
 	cfg := appConfig(brokers, tp, tp.prefix)
