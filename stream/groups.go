@@ -504,38 +504,19 @@ func (s *groupStage) onTick(ctx context.Context) error {
 }
 
 // emit hands the engine's output to the sinks and queues it for Kafka.
-func (s *groupStage) emit(ctx context.Context) error {
-	out := s.eng.Output()
-	if out.Len() == 0 {
-		return nil
+func (s *groupStage) emit(ctx context.Context) (err error) {
+	if s.eng.Output().Len() > 0 {
+		s.dirty = true
 	}
-	for _, sink := range s.a.cfg.Sinks {
-		if err := sink.Write(ctx, out); err != nil {
-			return fmt.Errorf("group stage: writing output to a sink: %w", err)
-		}
-	}
-	before := len(s.msgs)
-	msgs, err := s.enc.output(s.msgs, out, s.a.now(), s.epoch)
+	s.msgs, err = s.a.emit(ctx, s.eng.Output(), s.enc, s.msgs, s.epoch)
 	if err != nil {
-		return err
+		return fmt.Errorf("group stage: %w", err)
 	}
-	s.msgs = msgs
-	s.epoch.add(len(msgs) - before)
-	s.a.m.outputs.WithLabelValues(kindAlert).Add(float64(len(out.Alerts)))
-	out.Reset()
-	s.dirty = true
 	return nil
 }
 
-func (s *groupStage) flush() error {
-	if len(s.msgs) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
-	defer cancel()
-	err := s.a.out.write(ctx, s.msgs)
-	clear(s.msgs)
-	s.msgs = s.msgs[:0]
+func (s *groupStage) flush() (err error) {
+	s.msgs, err = s.a.flush(s.msgs)
 	return err
 }
 

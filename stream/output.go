@@ -195,3 +195,41 @@ func rejection(err error) (ingest.Reason, string) {
 	}
 	return ingest.ReasonNotJSON, err.Error()
 }
+
+// emit hands out to the sinks, appends its records to msgs as messages of
+// epoch ep, counts them, and empties out.
+func (a *App) emit(ctx context.Context, out *processor.Output, enc *encoder, msgs []kafkago.Message, ep *epoch) ([]kafkago.Message, error) {
+	if out.Len() == 0 {
+		return msgs, nil
+	}
+	for _, s := range a.cfg.Sinks {
+		if err := s.Write(ctx, out); err != nil {
+			return msgs, fmt.Errorf("writing output to a sink: %w", err)
+		}
+	}
+	before := len(msgs)
+	msgs, err := enc.output(msgs, out, a.now(), ep)
+	if err != nil {
+		clear(msgs[before:])
+		return msgs[:before], err // nothing of out queued: its epoch never counted them
+	}
+	ep.add(len(msgs) - before)
+	a.m.outputs.WithLabelValues(kindAlert).Add(float64(len(out.Alerts)))
+	a.m.outputs.WithLabelValues(kindResend).Add(float64(len(out.Resends)))
+	out.Reset()
+	return msgs, nil
+}
+
+// flush hands msgs to the producer and returns the emptied slice. It does
+// not stop when a caller's context ends: queueing only waits for topic
+// metadata, and records counted in an epoch must reach the writer.
+func (a *App) flush(msgs []kafkago.Message) ([]kafkago.Message, error) {
+	if len(msgs) == 0 {
+		return msgs, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
+	defer cancel()
+	err := a.out.write(ctx, msgs)
+	clear(msgs)
+	return msgs[:0], err
+}

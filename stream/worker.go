@@ -363,41 +363,17 @@ func (w *worker) reject(rec *ikafka.Record, err error) error {
 }
 
 // emit hands the engine's output to the sinks and queues it for Kafka.
-func (w *worker) emit(ctx context.Context) error {
-	out := w.eng.Output()
-	if out.Len() == 0 {
-		return nil
-	}
-	for _, s := range w.a.cfg.Sinks {
-		if err := s.Write(ctx, out); err != nil {
-			return fmt.Errorf("writing partition %d output to a sink: %w", w.p, err)
-		}
-	}
-	before := len(w.msgs)
-	msgs, err := w.enc.output(w.msgs, out, w.a.now(), w.epoch)
+func (w *worker) emit(ctx context.Context) (err error) {
+	w.msgs, err = w.a.emit(ctx, w.eng.Output(), w.enc, w.msgs, w.epoch)
 	if err != nil {
-		return err
+		return fmt.Errorf("partition %d: %w", w.p, err)
 	}
-	w.msgs = msgs
-	w.epoch.add(len(msgs) - before)
-	w.a.m.outputs.WithLabelValues(kindAlert).Add(float64(len(out.Alerts)))
-	w.a.m.outputs.WithLabelValues(kindResend).Add(float64(len(out.Resends)))
-	out.Reset()
 	return nil
 }
 
-// flushMsgs hands queued records to the producer. It does not stop when
-// ctx ends: queueing only waits for topic metadata, and records that were
-// counted in an epoch must reach the writer.
-func (w *worker) flushMsgs(context.Context) error {
-	if len(w.msgs) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
-	defer cancel()
-	err := w.a.out.write(ctx, w.msgs)
-	clear(w.msgs)
-	w.msgs = w.msgs[:0]
+// flushMsgs hands queued records to the producer (App.flush).
+func (w *worker) flushMsgs(context.Context) (err error) {
+	w.msgs, err = w.a.flush(w.msgs)
 	return err
 }
 
