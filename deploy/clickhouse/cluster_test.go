@@ -89,29 +89,6 @@ var (
 	createDatabase = "CREATE DATABASE IF NOT EXISTS " + database + onCluster
 )
 
-// splitStatements splits SQL as sink/clickhouse does: a statement ends
-// with ';' at the end of a line, lines that are only a comment are dropped.
-func splitStatements(src string) []string {
-	var stmts []string
-	var cur strings.Builder
-	for line := range strings.SplitSeq(src, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
-			continue
-		}
-		cur.WriteString(line)
-		cur.WriteByte('\n')
-		if strings.HasSuffix(trimmed, ";") {
-			stmts = append(stmts, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
-			cur.Reset()
-		}
-	}
-	if s := strings.TrimSpace(cur.String()); s != "" {
-		stmts = append(stmts, s)
-	}
-	return stmts
-}
-
 // parseTable reads a CREATE TABLE statement in the layout the migrations
 // and cluster.sql use: one column per line, then one clause per line.
 func parseTable(stmt string) (table, error) {
@@ -228,7 +205,7 @@ func loadCluster(t *testing.T) clusterSchema {
 	t.Helper()
 	src, err := os.ReadFile(clusterFile)
 	require.NoError(t, err)
-	c := clusterSchema{src: string(src), stmts: splitStatements(string(src)), tables: map[string]table{}}
+	c := clusterSchema{src: string(src), stmts: sink.SplitStatements(string(src)), tables: map[string]table{}}
 	for i, stmt := range c.stmts {
 		if !strings.HasPrefix(stmt, "CREATE TABLE ") {
 			continue
@@ -476,7 +453,7 @@ func TestClusterSchemaOnServer(t *testing.T) {
 	refDB, refConn := s.database(t)
 	require.NoError(t, sink.Migrate(ctx, refConn))
 
-	stmts := splitStatements(renamed(c.src, db))
+	stmts := sink.SplitStatements(renamed(c.src, db))
 
 	// 1. As written, every DDL statement parses.
 	for i, stmt := range stmts {

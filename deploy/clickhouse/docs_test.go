@@ -183,7 +183,7 @@ func TestDocQueries(t *testing.T) {
 			db, conn := s.database(t)
 			seed := docSeed
 			if layout.cluster {
-				applyLocally(t, s, db, splitStatements(renamed(loadCluster(t).src, db)))
+				applyLocally(t, s, db, sink.SplitStatements(renamed(loadCluster(t).src, db)))
 				seed = regexp.MustCompile(`INSERT INTO (\w+) `).ReplaceAllString(seed, "INSERT INTO ${1}_local ")
 			} else {
 				require.NoError(t, sink.Migrate(t.Context(), conn))

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	sink "github.com/crmpulse/crmpulse/sink/clickhouse"
 )
 
 var (
@@ -113,7 +115,7 @@ func TestDistributedTwoShards(t *testing.T) {
 
 	// The schema on both shards, then the recorded versions once.
 	var ddl, record strings.Builder
-	for _, stmt := range splitStatements(loadCluster(t).src) {
+	for _, stmt := range sink.SplitStatements(loadCluster(t).src) {
 		stmt = strings.Replace(stmt, onCluster, "", 1)
 		stmt = replicatedEngine.ReplaceAllString(stmt, `ENGINE = $1($2)`)
 		if strings.HasPrefix(stmt, "CREATE ") {

@@ -151,7 +151,7 @@ func Migrations(f Features) ([]Migration, error) {
 		if err := tmpl.Execute(&buf, dataFor(f)); err != nil {
 			return nil, fmt.Errorf("rendering migration %s: %w", e.Name(), err)
 		}
-		ms = append(ms, Migration{Version: v, Name: m[2], Statements: splitStatements(buf.String())})
+		ms = append(ms, Migration{Version: v, Name: m[2], Statements: SplitStatements(buf.String())})
 	}
 	slices.SortFunc(ms, func(a, b Migration) int { return a.Version - b.Version })
 	for i, m := range ms {
@@ -171,9 +171,10 @@ func LatestVersion() int {
 	return len(ms)
 }
 
-// splitStatements splits a migration into statements: each ends with ';'
-// at the end of a line; lines that are only a comment are dropped.
-func splitStatements(src string) []string {
+// SplitStatements splits SQL in the layout of the migrations (and of
+// deploy/clickhouse/cluster.sql) into statements: each ends with ';' at the
+// end of a line; lines that are only a comment are dropped.
+func SplitStatements(src string) []string {
 	var stmts []string
 	var cur strings.Builder
 	for line := range strings.SplitSeq(src, "\n") {

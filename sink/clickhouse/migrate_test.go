@@ -76,7 +76,7 @@ func TestMigrationsRender(t *testing.T) {
 }
 
 func TestSplitStatements(t *testing.T) {
-	got := splitStatements("-- c\nCREATE a (\n  x -- inline stays\n);\n\n  -- c2\nSELECT 1;\nSELECT 2")
+	got := SplitStatements("-- c\nCREATE a (\n  x -- inline stays\n);\n\n  -- c2\nSELECT 1;\nSELECT 2")
 	require.Equal(t, []string{"CREATE a (\n  x -- inline stays\n)", "SELECT 1", "SELECT 2"}, got)
 }
 
