@@ -192,49 +192,22 @@ func throughput(ctx context.Context, brokers []string, events, n int, rulesPath 
 	return nil
 }
 
-// rawConsumeBatches reads every topic-partition to its end the way the
-// pipeline's fetchers do, with a kafka-go Conn a fetch response at a time,
-// discarding the records: the fastest kafka-go path, the stricter baseline.
-func rawConsumeBatches(ctx context.Context, brokers []string, t stream.TopicsConfig, n int) (float64, error) {
+// consumeAll runs read on every input topic-partition at once and returns
+// the records per second they counted together.
+func consumeAll(t stream.TopicsConfig, n int, read func(topic string, p int) (int64, error)) (float64, error) {
 	t0 := time.Now()
 	var got atomic.Int64
 	var wg sync.WaitGroup
-	var errs = make(chan error, 2*n)
+	errs := make(chan error, 2*n)
 	for _, topic := range []string{t.Interactions, t.Receipts} {
 		for p := 0; p < n; p++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				conn, err := kafkago.DialLeader(ctx, "tcp", brokers[0], topic, p)
+				k, err := read(topic, p)
+				got.Add(k)
 				if err != nil {
 					errs <- err
-					return
-				}
-				defer conn.Close()
-				first, end, err := conn.ReadOffsets()
-				if err != nil {
-					errs <- err
-					return
-				}
-				if _, err := conn.Seek(first, kafkago.SeekAbsolute); err != nil {
-					errs <- err
-					return
-				}
-				for off := first; off < end; {
-					b := conn.ReadBatchWith(kafkago.ReadBatchConfig{MinBytes: ikafka.DefaultMinBytes,
-						MaxBytes: ikafka.DefaultMaxBytes, MaxWait: ikafka.DefaultMaxWait})
-					for {
-						m, err := b.ReadMessage()
-						if err != nil {
-							break
-						}
-						got.Add(1)
-						off = m.Offset + 1
-					}
-					if err := b.Close(); err != nil {
-						errs <- err
-						return
-					}
 				}
 			}()
 		}
@@ -247,47 +220,67 @@ func rawConsumeBatches(ctx context.Context, brokers []string, t stream.TopicsCon
 	return float64(got.Load()) / time.Since(t0).Seconds(), nil
 }
 
+// rawConsumeBatches reads every topic-partition to its end the way the
+// pipeline's fetchers do, with a kafka-go Conn a fetch response at a time,
+// discarding the records: the fastest kafka-go path, the stricter baseline.
+func rawConsumeBatches(ctx context.Context, brokers []string, t stream.TopicsConfig, n int) (float64, error) {
+	return consumeAll(t, n, func(topic string, p int) (int64, error) {
+		conn, err := kafkago.DialLeader(ctx, "tcp", brokers[0], topic, p)
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		first, end, err := conn.ReadOffsets()
+		if err != nil {
+			return 0, err
+		}
+		if _, err := conn.Seek(first, kafkago.SeekAbsolute); err != nil {
+			return 0, err
+		}
+		var got int64
+		for off := first; off < end; {
+			b := conn.ReadBatchWith(kafkago.ReadBatchConfig{MinBytes: ikafka.DefaultMinBytes,
+				MaxBytes: ikafka.DefaultMaxBytes, MaxWait: ikafka.DefaultMaxWait})
+			for {
+				m, err := b.ReadMessage()
+				if err != nil {
+					break
+				}
+				got++
+				off = m.Offset + 1
+			}
+			if err := b.Close(); err != nil {
+				return got, err
+			}
+		}
+		return got, nil
+	})
+}
+
 // rawConsume reads every topic-partition to its end with a kafka-go Reader
 // (the usual way to consume with kafka-go), tuned as the pipeline's
 // fetchers are, discarding the records.
 func rawConsume(ctx context.Context, brokers []string, t stream.TopicsConfig, n int) (float64, error) {
-	t0 := time.Now()
-	var got atomic.Int64
-	var wg sync.WaitGroup
-	var errs = make(chan error, 2*n)
-	for _, topic := range []string{t.Interactions, t.Receipts} {
-		for p := 0; p < n; p++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, end, err := ikafka.PartitionBounds(ctx, brokers, topic, p)
-				if err != nil {
-					errs <- err
-					return
-				}
-				r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p,
-					MinBytes: ikafka.DefaultMinBytes, MaxBytes: ikafka.DefaultMaxBytes, MaxWait: ikafka.DefaultMaxWait, QueueCapacity: 10000})
-				defer r.Close()
-				for end > 0 {
-					m, err := r.FetchMessage(ctx)
-					if err != nil {
-						errs <- err
-						return
-					}
-					got.Add(1)
-					if m.Offset+1 >= end {
-						return
-					}
-				}
-			}()
+	return consumeAll(t, n, func(topic string, p int) (int64, error) {
+		_, end, err := ikafka.PartitionBounds(ctx, brokers, topic, p)
+		if err != nil || end == 0 {
+			return 0, err
 		}
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return 0, err
-	}
-	return float64(got.Load()) / time.Since(t0).Seconds(), nil
+		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p,
+			MinBytes: ikafka.DefaultMinBytes, MaxBytes: ikafka.DefaultMaxBytes, MaxWait: ikafka.DefaultMaxWait, QueueCapacity: 10000})
+		defer r.Close()
+		var got int64
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				return got, err
+			}
+			got++
+			if m.Offset+1 >= end {
+				return got, nil
+			}
+		}
+	})
 }
 
 // pipelineConsume runs the whole pipeline in-process over the topics, as a
