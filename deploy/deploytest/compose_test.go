@@ -431,7 +431,13 @@ type grafanaDatasources struct {
 func TestComposeGrafana(t *testing.T) {
 	c := loadCompose(t)
 	g := c.Services["grafana"]
-	require.Contains(t, strings.Split(g.Environment["GF_INSTALL_PLUGINS"], ","), "grafana-clickhouse-datasource")
+	// "id version": an unpinned plugin would change under the dashboards.
+	plugins := map[string]string{}
+	for _, p := range strings.Split(g.Environment["GF_INSTALL_PLUGINS"], ",") {
+		id, version, _ := strings.Cut(strings.TrimSpace(p), " ")
+		plugins[id] = version
+	}
+	require.Regexp(t, `^\d+\.\d+\.\d+$`, plugins["grafana-clickhouse-datasource"], "the ClickHouse plugin is installed at a pinned version")
 	provisioning := g.hostPath(t, "/etc/grafana/provisioning/datasources")
 	require.NotEmpty(t, provisioning, "provisioning is mounted at /etc/grafana/provisioning")
 	require.FileExists(t, filepath.Join(provisioning, "clickhouse.yaml"))

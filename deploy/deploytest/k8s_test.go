@@ -187,7 +187,9 @@ func TestK8sObjects(t *testing.T) {
 			manifests = append(manifests, b)
 		}
 	}
-	require.ElementsMatch(t, manifests, k.Resources)
+	// Besides its own manifests it includes the dashboards' kustomization,
+	// so the dashboards have one source for compose and k8s.
+	require.ElementsMatch(t, append(manifests, "../../dashboards"), k.Resources)
 
 	// The image the kustomization sets is the one the Deployment names.
 	var d deployment
@@ -465,5 +467,5 @@ func TestKustomizeBuild(t *testing.T) {
 		}
 	}
 	slices.Sort(kinds)
-	require.Equal(t, []string{"ConfigMap", "ConfigMap", "Deployment", "Namespace", "PodDisruptionBudget", "Service"}, kinds)
+	require.Equal(t, []string{"ConfigMap", "ConfigMap", "ConfigMap", "Deployment", "Namespace", "PodDisruptionBudget", "Service"}, kinds)
 }

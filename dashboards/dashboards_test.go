@@ -1,12 +1,12 @@
-// Package grafana checks the Grafana dashboards that deploy/compose
-// provisions (dashboards/*.json, loaded by the provider in
-// provisioning/dashboards): they parse, every panel uses a provisioned data
+// Package dashboards checks the Grafana dashboards (json/*.json, loaded by
+// the provider in provisioning/dashboards, which deploy/compose mounts and
+// deploy/k8s ships as a ConfigMap): they parse, every panel uses a provisioned data
 // source, the provider points at the directory the compose file mounts, every
 // PromQL expression uses only metrics and labels the code defines (and
 // promtool accepts it), and every ClickHouse query — with Grafana's macros
 // and variables expanded — runs on the real server against a freshly
 // migrated database and returns what the seed data says it should.
-package grafana
+package dashboards
 
 import (
 	"encoding/json"
@@ -23,12 +23,12 @@ import (
 
 // Paths relative to this package's directory, where go test runs.
 const (
-	dashboardsDir   = "dashboards"
+	dashboardsDir   = "json"
 	datasourcesDir  = "provisioning/datasources"
 	providersDir    = "provisioning/dashboards"
-	composeFile     = "../docker-compose.yml"
-	composeDir      = ".."
-	repoRoot        = "../../.."
+	composeFile     = "../deploy/compose/docker-compose.yml"
+	composeDir      = "../deploy/compose"
+	repoRoot        = ".."
 	clickhouseType  = "grafana-clickhouse-datasource"
 	prometheusType  = "prometheus"
 	businessTitle   = "CRM Pulse — business"
