@@ -17,6 +17,11 @@ ARG GO_VERSION=1.26.8
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
 ARG TARGETOS
 ARG TARGETARCH
+# `docker build --build-arg VERSION=$(git describe --tags --always) --build-arg
+# REVISION=$(git rev-parse HEAD)`: what `crmpulse version` and
+# crmpulse_build_info report (the build context has no .git).
+ARG VERSION=devel
+ARG REVISION=unknown
 ENV GOTOOLCHAIN=local CGO_ENABLED=0
 WORKDIR /src
 # Dependencies first, so that a source change does not download them again.
@@ -27,7 +32,7 @@ COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags "-s -w" -o /out/crmpulse ./cmd/crmpulse
+    go build -trimpath -ldflags "-s -w -X github.com/prometheus/common/version.Version=${VERSION} -X github.com/prometheus/common/version.Revision=${REVISION}" -o /out/crmpulse ./cmd/crmpulse
 # An empty state directory for the final stage to hand to the nonroot user:
 # distroless has no shell to mkdir or chown, and a named volume mounted there
 # takes over this ownership (the compose demo writes generated data to it).

@@ -4,6 +4,11 @@
 SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/crmpulse
+# crmpulse version and the crmpulse_build_info metric report these.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+VPKG     := github.com/prometheus/common/version
+LDFLAGS  := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION)
 DEMO  := out/demo
 
 .PHONY: all build demo demo-replay test test-unit bench fuzz lint clean services-up services-down
@@ -11,7 +16,7 @@ DEMO  := out/demo
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/crmpulse
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/crmpulse
 
 ## demo: the streaming pipeline on an embedded Kafka broker over two weeks of generated
 ## CRM data; alerts and resend triggers appear as they are produced.

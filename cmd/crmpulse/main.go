@@ -20,6 +20,7 @@ Usage:
   crmpulse rules test [--run RE] [-v] FILE...
   crmpulse demo [--customers N] [--days N]   (embedded Kafka, generated data, live alerts)
   crmpulse gen [--out DIR] [--customers N] [--days N] [--seed N]
+  crmpulse version
   crmpulse help
 
 Run 'crmpulse COMMAND --help' for a command's flags.
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string) int {
 		return cmdGen(ctx, args[1:])
 	case "demo":
 		return cmdDemo(ctx, args[1:])
+	case "version", "--version":
+		return cmdVersion(os.Stdout, args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return exitOK

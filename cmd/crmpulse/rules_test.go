@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -35,4 +36,15 @@ func TestRulesTestExitCodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	require.Equal(t, exitOK, cmdVersion(&out, nil))
+	require.Contains(t, out.String(), "crmpulse, version ")
+	require.Contains(t, out.String(), "go version:")
+	out.Reset()
+	require.Equal(t, exitOK, cmdVersion(&out, []string{"--help"}))
+	require.True(t, strings.HasPrefix(out.String(), "Usage: crmpulse version"), out.String())
+	require.Equal(t, exitUsage, cmdVersion(&out, []string{"extra"}))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 
 	"golang.org/x/sync/errgroup"
 
@@ -72,7 +73,8 @@ func cmdRun(ctx context.Context, args []string) int {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("crmpulse"))
 	dcfg := delivery.Config{
 		AlertmanagerURLs: cfg.Alertmanager.URLs, ResendDelay: cfg.Alertmanager.ResendDelay.D(),
 		AlertWebhook: cfg.Webhooks.Alerts, ResendWebhook: cfg.Webhooks.Resends,
