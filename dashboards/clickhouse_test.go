@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sink "github.com/crmpulse/crmpulse/sink/clickhouse"
+	"github.com/crmpulse/crmpulse/sink/clickhouse/chdbtest"
 	"github.com/crmpulse/crmpulse/sink/clickhouse/chtest"
 )
 
@@ -227,8 +228,6 @@ var wantSMB = map[string]string{
 // query must return its want; it must also run with one and with two
 // segments selected.
 func TestClickHouseQueries(t *testing.T) {
-	ds := loadDashboards(t)
-	qs := queries(t, ds, clickhouseType)
 	_, conn := chtest.Database(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -237,12 +236,82 @@ func TestClickHouseQueries(t *testing.T) {
 		stmt = insertSelect(t, stmt)
 		require.NoError(t, conn.Exec(ctx, stmt), "seeding:\n%s", stmt)
 	}
+	for _, c := range panelCases(t) {
+		t.Run(c.where+"/"+c.selection, func(t *testing.T) {
+			got, firstType := runQuery(ctx, t, conn, c.sql)
+			c.check(t, got, firstType)
+		})
+	}
+}
 
+// TestClickHouseQueriesModern runs the same queries, with the same
+// expected results, on chDB (a current ClickHouse engine) over the modern
+// rendering of the migrations (LowCardinality, codecs), which users on
+// 23.8+ get.
+func TestClickHouseQueriesModern(t *testing.T) {
+	schema, err := sink.Script(sink.FeaturesOf(sink.ServerVersion{Major: 26, Minor: 9}))
+	require.NoError(t, err)
+	setup := schema
+	setup = append(setup, seed...)
+	cases := panelCases(t)
+	sqls := make([]string, len(cases))
+	for i, c := range cases {
+		sqls[i] = c.sql
+	}
+	version, res := chdbtest.Run(t, setup, sqls)
+	t.Logf("chDB %s", version)
+	for i, c := range cases {
+		t.Run(c.where+"/"+c.selection, func(t *testing.T) {
+			r := res[i]
+			require.Empty(t, r.Error, "\n%s", c.sql)
+			require.NotEmpty(t, r.Types)
+			var b strings.Builder
+			for _, row := range r.Rows {
+				for j, v := range row {
+					if j > 0 {
+						b.WriteByte('\t')
+					}
+					b.WriteString(chdbValue(v))
+				}
+				b.WriteByte('\n')
+			}
+			c.check(t, b.String(), r.Types[0])
+		})
+	}
+}
+
+// chdbValue prints a TSV value as formatValue prints the scanned one:
+// \N is NULL, numbers shortest.
+func chdbValue(v string) string {
+	if v == `\N` {
+		return "NULL"
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && strings.ContainsAny(v, ".eE") {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return v
+}
+
+// panelCase is one dashboard query with its macros and variables expanded
+// for one selection, and what it must return.
+type panelCase struct {
+	where, selection, sql string
+	check                 func(t *testing.T, got, firstType string)
+}
+
+// panelCases expands every ClickHouse query of the dashboards for three
+// selections: every segment (each query must return its want), smb only
+// (wantSMB) and two segments (it must run).
+func panelCases(t *testing.T) []panelCase {
+	t.Helper()
+	ds := loadDashboards(t)
+	qs := queries(t, ds, clickhouseType)
 	varsOf := map[string][]variable{}
 	for _, d := range ds {
 		varsOf[d.Title] = d.Templating.List
 	}
 	seen := map[string]bool{}
+	var out []panelCase
 	for _, q := range qs {
 		key := q.panel
 		if q.variable != nil {
@@ -253,22 +322,21 @@ func TestClickHouseQueries(t *testing.T) {
 		}
 		require.False(t, seen[key], "two queries named %q: the test tells them apart by panel title", key)
 		seen[key] = true
-
-		t.Run(q.where, func(t *testing.T) {
-			raw := q.text(t)
-			for _, tc := range []struct {
-				name string
-				sel  selection
-				want map[string]string
-			}{
-				{"all segments", allSegments, want},
-				{"smb", selection{"tenant": {"acme"}, "segment": {"smb"}}, wantSMB},
-				{"two segments", selection{"tenant": {"acme"}, "segment": {"smb", "enterprise"}}, nil},
-			} {
-				sql := expandVariables(t, expandMacros(raw), varsOf[q.dashboard], tc.sel)
-				require.NotContains(t, sql, "$", "%s: a macro or variable the test does not expand:\n%s", tc.name, sql)
-				got, firstType := runQuery(ctx, t, conn, sql)
-				if q.target.QueryType == "timeSeries" {
+		raw := q.text(t)
+		for _, tc := range []struct {
+			name string
+			sel  selection
+			want map[string]string
+		}{
+			{"all segments", allSegments, want},
+			{"smb", selection{"tenant": {"acme"}, "segment": {"smb"}}, wantSMB},
+			{"two segments", selection{"tenant": {"acme"}, "segment": {"smb", "enterprise"}}, nil},
+		} {
+			sql := expandVariables(t, expandMacros(raw), varsOf[q.dashboard], tc.sel)
+			require.NotContains(t, sql, "$", "%s: a macro or variable the test does not expand:\n%s", tc.name, sql)
+			timeSeries := q.target.QueryType == "timeSeries"
+			out = append(out, panelCase{where: q.where, selection: tc.name, sql: sql, check: func(t *testing.T, got, firstType string) {
+				if timeSeries {
 					require.True(t, strings.HasPrefix(firstType, "DateTime"),
 						"time series: the first column is the time, not %s", firstType)
 				}
@@ -277,12 +345,13 @@ func TestClickHouseQueries(t *testing.T) {
 				} else if tc.want != nil && tc.name == "all segments" {
 					t.Errorf("no expected result for %q: add it to want\ngot:\n%s", key, got)
 				}
-			}
-		})
+			}})
+		}
 	}
 	for k := range want {
 		require.True(t, seen[k], "want names %q, which no dashboard has", k)
 	}
+	return out
 }
 
 // insertSelect rewrites INSERT ... VALUES as INSERT ... SELECT ... UNION

@@ -282,3 +282,22 @@ func recordMigration(ctx context.Context, conn driver.Conn, version int, name st
 	}
 	return b.Send()
 }
+
+// Script is what Migrate does to an empty database of a server with f, as
+// plain SQL statements: the migrations table, every migration, and the
+// rows recording them. It is for running the schema where the driver
+// cannot go (clickhouse-client, chDB in tests); Migrate stays the way to
+// bring an existing database up to date.
+func Script(f Features) ([]string, error) {
+	ms, err := Migrations(f)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{createMigrationsTable}
+	for _, m := range ms {
+		out = append(out, m.Statements...)
+		out = append(out, fmt.Sprintf("INSERT INTO %s (version, name, applied_at) VALUES (%d, '%s', now())",
+			migrationsTable, m.Version, strings.ReplaceAll(m.Name, "'", "\\'")))
+	}
+	return out, nil
+}

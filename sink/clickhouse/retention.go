@@ -78,12 +78,9 @@ func partitionMonth(p string) (time.Time, error) {
 // wrapping ErrUnsupported, and DropPartitionsOlderThan is the way. keep
 // is rounded up to whole days.
 func SetTTL(ctx context.Context, conn driver.Conn, table string, keep time.Duration) error {
-	column, ok := monthlyTables[table]
-	if keep <= 0 {
-		return fmt.Errorf("setting the TTL of %s: keep must be positive, got %s", table, keep)
-	}
-	if !ok {
-		return fmt.Errorf("setting the TTL of %q: not a time-partitioned table of this schema", table)
+	stmt, err := ttlStatement(table, keep)
+	if err != nil {
+		return err
 	}
 	sv, err := DetectServer(ctx, conn)
 	if err != nil {
@@ -92,10 +89,21 @@ func SetTTL(ctx context.Context, conn driver.Conn, table string, keep time.Durat
 	if !FeaturesOf(sv).TTL {
 		return fmt.Errorf("setting the TTL of %s: %w (ClickHouse %s; use DropPartitionsOlderThan)", table, ErrUnsupported, sv)
 	}
-	days := int64((keep + 24*time.Hour - 1) / (24 * time.Hour))
-	stmt := fmt.Sprintf("ALTER TABLE %s MODIFY TTL %s + INTERVAL %d DAY", table, column, days)
 	if err := conn.Exec(ctx, stmt); err != nil {
 		return fmt.Errorf("setting the TTL of %s: %w", table, err)
 	}
 	return nil
+}
+
+// ttlStatement is the ALTER that SetTTL runs.
+func ttlStatement(table string, keep time.Duration) (string, error) {
+	column, ok := monthlyTables[table]
+	if keep <= 0 {
+		return "", fmt.Errorf("setting the TTL of %s: keep must be positive, got %s", table, keep)
+	}
+	if !ok {
+		return "", fmt.Errorf("setting the TTL of %q: not a time-partitioned table of this schema", table)
+	}
+	days := int64((keep + 24*time.Hour - 1) / (24 * time.Hour))
+	return fmt.Sprintf("ALTER TABLE %s MODIFY TTL %s + INTERVAL %d DAY", table, column, days), nil
 }
