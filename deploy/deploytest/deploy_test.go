@@ -9,6 +9,7 @@ package deploytest_test
 import (
 	"bufio"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -396,4 +397,28 @@ func lookTool(t *testing.T, name, why string) string {
 		t.Skipf("%s not on PATH: %s", name, why)
 	}
 	return p
+}
+
+// TestShellcheck lints every shell script of the repository (deploy/local,
+// scripts/, the compose helpers), each with the shell its shebang names.
+func TestShellcheck(t *testing.T) {
+	sc := lookTool(t, "shellcheck", "deploy/local/tools.sh install brings it")
+	var scripts []string
+	root := rootPath(".")
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".local" || d.Name() == ".git" || d.Name() == "out" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".sh") {
+			scripts = append(scripts, p)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(scripts), 8, "the repository's scripts were found")
+	out, err := exec.Command(sc, append([]string{"--external-sources"}, scripts...)...).CombinedOutput()
+	require.NoError(t, err, "shellcheck:\n%s", out)
 }

@@ -12,7 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 services=()
-for svc in kafka clickhouse alertmanager chdb; do
+for svc in kafka clickhouse alertmanager chdb tools; do
   if [[ -x $here/$svc.sh ]]; then
     services+=("$svc")
   elif [[ $svc != kafka ]]; then
