@@ -547,7 +547,13 @@ type lineReader struct {
 }
 
 func newLineReader(r io.Reader, max int) *lineReader {
-	return &lineReader{r: bufio.NewReaderSize(r, readBufferBytes), max: max}
+	return newLineReaderSize(r, max, readBufferBytes)
+}
+
+// newLineReaderSize is newLineReader with a read buffer of size bytes (at
+// least 16), so tests can reach the long-line path with short lines.
+func newLineReaderSize(r io.Reader, max, size int) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, size), max: max}
 }
 
 // next reads the next line. It returns false when there is none; err is
