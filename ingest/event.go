@@ -66,10 +66,13 @@ const (
 	ReasonBadTime      Reason = "bad_time"
 	ReasonBadValue     Reason = "bad_value"
 	ReasonLate         Reason = "late"
+	// ReasonTooLarge is a line or message longer than the reader's limit;
+	// it is refused before decoding, without being held whole.
+	ReasonTooLarge Reason = "too_large"
 )
 
 // Reasons lists every Reason, for metrics that pre-create their series.
-var Reasons = []Reason{ReasonNotJSON, ReasonMissingField, ReasonWrongType, ReasonBadTime, ReasonBadValue, ReasonLate}
+var Reasons = []Reason{ReasonNotJSON, ReasonMissingField, ReasonWrongType, ReasonBadTime, ReasonBadValue, ReasonLate, ReasonTooLarge}
 
 // RejectError is a refused record: a Reason for counting and a message that
 // names the field and what was wrong with it.

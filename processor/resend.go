@@ -44,7 +44,17 @@ type msgState struct {
 	TZ       string
 	Last     int64
 	Attempts []attemptState
+	// byN indexes Attempts by attempt number once a message has more than
+	// attemptScanMax of them, so that a long history costs constant time
+	// per receipt instead of a scan. It is not part of the snapshot: after
+	// a restore it is rebuilt on first use.
+	byN map[int]int
 }
+
+// attemptScanMax is how many attempts a message keeps before attempt looks
+// them up in an index: below it a scan is cheaper than a map, and nearly
+// every message stays below it (max_attempts is a handful).
+const attemptScanMax = 8
 
 type attemptState struct {
 	N         int
@@ -180,13 +190,30 @@ func (r *resender) Receipt(rc *ingest.Receipt, out *Output) {
 	}
 }
 
+// attempt returns the state of attempt n, adding it at the end of Attempts
+// when it is new. The pointer is valid until the next call.
 func (m *msgState) attempt(n int) *attemptState {
-	for i := range m.Attempts {
-		if m.Attempts[i].N == n {
+	if len(m.Attempts) <= attemptScanMax {
+		for i := range m.Attempts {
+			if m.Attempts[i].N == n {
+				return &m.Attempts[i]
+			}
+		}
+	} else {
+		if len(m.byN) != len(m.Attempts) {
+			m.byN = make(map[int]int, len(m.Attempts))
+			for i := range m.Attempts {
+				m.byN[m.Attempts[i].N] = i
+			}
+		}
+		if i, ok := m.byN[n]; ok {
 			return &m.Attempts[i]
 		}
 	}
 	m.Attempts = append(m.Attempts, attemptState{N: n})
+	if m.byN != nil {
+		m.byN[n] = len(m.Attempts) - 1
+	}
 	return &m.Attempts[len(m.Attempts)-1]
 }
 

@@ -14,7 +14,7 @@ const usage = `crmpulse — early warnings from CRM event streams
 
 Usage:
   crmpulse run [--config FILE] [--embedded-kafka] [flags]   (see 'crmpulse run --help')
-  crmpulse replay --rules FILE [--interactions FILE] [--receipts FILE] --out DIR [--until T] [--clickhouse DSN]
+  crmpulse replay --rules FILE [--interactions FILE] [--receipts FILE] --out DIR [--until T] [--max-line-bytes N] [--clickhouse DSN]
   crmpulse migrate [--dsn DSN]   (ClickHouse schema; see docs/clickhouse.md)
   crmpulse rules check FILE
   crmpulse rules test [--run RE] [-v] FILE...
@@ -27,11 +27,13 @@ Run 'crmpulse COMMAND --help' for a command's flags.
 `
 
 // Exit codes: 0 success, 1 failure at run time, 2 bad usage, a bad rules
-// file or unreadable input (SPEC §5).
+// file or unreadable input (SPEC §5), 128 + the signal's number when a
+// signal stopped a replay (130 for SIGINT, 143 for SIGTERM).
 const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 128 + int(syscall.SIGINT)
 )
 
 func main() {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/crmpulse/crmpulse/alerting/followup"
@@ -22,6 +24,7 @@ func cmdReplay(ctx context.Context, args []string) int {
 	rec := fs.String("receipts", "", "delivery receipts JSON Lines file")
 	out := fs.String("out", "", "output directory for alerts.jsonl, resends.jsonl, rejected.jsonl")
 	until := fs.String("until", "", "RFC 3339 time the watermark advances to at end of input (default: the highest occurred_at seen)")
+	maxLine := fs.Int("max-line-bytes", replay.DefaultMaxLineBytes, "longest input line decoded, in bytes without the newline; a longer line goes to rejected.jsonl as too_large (docs/replay.md)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	chDSN := fs.String("clickhouse", "", "also compute the aggregates and store them, the alerts, resends and outcomes in ClickHouse at this native-protocol DSN (clickhouse://host:9000/db), migrating its schema first")
 	chWindow := fs.Duration("clickhouse-window", time.Hour, "with --clickhouse: window of the revenue, complaint and delivery aggregates")
@@ -35,12 +38,21 @@ func cmdReplay(ctx context.Context, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
+	if *maxLine < 1 {
+		fmt.Fprintln(os.Stderr, "crmpulse replay: --max-line-bytes must be at least 1")
+		return exitUsage
+	}
+	// Which signal stops the replay decides its exit code; main's context
+	// only says that one came.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	rf, err := rules.Load(*rulesPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse replay: %v\n", err)
 		return exitUsage
 	}
-	cfg := replay.Config{Rules: rf, Interactions: *inter, Receipts: *rec, OutDir: *out}
+	cfg := replay.Config{Rules: rf, Interactions: *inter, Receipts: *rec, OutDir: *out, MaxLineBytes: *maxLine}
 	// Resend outcomes (did the resent attempt get through?) as aggregate
 	// rows, as in streaming; a backtest's metrics are not served anywhere.
 	tracker, err := followup.New(followup.Config{}, nil)
@@ -76,6 +88,11 @@ func cmdReplay(ctx context.Context, args []string) int {
 		cfg.OnOutput = an.sink.Write
 	}
 	sum, err := replayWith(ctx, cfg, an)
+	if errors.Is(err, replay.ErrInterrupted) {
+		fmt.Println(sum.String())
+		fmt.Fprintln(os.Stderr, "crmpulse replay: interrupted; the output files hold what was emitted until then, as whole JSON lines")
+		return interruptedExit(sigs)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse replay: %v\n", err)
 		if errors.Is(err, replay.ErrInput) {
@@ -85,6 +102,21 @@ func cmdReplay(ctx context.Context, args []string) int {
 	}
 	fmt.Println(sum.String())
 	return exitOK
+}
+
+// interruptedExit is the shell's code for the signal that stopped the
+// replay: 128 + its number, 130 for SIGINT, 143 for SIGTERM.
+func interruptedExit(sigs <-chan os.Signal) int {
+	// The signal reaches sigs and main's context from one loop, so it is
+	// here by now or within moments.
+	select {
+	case s := <-sigs:
+		if n, ok := s.(syscall.Signal); ok {
+			return 128 + int(n)
+		}
+	case <-time.After(time.Second):
+	}
+	return exitInterrupted
 }
 
 // replayWith runs the replay with the ClickHouse sink running beside it (if
