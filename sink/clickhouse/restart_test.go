@@ -3,7 +3,6 @@ package clickhouse
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmpulse/crmpulse/internal/testenv"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
 )
@@ -43,9 +43,7 @@ func clickhouseScript(t *testing.T, arg string) {
 // exactly once.
 func TestSinkRestartLosesNothing(t *testing.T) {
 	serverDSN(t)
-	if os.Getenv(restartEnv) != "1" {
-		t.Skipf("set %s=1 to stop and restart the shared test ClickHouse (no other tests may use it meanwhile)", restartEnv)
-	}
+	testenv.OptIn(t, restartEnv, "it stops and restarts the shared test ClickHouse (no other tests may use it meanwhile; make test runs it in its sequential phase)")
 	dsn, conn := migrated(t)
 	s, _ := startSink(t, Config{DSN: dsn, FlushInterval: 100 * time.Millisecond, MaxBufferedRows: 3000,
 		MaxRetryBackoff: 500 * time.Millisecond, InsertTimeout: 5 * time.Second})
@@ -56,7 +54,7 @@ func TestSinkRestartLosesNothing(t *testing.T) {
 	)
 	ctx := context.Background()
 	var written, flushed atomic.Int64 // outputs written; outputs known stored by a Flush
-	var inWrite atomic.Bool // the writer is inside s.Write
+	var inWrite atomic.Bool           // the writer is inside s.Write
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
