@@ -443,7 +443,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 // wall-clock bound here would fail by chance on a loaded machine.
 func TestMillionEvents(t *testing.T) {
 	if testing.Short() {
-		t.Skip("writes a million events")
+		t.Skip("-short: it writes a million events")
 	}
 	var iw, rw countingWriter
 	st, err := datagen.Generate(millionEvents, &iw, &rw)
