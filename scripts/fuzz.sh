@@ -15,7 +15,7 @@ while read -r f; do
   while read -r name; do
     targets+=("$pkg $name")
   done < <(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //')
-done < <(grep -rl --include='*_test.go' '^func Fuzz' . | sort)
+done < <(grep -rl --include='*_test.go' --exclude-dir=.local --exclude-dir=out --exclude-dir=.git '^func Fuzz' . | sort)
 if ((${#targets[@]} == 0)); then
   echo "fuzz.sh: no fuzz targets found" >&2
   exit 1
