@@ -1,6 +1,7 @@
 // Package chtest gives tests outside sink/clickhouse a database of their own
 // on the real ClickHouse that `make test` starts (as httptest gives them a
-// server). Tests skip when CRMPULSE_CLICKHOUSE_DSN is not set.
+// server). Without CRMPULSE_CLICKHOUSE_DSN tests skip, or fail under make test
+// (internal/testenv).
 package chtest
 
 import (
