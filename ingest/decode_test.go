@@ -314,6 +314,7 @@ var receiptRejects = []rejectCase{
 	{"truncated", `{` + minimalReceipt, ReasonNotJSON, "", "unexpected end"},
 	{"missing receipt_id", `{"message_id":"m1","customer_id":"c1","channel":"sms","status":"sent","occurred_at":"2026-11-22T09:00:00Z"}`, ReasonMissingField, "receipt_id", "missing"},
 	{"missing message_id", `{"receipt_id":"r1","customer_id":"c1","channel":"sms","status":"sent","occurred_at":"2026-11-22T09:00:00Z"}`, ReasonMissingField, "message_id", "missing"},
+	{"missing customer_id", `{"receipt_id":"r1","message_id":"m1","channel":"sms","status":"sent","occurred_at":"2026-11-22T09:00:00Z"}`, ReasonMissingField, "customer_id", "missing"},
 	{"missing channel", `{"receipt_id":"r1","message_id":"m1","customer_id":"c1","status":"sent","occurred_at":"2026-11-22T09:00:00Z"}`, ReasonMissingField, "channel", "missing"},
 	{"missing status", `{"receipt_id":"r1","message_id":"m1","customer_id":"c1","channel":"sms","occurred_at":"2026-11-22T09:00:00Z"}`, ReasonMissingField, "status", "missing"},
 	{"missing occurred_at", `{"receipt_id":"r1","message_id":"m1","customer_id":"c1","channel":"sms","status":"sent"}`, ReasonMissingField, "occurred_at", "missing"},

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmpulse/crmpulse/alerting/alertmanager"
+	"github.com/crmpulse/crmpulse/internal/testenv"
 	"github.com/crmpulse/crmpulse/processor"
 )
 
@@ -31,11 +32,7 @@ const configFile = "alertmanager.yml"
 // installed (deploy/local/alertmanager.sh install brings it).
 func amtool(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("amtool")
-	if err != nil {
-		t.Skip("amtool not on PATH: install Debian's prometheus-alertmanager (deploy/local/alertmanager.sh install) to check alertmanager.yml")
-	}
-	return path
+	return testenv.Tool(t, "amtool", "deploy/local/alertmanager.sh install brings it (Debian's prometheus-alertmanager); it checks alertmanager.yml")
 }
 
 func TestCheckConfig(t *testing.T) {
@@ -81,9 +78,7 @@ func TestRoutes(t *testing.T) {
 // placeholders; their failed deliveries do not matter here.
 func TestInhibitionOnCRMLabels(t *testing.T) {
 	amtool(t)
-	if _, err := exec.LookPath("prometheus-alertmanager"); err != nil {
-		t.Skip("prometheus-alertmanager not on PATH: deploy/local/alertmanager.sh install brings it")
-	}
+	testenv.Tool(t, "prometheus-alertmanager", "deploy/local/alertmanager.sh install brings it")
 	config, err := filepath.Abs(configFile)
 	require.NoError(t, err)
 	port := freePort(t)

@@ -388,7 +388,7 @@ func TestComposePrometheus(t *testing.T) {
 
 	// The real check, laid out as in the container (check config also loads
 	// the rule files).
-	promtool := lookTool(t, "promtool", "install Debian's prometheus package to check deploy/compose/prometheus.yml")
+	promtool := lookTool(t, "promtool", "deploy/local/alertmanager.sh install brings it (Debian's prometheus package); it checks deploy/compose/prometheus.yml")
 	cmd := exec.Command(promtool, "check", "config", "prometheus.yml")
 	cmd.Dir = tmp
 	out, err := cmd.CombinedOutput()
@@ -504,7 +504,7 @@ func TestComposeConfigTool(t *testing.T) {
 		require.NoError(t, os.WriteFile(file, data, 0o644))
 		cmd = exec.Command(p, "--project-directory", composeDir, "--profile", "demo", "-f", file, "config", "--quiet")
 	} else {
-		t.Skip("neither the docker compose plugin nor docker-compose is installed; structure checked by the other tests")
+		t.Skip("optional, make test does not install it: neither the docker compose plugin nor docker-compose is installed; structure checked by the other tests")
 	}
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s:\n%s", strings.Join(cmd.Args, " "), out)
