@@ -43,6 +43,7 @@ test:
 	env_lines="$$(deploy/local/up.sh)"; eval "$$env_lines"; \
 	trap 'deploy/local/down.sh' EXIT; \
 	$(GO) vet ./...; \
+	$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }; \
 	rm -rf $(TESTOUT); mkdir -p $(TESTOUT); \
 	$(GO) build -o $(TESTOUT)/testreport ./scripts/testreport; \
 	report="$(TESTOUT)/testreport -tee"; rc=0; \
