@@ -53,6 +53,9 @@ type Summary struct {
 	Aggregates   int64
 	Watermark    time.Time
 	Elapsed      time.Duration
+	// Saturated counts sums held at ±MaxFloat64 instead of overflowing
+	// (processor.Stats.Saturated); the summary names it only when non-zero.
+	Saturated int64
 }
 
 // RejectedTotal is the number of rejected records.
@@ -78,6 +81,9 @@ func (s Summary) String() string {
 	detail := ""
 	if len(rej) > 0 {
 		detail = " (" + strings.Join(rej, ", ") + ")"
+	}
+	if s.Saturated > 0 {
+		detail += fmt.Sprintf(", %d saturated sums", s.Saturated)
 	}
 	total := s.Interactions + s.Receipts + s.RejectedTotal() + s.Duplicates
 	rate := float64(total) / max(s.Elapsed.Seconds(), 1e-9)
@@ -232,6 +238,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	st := eng.Stats()
 	sum.Interactions, sum.Receipts, sum.Duplicates = st.Interactions, st.Receipts, st.Duplicates
+	sum.Saturated = st.Saturated
 	sum.Watermark = eng.Watermark()
 	if err := w.close(); err != nil {
 		return sum, err
