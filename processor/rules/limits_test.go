@@ -104,6 +104,10 @@ func TestParseLimits(t *testing.T) {
 		{"backoff.max over the maximum is refused", pol + "max_attempts: 3, backoff: {initial: 1m, max: 3651d}}\n", []string{"field backoff.max", "longer than the maximum"}},
 		{"frequency_cap.per over the maximum is refused", pol + "max_attempts: 3, frequency_cap: {max: 1, per: 3651d}}\n", []string{"field frequency_cap.per", "longer than the maximum"}},
 
+		// empty values found by FuzzParse: the rule would run without a comparison
+		{"an empty op is refused", rule("kind: ratio, source: receipts, group_by: [provider], window: 1s, numerator: {status: [failed]}, denominator: {status: [sent]}, op: , threshold: 1"), []string{"field op: empty operator"}},
+		{"an empty threshold is refused", rule(thr + "window: 1h, threshold: "), []string{"field threshold: must be a number"}},
+
 		// attempts
 		{"max_attempts at the limit is accepted", pol + "max_attempts: 100}\n", nil},
 		{"max_attempts one over the limit is refused", pol + "max_attempts: 101}\n", []string{`resend policy "p"`, "field max_attempts: 101 is more than the limit of 100"}},

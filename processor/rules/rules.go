@@ -119,6 +119,9 @@ type Rule struct {
 	StopMatch   *Matcher                `yaml:"-"`
 	Compare     func(v, t float64) bool `yaml:"-"`
 	annotations map[string]*template.Template
+	// opGiven and thresholdGiven record that the keys are present, so
+	// that an empty value is refused rather than taken as missing.
+	opGiven, thresholdGiven bool
 }
 
 // Baseline is a drop rule's reference: the mean of the N preceding windows,
@@ -524,6 +527,7 @@ func (r *Rule) compile(n *yaml.Node) error {
 		}
 	case KindThreshold:
 		require("group_by", "window", "value", "op", "threshold")
+		r.opGiven, r.thresholdGiven = has(n, "op"), has(n, "threshold")
 		compileFields("group_by", r.GroupBy)
 		positive("window", r.Window)
 		if has(n, "value") {
@@ -532,6 +536,7 @@ func (r *Rule) compile(n *yaml.Node) error {
 		r.compileOp(fail)
 	case KindRatio:
 		require("group_by", "window", "numerator", "denominator", "op", "threshold")
+		r.opGiven, r.thresholdGiven = has(n, "op"), has(n, "threshold")
 		compileFields("group_by", r.GroupBy)
 		positive("window", r.Window)
 		r.compileOp(fail)
@@ -677,8 +682,16 @@ func (r *Rule) compileOp(fail func(string, string, ...any)) {
 	case "<=":
 		r.Compare = func(v, t float64) bool { return v <= t }
 	case "":
+		// missing is reported by require; given but empty (`op:`) would
+		// leave the rule without a comparison
+		if r.opGiven {
+			fail("op", "empty operator (want >, >=, < or <=)")
+		}
 	default:
 		fail("op", "unknown operator %q (want >, >=, < or <=)", r.Op)
+	}
+	if r.thresholdGiven && r.Threshold == nil {
+		fail("threshold", "must be a number")
 	}
 }
 
