@@ -220,7 +220,6 @@ func (g *thrGroup) search(x int64) int {
 }
 
 func (d *threshold) Advance(wm time.Time, out *Output) {
-	defer func() { out.Saturated, d.sat = out.Saturated+d.sat, 0 }()
 	w := wm.UnixNano()
 	d.wm = w
 	for len(d.due) > 0 && d.due[0].At <= w {
@@ -236,6 +235,7 @@ func (d *threshold) Advance(wm time.Time, out *Output) {
 			d.schedule(tm.Key, g)
 		}
 	}
+	out.Saturated, d.sat = out.Saturated+d.sat, 0
 	if w < d.sweepAt {
 		return
 	}
