@@ -37,6 +37,9 @@ type Stats struct {
 	Receipts     int64
 	Duplicates   int64
 	Late         int64
+	// Saturated counts sums that would have overflowed float64 and were
+	// held at ±math.MaxFloat64 instead (docs/limits.md).
+	Saturated int64
 }
 
 // Engine runs detectors and resend policies over one ordered input.
@@ -140,6 +143,7 @@ func (e *Engine) Interaction(ev *ingest.Interaction) error {
 	for _, c := range e.comps {
 		c.Interaction(ev, &e.out)
 	}
+	e.countSaturated()
 	return nil
 }
 
@@ -159,6 +163,7 @@ func (e *Engine) Receipt(r *ingest.Receipt) error {
 	for _, c := range e.comps {
 		c.Receipt(r, &e.out)
 	}
+	e.countSaturated()
 	return nil
 }
 
@@ -172,6 +177,7 @@ func (e *Engine) Advance(wm time.Time) {
 	for _, c := range e.comps {
 		c.Advance(wm, &e.out)
 	}
+	e.countSaturated()
 	e.dedupI.evict(wm)
 	e.dedupR.evict(wm)
 }

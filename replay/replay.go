@@ -116,6 +116,9 @@ type Summary struct {
 	// of its input: the counts are what was done until then, and the
 	// watermark was not advanced to the end.
 	Interrupted bool
+	// Saturated counts sums held at ±MaxFloat64 instead of overflowing
+	// (processor.Stats.Saturated); the summary names it only when non-zero.
+	Saturated int64
 }
 
 // RejectedTotal is the number of rejected records.
@@ -146,6 +149,9 @@ func (s Summary) String() string {
 	prefix := "replay: "
 	if s.Interrupted {
 		prefix = "replay: interrupted; "
+	}
+	if s.Saturated > 0 {
+		detail += fmt.Sprintf(", %d saturated sums", s.Saturated)
 	}
 	total := s.Interactions + s.Receipts + s.RejectedTotal() + s.Duplicates
 	rate := float64(total) / max(s.Elapsed.Seconds(), 1e-9)
@@ -336,6 +342,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	st := eng.Stats()
 	sum.Interactions, sum.Receipts, sum.Duplicates = st.Interactions, st.Receipts, st.Duplicates
+	sum.Saturated = st.Saturated
 	sum.Watermark = eng.Watermark()
 	if err := w.close(); err != nil {
 		return sum, err

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/processor"
 )
 
 // metrics are the streaming driver's; names follow
@@ -150,6 +151,10 @@ func newMetrics(reg prometheus.Registerer, topics []string) *metrics {
 		reg.MustRegister(m.consumed, m.rejected, m.duplicates, m.late, m.lag, m.watermark, m.partWatermark,
 			m.stateKeys, m.snapshotBytes, m.snapshotTime, m.checkpointTime, m.checkpoints, m.restores,
 			m.outputs, m.assigned, m.rebalances, m.workerErrors, m.reloads, m.reloadOK, m.reloadTime, m.rulesHash)
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "crmpulse", Subsystem: "engine", Name: "saturated_sums_total",
+			Help: "Sums held at ±MaxFloat64 (or a revenue row at ±MaxMoney) instead of overflowing, all engines of the process.",
+		}, func() float64 { return float64(processor.SaturatedSums()) }))
 	}
 	return m
 }

@@ -119,6 +119,9 @@ type Rule struct {
 	StopMatch   *Matcher                `yaml:"-"`
 	Compare     func(v, t float64) bool `yaml:"-"`
 	annotations map[string]*template.Template
+	// opGiven and thresholdGiven record that the keys are present, so
+	// that an empty value is refused rather than taken as missing.
+	opGiven, thresholdGiven bool
 }
 
 // Baseline is a drop rule's reference: the mean of the N preceding windows,
@@ -158,17 +161,22 @@ type Backoff struct {
 	Max        Duration `yaml:"max"`
 }
 
-// Delay is the backoff after attempt k (k ≥ 1).
+// Delay is the backoff after attempt k (k ≥ 1). It never exceeds
+// MaxDuration, whatever the multiplier and k: the float64 product is capped
+// before it is converted, where a value beyond int64 would wrap.
 func (b Backoff) Delay(k int) time.Duration {
-	d := float64(b.Initial)
-	for i := 1; i < k; i++ {
-		d *= b.Multiplier
-		if b.Max > 0 && d >= float64(b.Max) {
-			return b.Max.D()
-		}
+	limit := float64(MaxDuration)
+	if b.Max > 0 {
+		limit = float64(b.Max)
 	}
-	if b.Max > 0 && d > float64(b.Max) {
-		return b.Max.D()
+	d := float64(b.Initial)
+	// Past MaxAttempts no policy triggers, so the loop need not go further
+	// (k comes from a receipt's attempt number).
+	for i := 1; i < min(k, MaxAttempts+1) && d < limit; i++ {
+		d *= b.Multiplier
+	}
+	if d >= limit || d != d {
+		return time.Duration(limit)
 	}
 	return time.Duration(d)
 }
@@ -269,6 +277,8 @@ func Parse(data []byte) (*File, error) {
 			}
 		case "defaults":
 			if err := checkKeys(v, []string{"timezone", "allowed_lateness"}); err != nil {
+				errs = append(errs, fmt.Errorf("defaults: %w", err))
+			} else if err := checkDurations(v, "allowed_lateness"); err != nil {
 				errs = append(errs, fmt.Errorf("defaults: %w", err))
 			} else if err := v.Decode(&f.Defaults); err != nil {
 				errs = append(errs, fmt.Errorf("defaults: %w", yamlErr(err)))
@@ -401,6 +411,9 @@ func decodeRule(n *yaml.Node) (*Rule, error) {
 	if err := checkKeys(n, append(slices.Clone(commonKeys), params...)); err != nil {
 		return nil, wrap(err)
 	}
+	if err := checkDurations(n, durationPaths...); err != nil {
+		return nil, wrap(err)
+	}
 	r := &Rule{}
 	if err := n.Decode(r); err != nil {
 		return nil, wrap(yamlErr(err))
@@ -437,6 +450,8 @@ func (r *Rule) compile(n *yaml.Node) error {
 	} else if !nameRE.MatchString(r.Name) {
 		fail("name", "%q must match [a-z0-9_]+", r.Name)
 	}
+	checkFinite(r, fail)
+	checkWindow("window", r.Window, fail)
 	switch r.Source {
 	case SourceInteractions, SourceReceipts:
 	case "":
@@ -493,9 +508,18 @@ func (r *Rule) compile(n *yaml.Node) error {
 			case b.Windows > 0 && (b.Season > 0 || b.Seasons > 0):
 				fail("baseline", "give either windows or season+seasons, not both")
 			case b.Windows > 0:
+				if b.Windows > MaxBaselineBuckets {
+					fail("baseline.windows", "%d windows is more than the limit of %d", b.Windows, MaxBaselineBuckets)
+				}
 			case b.Season > 0 && b.Seasons > 0:
 				if r.Window > 0 && (b.Season.D()%r.Window.D() != 0) {
 					fail("baseline.season", "must be a multiple of window %s", r.Window)
+				} else if r.Window > 0 {
+					// Compare in float64: season/window × seasons can exceed int64.
+					if n := float64(b.Season.D()/r.Window.D()) * float64(b.Seasons); n > MaxBaselineBuckets {
+						fail("baseline", "season %s / window %s × seasons %d is %.0f windows, more than the limit of %d",
+							b.Season, r.Window, b.Seasons, n, MaxBaselineBuckets)
+					}
 				}
 			default:
 				fail("baseline", "needs windows: N, or season: D with seasons: N")
@@ -503,6 +527,7 @@ func (r *Rule) compile(n *yaml.Node) error {
 		}
 	case KindThreshold:
 		require("group_by", "window", "value", "op", "threshold")
+		r.opGiven, r.thresholdGiven = has(n, "op"), has(n, "threshold")
 		compileFields("group_by", r.GroupBy)
 		positive("window", r.Window)
 		if has(n, "value") {
@@ -511,6 +536,7 @@ func (r *Rule) compile(n *yaml.Node) error {
 		r.compileOp(fail)
 	case KindRatio:
 		require("group_by", "window", "numerator", "denominator", "op", "threshold")
+		r.opGiven, r.thresholdGiven = has(n, "op"), has(n, "threshold")
 		compileFields("group_by", r.GroupBy)
 		positive("window", r.Window)
 		r.compileOp(fail)
@@ -546,6 +572,10 @@ func (r *Rule) compile(n *yaml.Node) error {
 		t, err := template.New(k).Option("missingkey=zero").Funcs(templateFuncs).Parse(v)
 		if err != nil {
 			fail("annotations."+k, "bad template: %v", err)
+			continue
+		}
+		if err := checkTemplate(v, t); err != nil {
+			fail("annotations."+k, "template not allowed: %v", err)
 			continue
 		}
 		r.annotations[k] = t
@@ -652,8 +682,16 @@ func (r *Rule) compileOp(fail func(string, string, ...any)) {
 	case "<=":
 		r.Compare = func(v, t float64) bool { return v <= t }
 	case "":
+		// missing is reported by require; given but empty (`op:`) would
+		// leave the rule without a comparison
+		if r.opGiven {
+			fail("op", "empty operator (want >, >=, < or <=)")
+		}
 	default:
 		fail("op", "unknown operator %q (want >, >=, < or <=)", r.Op)
+	}
+	if r.thresholdGiven && r.Threshold == nil {
+		fail("threshold", "must be a number")
 	}
 }
 
@@ -667,22 +705,30 @@ func (r *Rule) ThresholdValue() float64 {
 
 // RenderAnnotations expands the rule's annotation templates for an alert.
 // A template that fails at run time keeps its raw text, so an alert is
-// never lost to a typo in an annotation.
+// never lost to a typo in an annotation. One whose output would pass
+// MaxAnnotationBytes is cut there and ends with TruncatedMarker.
 func (r *Rule) RenderAnnotations(labels map[string]string, value float64) map[string]string {
 	out := make(map[string]string, len(r.Annotations))
 	data := struct {
 		Labels map[string]string
 		Value  float64
 	}{labels, value}
-	var buf bytes.Buffer
+	w := capWriter{max: MaxAnnotationBytes}
 	for k, raw := range r.Annotations {
 		t := r.annotations[k]
-		buf.Reset()
-		if t == nil || t.Execute(&buf, data) != nil {
+		w.buf = w.buf[:0]
+		if t == nil {
 			out[k] = raw
 			continue
 		}
-		out[k] = buf.String()
+		switch err := t.Execute(&w, data); {
+		case err == nil:
+			out[k] = string(w.buf)
+		case errors.Is(err, errBudget):
+			out[k] = truncated(w.buf)
+		default:
+			out[k] = raw
+		}
 	}
 	return out
 }
@@ -714,6 +760,9 @@ func decodePolicy(n *yaml.Node) (*Policy, error) {
 			}
 		}
 	}
+	if err := checkDurations(n, durationPaths...); err != nil {
+		return nil, wrap(err)
+	}
 	p := &Policy{}
 	if err := n.Decode(p); err != nil {
 		return nil, wrap(yamlErr(err))
@@ -722,6 +771,7 @@ func decodePolicy(n *yaml.Node) (*Policy, error) {
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("field %s: %s", field, fmt.Sprintf(format, args...)))
 	}
+	checkFinite(p, fail)
 	if p.Name == "" {
 		fail("name", "missing required field")
 	} else if !nameRE.MatchString(p.Name) {
@@ -748,6 +798,8 @@ func decodePolicy(n *yaml.Node) (*Policy, error) {
 	}
 	if p.MaxAttempts < 1 {
 		fail("max_attempts", "must be at least 1")
+	} else if p.MaxAttempts > MaxAttempts {
+		fail("max_attempts", "%d is more than the limit of %d", p.MaxAttempts, MaxAttempts)
 	}
 	if p.Backoff.Multiplier == 0 {
 		p.Backoff.Multiplier = 1
