@@ -33,7 +33,7 @@ resend:
 `
 
 // oneMessageHistory is n receipts of one message: attempts numbered up to
-// about n/3, each getting a few receipts of mixed statuses, the attempt
+// about n/3 (at most 100), each getting a few receipts of mixed statuses, the attempt
 // numbers visited out of order and the times jittered within the allowed
 // lateness (a few beyond it, so some are refused as late).
 func oneMessageHistory(n int, seed uint64) []ingest.Receipt {
