@@ -12,6 +12,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/crmpulse/crmpulse/ingest"
@@ -29,6 +30,12 @@ type Config struct {
 	// Extra components run after the rules' detectors, e.g. the
 	// aggregates for the analytics sink.
 	Extra []Component
+	// ProfilesFromRecords makes the engine read customer.* from the
+	// Profile that records already carry instead of looking it up in its
+	// own store: the group stage, fed by partition engines that hold the
+	// profiles (SPEC §1.3: what a partition engine hands on carries the
+	// customer.* values it read).
+	ProfilesFromRecords bool
 }
 
 // Stats are counters an engine keeps about its input.
@@ -37,6 +44,8 @@ type Stats struct {
 	Receipts     int64
 	Duplicates   int64
 	Late         int64
+	// Customers counts profile versions read (tombstones not included).
+	Customers int64
 }
 
 // Engine runs detectors and resend policies over one ordered input.
@@ -50,6 +59,29 @@ type Engine struct {
 	max      time.Time
 	out      Output
 	stats    Stats
+	// profiles are the customer profiles of SPEC §1.3; fromRecords is
+	// Config.ProfilesFromRecords.
+	profiles    *profileStore
+	fromRecords bool
+	// custRules are the rules with customer_labels, by name; custLabels
+	// holds, by the fingerprint the detector gave a firing alert, the
+	// profile labels added to it, so that its resolved record carries
+	// exactly the same labels.
+	custRules  map[string]*rules.Rule
+	custLabels map[string]map[string]string
+}
+
+// profileObserver is implemented by components that see profile versions
+// as they are read (calendar rules).
+type profileObserver interface {
+	Customer(customerID string, p *ingest.Profile, out *Output)
+}
+
+// profileReader is implemented by components that read profiles when
+// timers fire (the resend policies' time zone); the engine hands them its
+// store once built.
+type profileReader interface {
+	useProfiles(s *profileStore)
 }
 
 // detectorFactories builds a detector for each kind; adding a kind is one
@@ -60,6 +92,7 @@ var detectorFactories = map[string]func(r *rules.Rule, f *rules.File) Component{
 	rules.KindThreshold:  newThreshold,
 	rules.KindRatio:      newRatio,
 	rules.KindAbsence:    newAbsence,
+	rules.KindEvent:      newEvent,
 }
 
 // New builds an engine for cfg.
@@ -73,6 +106,11 @@ func New(cfg Config) (*Engine, error) {
 		lateness: lateness,
 		dedupI:   newDedup(lateness),
 		dedupR:   newDedup(lateness),
+
+		profiles:    newProfileStore(readHorizon(cfg.Rules)),
+		fromRecords: cfg.ProfilesFromRecords,
+		custRules:   map[string]*rules.Rule{},
+		custLabels:  map[string]map[string]string{},
 	}
 	for _, r := range cfg.Rules.Rules {
 		mk, ok := detectorFactories[r.Kind]
@@ -85,7 +123,109 @@ func New(cfg Config) (*Engine, error) {
 		e.comps = append(e.comps, newResender(cfg.Rules))
 	}
 	e.comps = append(e.comps, cfg.Extra...)
+	for _, r := range cfg.Rules.Rules {
+		if len(r.CustomerFields) > 0 {
+			e.custRules[r.Name] = r
+		}
+	}
+	for _, c := range e.comps {
+		if pr, ok := c.(profileReader); ok {
+			pr.useProfiles(e.profiles)
+		}
+	}
 	return e, nil
+}
+
+// readHorizon is how long before the watermark a profile can still be
+// read: an alert's starts_at lags the moment it fires by its rule's for.
+func readHorizon(f *rules.File) time.Duration {
+	var h time.Duration
+	for _, r := range f.Rules {
+		h = max(h, r.ForDur, time.Duration(r.ForWindows-1)*r.Window.D())
+	}
+	return h
+}
+
+// Customer feeds one profile version (SPEC §1.3). Profiles never move the
+// watermark and are never late: a version older than the watermark is
+// kept for what is still to be decided, and changes nothing already
+// decided.
+func (e *Engine) Customer(c *ingest.Customer) error {
+	e.stats.Customers++
+	e.profiles.put(c)
+	if p := e.profiles.at(c.Tenant, c.CustomerID, c.UpdatedAt.UnixNano()); p != nil || c.Deleted {
+		for _, comp := range e.comps {
+			if po, ok := comp.(profileObserver); ok {
+				n := len(e.out.Alerts)
+				po.Customer(c.CustomerID, p, &e.out)
+				e.labelAlerts(n)
+			}
+		}
+	}
+	return nil
+}
+
+// DropCustomer applies a Kafka tombstone (a null value) for customerID:
+// every version of its profile, in every tenant, is forgotten at once.
+func (e *Engine) DropCustomer(customerID string) { e.profiles.drop(customerID) }
+
+// Profile returns the profile of (tenant, customerID) current at t, nil
+// when there is none; the returned version must not be modified.
+func (e *Engine) Profile(tenant, customerID string, t time.Time) *ingest.Profile {
+	return e.profiles.at(tenant, customerID, t.UnixNano())
+}
+
+// labelAlerts adds customer_labels (SPEC §3) to the alerts appended to
+// e.out since index from: a firing record gets the profile fields of the
+// version current at its starts_at, a resolved one exactly the labels its
+// firing record got.
+func (e *Engine) labelAlerts(from int) {
+	if len(e.custRules) == 0 {
+		return
+	}
+	for i := from; i < len(e.out.Alerts); i++ {
+		a := &e.out.Alerts[i]
+		r := e.custRules[a.Rule]
+		if r == nil {
+			continue
+		}
+		base := a.Fingerprint
+		extra, known := e.custLabels[base]
+		if !known && a.State == StateFiring {
+			tenant := a.Labels["tenant"]
+			if tenant == "" {
+				tenant = ingest.DefaultTenant
+			}
+			if p := e.profiles.at(tenant, a.Labels["customer_id"], a.StartsAt.UnixNano()); p != nil {
+				for _, f := range r.CustomerFields {
+					if v := f.Get(p); v != "" && v != ingest.UnknownDim {
+						if extra == nil {
+							extra = map[string]string{}
+						}
+						extra[f.Label] = v
+					}
+				}
+			}
+			e.custLabels[base] = extra
+		}
+		if a.State == StateResolved {
+			delete(e.custLabels, base)
+		}
+		if len(extra) == 0 {
+			continue
+		}
+		labels := maps.Clone(a.Labels)
+		maps.Copy(labels, extra)
+		a.Labels = labels
+		a.Fingerprint = Fingerprint(labels)
+		a.Annotations = r.RenderAnnotations(labels, a.Value)
+	}
+}
+
+func (e *Engine) attachProfile(p **ingest.Profile, tenant, customer string, at time.Time) {
+	if !e.fromRecords {
+		*p = e.profiles.at(tenant, customer, at.UnixNano())
+	}
 }
 
 // Rules returns the rules the engine runs.
@@ -137,9 +277,12 @@ func (e *Engine) Interaction(ev *ingest.Interaction) error {
 	if ev.OccurredAt.After(e.max) {
 		e.max = ev.OccurredAt
 	}
+	e.attachProfile(&ev.Profile, ev.Tenant, ev.CustomerID, ev.OccurredAt)
+	n := len(e.out.Alerts)
 	for _, c := range e.comps {
 		c.Interaction(ev, &e.out)
 	}
+	e.labelAlerts(n)
 	return nil
 }
 
@@ -156,9 +299,12 @@ func (e *Engine) Receipt(r *ingest.Receipt) error {
 	if r.OccurredAt.After(e.max) {
 		e.max = r.OccurredAt
 	}
+	e.attachProfile(&r.Profile, r.Tenant, r.CustomerID, r.OccurredAt)
+	n := len(e.out.Alerts)
 	for _, c := range e.comps {
 		c.Receipt(r, &e.out)
 	}
+	e.labelAlerts(n)
 	return nil
 }
 
@@ -169,9 +315,12 @@ func (e *Engine) Advance(wm time.Time) {
 		return
 	}
 	e.wm = wm
+	n := len(e.out.Alerts)
 	for _, c := range e.comps {
 		c.Advance(wm, &e.out)
 	}
+	e.labelAlerts(n)
+	e.profiles.advance(wm)
 	e.dedupI.evict(wm)
 	e.dedupR.evict(wm)
 }
@@ -198,6 +347,10 @@ type engineState struct {
 	DedupI     dedupState
 	DedupR     dedupState
 	Components map[string][]byte
+	// Profiles and CustLabels are absent from snapshots of builds without
+	// customer profiles; those restore to an empty store.
+	Profiles   []byte
+	CustLabels map[string]map[string]string
 }
 
 // Snapshot serialises the engine's whole state. Restoring it into an engine
@@ -208,6 +361,7 @@ func (e *Engine) Snapshot() ([]byte, error) {
 		Watermark: e.wm, Max: e.max, Stats: e.stats,
 		DedupI: e.dedupI.state(), DedupR: e.dedupR.state(),
 		Components: make(map[string][]byte, len(e.comps)),
+		Profiles:   e.profiles.state(), CustLabels: e.custLabels,
 	}
 	for _, c := range e.comps {
 		b, err := c.MarshalState()
@@ -237,6 +391,14 @@ func (e *Engine) Restore(data []byte) error {
 	e.wm, e.max, e.stats = st.Watermark, st.Max, st.Stats
 	e.dedupI.restore(st.DedupI)
 	e.dedupR.restore(st.DedupR)
+	if err := e.profiles.restore(st.Profiles); err != nil {
+		return fmt.Errorf("restoring customer profiles: %w", err)
+	}
+	e.profiles.advance(e.wm)
+	e.custLabels = st.CustLabels
+	if e.custLabels == nil {
+		e.custLabels = map[string]map[string]string{}
+	}
 	for _, c := range e.comps {
 		b, ok := st.Components[c.Name()]
 		if !ok {

@@ -6,6 +6,7 @@ package rules
 
 import (
 	"bytes"
+	"maps"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -33,7 +34,12 @@ const (
 	KindThreshold  = "threshold"
 	KindRatio      = "ratio"
 	KindAbsence    = "absence"
+	KindEvent      = "event"
 )
+
+// DefaultEventLasts is how long an event rule's alert keeps firing after
+// its latest matching record when the rule leaves lasts out (SPEC §3.1).
+const DefaultEventLasts = 24 * time.Hour
 
 // DefaultAllowedLateness applies when the file's defaults leave it out.
 const DefaultAllowedLateness = 10 * time.Minute
@@ -94,6 +100,13 @@ type Rule struct {
 	Stop      map[string][]string `yaml:"stop"`
 	Correlate []string            `yaml:"correlate"`
 	Within    Duration            `yaml:"within"`
+	// event
+	Lasts Duration `yaml:"lasts"`
+
+	// CustomerLabels are profile fields copied into the labels of each
+	// firing record (SPEC §3), compiled into CustomerFields.
+	CustomerLabels []string       `yaml:"customer_labels"`
+	CustomerFields []ProfileField `yaml:"-"`
 
 	// Lifecycle options (threshold, ratio, drop): keep firing this long
 	// after the condition stops, and resolve only once the value crosses
@@ -146,6 +159,9 @@ type Policy struct {
 	Backoff          Backoff       `yaml:"backoff"`
 	QuietHours       *QuietHours   `yaml:"quiet_hours"`
 	SuppressOn       []string      `yaml:"suppress_on"`
+	// SuppressOnInteractions are interaction types that suppress every
+	// channel of the customer (default [unsubscribe]).
+	SuppressOnInteractions []string `yaml:"suppress_on_interactions"`
 	FrequencyCap     *FrequencyCap `yaml:"frequency_cap"`
 	Fallback         *Fallback     `yaml:"fallback"`
 }
@@ -196,7 +212,7 @@ type Fallback struct {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_]+$`)
 
-var commonKeys = []string{"name", "kind", "source", "match", "severity", "labels", "annotations", "for"}
+var commonKeys = []string{"name", "kind", "source", "match", "severity", "labels", "annotations", "for", "customer_labels"}
 
 var kindKeys = map[string][]string{
 	KindInactivity: {"key", "idle_for"},
@@ -204,6 +220,7 @@ var kindKeys = map[string][]string{
 	KindThreshold:  {"group_by", "window", "value", "op", "threshold", "keep_firing_for", "resolve_threshold"},
 	KindRatio:      {"group_by", "window", "numerator", "denominator", "op", "threshold", "min_denominator", "keep_firing_for", "resolve_threshold"},
 	KindAbsence:    {"start", "stop", "correlate", "within"},
+	KindEvent:      {"group_by", "lasts"},
 }
 
 // ForSpec is a `for` value: an integer count of windows or a duration.
@@ -225,7 +242,7 @@ func (f *ForSpec) UnmarshalYAML(n *yaml.Node) error {
 	return f.Dur.UnmarshalText([]byte(n.Value))
 }
 
-var policyKeys = []string{"name", "channel", "on", "undelivered_after", "max_attempts", "backoff", "quiet_hours", "suppress_on", "frequency_cap", "fallback"}
+var policyKeys = []string{"name", "channel", "on", "undelivered_after", "max_attempts", "backoff", "quiet_hours", "suppress_on", "suppress_on_interactions", "frequency_cap", "fallback"}
 
 // Load reads and parses a rules file.
 func Load(path string) (*File, error) {
@@ -396,7 +413,7 @@ func decodeRule(n *yaml.Node) (*Rule, error) {
 		if kind == "" {
 			return nil, wrap(errors.New("field kind: missing required field"))
 		}
-		return nil, wrap(fmt.Errorf("field kind: unknown kind %q (want inactivity, drop, threshold, ratio or absence)", kind))
+		return nil, wrap(fmt.Errorf("field kind: unknown kind %q (want %s)", kind, strings.Join(kindNames(), ", ")))
 	}
 	if err := checkKeys(n, append(slices.Clone(commonKeys), params...)); err != nil {
 		return nil, wrap(err)
@@ -462,6 +479,11 @@ func (r *Rule) compile(n *yaml.Node) error {
 				fail(field, "%v", err)
 				continue
 			}
+			if f.Customer && field != "group_by" {
+				// A key must not change when a profile does.
+				fail(field, "%q reads the customer profile: customer.* paths are allowed in match and group_by, not in %s", p, field)
+				continue
+			}
 			r.Fields = append(r.Fields, f)
 		}
 	}
@@ -523,6 +545,16 @@ func (r *Rule) compile(n *yaml.Node) error {
 		if r.MinDenominator < 0 {
 			fail("min_denominator", "must not be negative")
 		}
+	case KindEvent:
+		require("group_by")
+		compileFields("group_by", r.GroupBy)
+		positive("lasts", r.Lasts)
+		if r.Lasts == 0 {
+			r.Lasts = Duration(DefaultEventLasts)
+		}
+		if r.For.Set {
+			fail("for", "not a parameter of kind event (every matching record fires at once)")
+		}
 	case KindAbsence:
 		require("start", "stop", "correlate", "within")
 		compileFields("correlate", r.Correlate)
@@ -541,6 +573,7 @@ func (r *Rule) compile(n *yaml.Node) error {
 		}
 	}
 	r.compileLifecycle(fail)
+	r.compileCustomerLabels(fail)
 	r.annotations = map[string]*template.Template{}
 	for k, v := range r.Annotations {
 		t, err := template.New(k).Option("missingkey=zero").Funcs(templateFuncs).Parse(v)
@@ -556,6 +589,50 @@ func (r *Rule) compile(n *yaml.Node) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// kindNames lists the detector kinds, for messages.
+func kindNames() []string { return slices.Sorted(maps.Keys(kindKeys)) }
+
+// hasCustomerID says whether the rule's key, group_by or correlate holds
+// customer_id, which customer_labels need: the labels come from one
+// customer's profile.
+func (r *Rule) hasCustomerID() bool {
+	return slices.ContainsFunc(r.Fields, func(f Field) bool { return f.Path == "customer_id" })
+}
+
+// compileCustomerLabels compiles customer_labels and refuses two fields of
+// the rule that would give one label name (SPEC §3).
+func (r *Rule) compileCustomerLabels(fail func(string, string, ...any)) {
+	if len(r.CustomerLabels) > 0 && !r.hasCustomerID() {
+		fail("customer_labels", "needs customer_id in the rule's key, group_by or correlate (the labels come from that customer's profile)")
+	}
+	for _, p := range r.CustomerLabels {
+		pf, err := CompileProfileField(strings.TrimPrefix(p, CustomerPrefix))
+		if err != nil {
+			fail("customer_labels", "%v", err)
+			continue
+		}
+		r.CustomerFields = append(r.CustomerFields, pf)
+	}
+	owner := map[string]string{"alertname": "the alert name"}
+	claim := func(field, path, label string) {
+		if prev, ok := owner[label]; ok {
+			fail(field, "%q gives label %q, as %s does", path, label, prev)
+			return
+		}
+		owner[label] = fmt.Sprintf("%q", path)
+	}
+	fieldParam := map[string]string{KindInactivity: "key", KindAbsence: "correlate"}[r.Kind]
+	if fieldParam == "" {
+		fieldParam = "group_by"
+	}
+	for _, f := range r.Fields {
+		claim(fieldParam, f.Path, f.Label)
+	}
+	for _, f := range r.CustomerFields {
+		claim("customer_labels", f.Path, f.Label)
+	}
 }
 
 func (r *Rule) compileLifecycle(fail func(string, string, ...any)) {
@@ -744,6 +821,14 @@ func decodePolicy(n *yaml.Node) (*Policy, error) {
 	for _, s := range p.SuppressOn {
 		if !slices.Contains(AllStatuses, s) {
 			fail("suppress_on", "unknown status %q", s)
+		}
+	}
+	if p.SuppressOnInteractions == nil {
+		p.SuppressOnInteractions = []string{"unsubscribe"}
+	}
+	for _, s := range p.SuppressOnInteractions {
+		if s == "" {
+			fail("suppress_on_interactions", "an interaction type must not be empty")
 		}
 	}
 	if p.MaxAttempts < 1 {
