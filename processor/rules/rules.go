@@ -6,11 +6,11 @@ package rules
 
 import (
 	"bytes"
-	"maps"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -151,19 +151,19 @@ type Aggregation struct {
 
 // Policy is one resend policy (SPEC §3.2).
 type Policy struct {
-	Name             string        `yaml:"name"`
-	Channel          string        `yaml:"channel"`
-	On               []string      `yaml:"on"`
-	UndeliveredAfter Duration      `yaml:"undelivered_after"`
-	MaxAttempts      int           `yaml:"max_attempts"`
-	Backoff          Backoff       `yaml:"backoff"`
-	QuietHours       *QuietHours   `yaml:"quiet_hours"`
-	SuppressOn       []string      `yaml:"suppress_on"`
+	Name             string      `yaml:"name"`
+	Channel          string      `yaml:"channel"`
+	On               []string    `yaml:"on"`
+	UndeliveredAfter Duration    `yaml:"undelivered_after"`
+	MaxAttempts      int         `yaml:"max_attempts"`
+	Backoff          Backoff     `yaml:"backoff"`
+	QuietHours       *QuietHours `yaml:"quiet_hours"`
+	SuppressOn       []string    `yaml:"suppress_on"`
 	// SuppressOnInteractions are interaction types that suppress every
 	// channel of the customer (default [unsubscribe]).
-	SuppressOnInteractions []string `yaml:"suppress_on_interactions"`
-	FrequencyCap     *FrequencyCap `yaml:"frequency_cap"`
-	Fallback         *Fallback     `yaml:"fallback"`
+	SuppressOnInteractions []string      `yaml:"suppress_on_interactions"`
+	FrequencyCap           *FrequencyCap `yaml:"frequency_cap"`
+	Fallback               *Fallback     `yaml:"fallback"`
 }
 
 // Backoff is the delay before attempt k+1: Initial × Multiplier^(k−1),
