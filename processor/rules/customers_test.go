@@ -1,0 +1,100 @@
+package rules
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmpulse/crmpulse/ingest"
+)
+
+// TestCustomerPathsRefused: every refusal of SPEC §3 about profiles names
+// the rule and the field.
+func TestCustomerPathsRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		rule string
+		want []string
+	}{
+		{"customer.* in an inactivity key", "{name: a, kind: inactivity, source: interactions, key: [customer_id, customer.tier], idle_for: 1h}",
+			[]string{`rule "a"`, "field key", `"customer.tier" reads the customer profile`}},
+		{"customer.* in an absence correlate", "{name: a, kind: absence, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [customer.account_manager], within: 1h}",
+			[]string{`rule "a"`, "field correlate", "not in correlate"}},
+		{"an unknown profile field in match", "{name: a, kind: event, source: interactions, match: {customer.colour: [red]}, group_by: [customer_id]}",
+			[]string{`rule "a"`, "field match", `unknown profile field "colour"`}},
+		{"an unknown profile field in group_by", "{name: a, kind: event, source: receipts, group_by: [customer.shoe_size]}",
+			[]string{`rule "a"`, "field group_by", `unknown profile field "shoe_size"`}},
+		{"an empty profile attribute name", "{name: a, kind: event, source: interactions, group_by: [customer.attributes.]}",
+			[]string{`rule "a"`, "field group_by", "attribute name is empty"}},
+		{"a group field and a customer group field with one label", "{name: a, kind: threshold, source: interactions, group_by: [segment, customer.segment], window: 1h, value: count, op: '>', threshold: 1}",
+			[]string{`rule "a"`, "field group_by", `"customer.segment" gives label "segment", as "segment" does`}},
+		{"an attribute and a customer attribute with one label", "{name: a, kind: event, source: interactions, group_by: [customer_id, attributes.plan, customer.attributes.plan]}",
+			[]string{`rule "a"`, "field group_by", `label "plan"`}},
+		{"a customer label colliding with a key field", "{name: a, kind: inactivity, source: interactions, key: [tenant, customer_id, region], idle_for: 1h, customer_labels: [region]}",
+			[]string{`rule "a"`, "field customer_labels", `"region" gives label "region", as "region" does`}},
+		{"two customer labels with one label name", "{name: a, kind: event, source: interactions, group_by: [customer_id], customer_labels: [tier, attributes.tier]}",
+			[]string{`rule "a"`, "field customer_labels", `label "tier"`}},
+		{"a customer label called alertname", "{name: a, kind: event, source: interactions, group_by: [customer_id], customer_labels: [attributes.alertname]}",
+			[]string{`rule "a"`, "field customer_labels", `label "alertname"`}},
+		{"customer_labels on a rule without customer_id", "{name: a, kind: threshold, source: interactions, group_by: [tenant], window: 1h, value: count, op: '>', threshold: 1, customer_labels: [account_manager]}",
+			[]string{`rule "a"`, "field customer_labels", "needs customer_id"}},
+		{"customer_labels naming an unknown profile field", "{name: a, kind: event, source: interactions, group_by: [customer_id], customer_labels: [favourite_colour]}",
+			[]string{`rule "a"`, "field customer_labels", `unknown profile field "favourite_colour"`}},
+		{"event with a zero lasts", "{name: a, kind: event, source: interactions, group_by: [customer_id], lasts: 0s}",
+			[]string{`rule "a"`, "field lasts", "positive"}},
+		{"event without group_by", "{name: a, kind: event, source: interactions}",
+			[]string{`rule "a"`, "field group_by", "missing required parameter"}},
+		{"event with for", "{name: a, kind: event, source: interactions, group_by: [customer_id], for: 5m}",
+			[]string{`rule "a"`, "field for", "not a parameter of kind event"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(head + "  - " + tc.rule + "\n"))
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestCustomerPathsAccepted(t *testing.T) {
+	f, err := Parse([]byte(head + `  - {name: a, kind: event, source: interactions, match: {customer.tier: [gold], customer.attributes.vip: ["yes"]}, group_by: [tenant, customer_id, customer.account_manager], customer_labels: [customer.tier, attributes.contract_end], labels: {account_manager: ignored}}
+  - {name: b, kind: inactivity, source: receipts, match: {customer.region: [apac]}, key: [tenant, customer_id], idle_for: 1h, customer_labels: [account_manager]}
+`))
+	require.NoError(t, err)
+	a := f.Rules[0]
+	require.Equal(t, DefaultEventLasts, a.Lasts.D(), "lasts defaults to 24h")
+	require.Equal(t, []string{"tenant", "customer_id", "account_manager"}, []string{a.Fields[0].Label, a.Fields[1].Label, a.Fields[2].Label},
+		"customer.f is labelled f")
+	require.True(t, a.Fields[2].Customer)
+	require.Equal(t, []string{"tier", "contract_end"}, []string{a.CustomerFields[0].Label, a.CustomerFields[1].Label},
+		"a customer label may be written with or without customer.")
+
+	p := &ingest.Profile{Tier: "gold", AccountManager: "am1", Attrs: []string{"vip", "yes"}}
+	e := Event{I: &ingest.Interaction{Profile: p}}
+	require.True(t, a.Matcher.Match(e))
+	require.Equal(t, "am1", a.Fields[2].Get(e))
+	none := Event{I: &ingest.Interaction{}}
+	require.False(t, a.Matcher.Match(none))
+	require.Equal(t, ingest.UnknownDim, a.Fields[2].Get(none), "no profile reads unknown")
+	require.Equal(t, ingest.UnknownDim, a.Fields[2].Get(Event{I: &ingest.Interaction{Profile: &ingest.Profile{}}}), "no such field reads unknown")
+	require.True(t, f.Rules[1].Matcher.Match(Event{R: &ingest.Receipt{Profile: &ingest.Profile{Region: "apac"}}}), "receipts read profiles too")
+}
+
+func TestSuppressOnInteractions(t *testing.T) {
+	f, err := Parse([]byte(`version: 1
+resend:
+  - {name: p, channel: sms, on: [failed], max_attempts: 2}
+  - {name: q, channel: email, on: [failed], max_attempts: 2, suppress_on_interactions: [complaint, unsubscribe]}
+  - {name: r, channel: push, on: [failed], max_attempts: 2, suppress_on_interactions: []}
+`))
+	require.NoError(t, err)
+	require.Equal(t, []string{"unsubscribe"}, f.Resend[0].SuppressOnInteractions, "default [unsubscribe]")
+	require.Equal(t, []string{"complaint", "unsubscribe"}, f.Resend[1].SuppressOnInteractions)
+	require.Empty(t, f.Resend[2].SuppressOnInteractions, "an explicit empty list suppresses on no interaction")
+
+	_, err = Parse([]byte("version: 1\nresend:\n  - {name: p, channel: sms, on: [failed], max_attempts: 2, suppress_on_interactions: ['']}\n"))
+	require.ErrorContains(t, err, `resend policy "p": field suppress_on_interactions`)
+}
+
