@@ -97,4 +97,3 @@ resend:
 	_, err = Parse([]byte("version: 1\nresend:\n  - {name: p, channel: sms, on: [failed], max_attempts: 2, suppress_on_interactions: ['']}\n"))
 	require.ErrorContains(t, err, `resend policy "p": field suppress_on_interactions`)
 }
-
