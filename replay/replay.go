@@ -26,6 +26,7 @@ type Config struct {
 	Rules        *rules.File
 	Interactions string // path; empty to omit
 	Receipts     string // path; empty to omit
+	Customers    string // path of profile versions (SPEC §1.3); empty to omit
 	OutDir       string
 	// Until, when set, is where the watermark goes at end of input;
 	// otherwise it goes to the highest occurred_at seen.
@@ -44,6 +45,7 @@ type Config struct {
 type Summary struct {
 	Interactions int64
 	Receipts     int64
+	Customers    int64 // profile versions read
 	Rejected     map[ingest.Reason]int64
 	Duplicates   int64
 	Firing       int64
@@ -79,9 +81,13 @@ func (s Summary) String() string {
 	if len(rej) > 0 {
 		detail = " (" + strings.Join(rej, ", ") + ")"
 	}
-	total := s.Interactions + s.Receipts + s.RejectedTotal() + s.Duplicates
+	profiles := ""
+	if s.Customers > 0 {
+		profiles = fmt.Sprintf(", %d profiles", s.Customers)
+	}
+	total := s.Interactions + s.Receipts + s.Customers + s.RejectedTotal() + s.Duplicates
 	rate := float64(total) / max(s.Elapsed.Seconds(), 1e-9)
-	return fmt.Sprintf("replay: %d interactions, %d receipts, %d rejected%s, %d duplicates; "+
+	return fmt.Sprintf("replay: %d interactions, %d receipts"+profiles+", %d rejected%s, %d duplicates; "+
 		"%d alerts (%d firing, %d resolved), %d resends, %d cancels; watermark %s; %s (%.0f records/s)",
 		s.Interactions, s.Receipts, s.RejectedTotal(), detail, s.Duplicates,
 		s.Firing+s.Resolved, s.Firing, s.Resolved, s.Resends, s.Cancels,
@@ -127,12 +133,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	defer w.close()
 
-	var heads [2]*source
-	for i, p := range []string{cfg.Interactions, cfg.Receipts} {
+	var heads [3]*source
+	for i, p := range []string{cfg.Interactions, cfg.Receipts, cfg.Customers} {
 		if p == "" {
 			continue
 		}
-		src, err := openSource(ctx, p, ingest.Source([]string{"interactions", "receipts"}[i]))
+		src, err := openSource(ctx, p, []ingest.Source{ingest.SourceInteractions, ingest.SourceReceipts, ingest.SourceCustomers}[i])
 		if err != nil {
 			return sum, err
 		}
@@ -195,10 +201,13 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			break
 		}
 		var err error
-		if i == 0 {
+		switch i {
+		case 0:
 			err = eng.Interaction(h.ev)
-		} else {
+		case 1:
 			err = eng.Receipt(h.rc)
+		default:
+			err = eng.Customer(h.cu)
 		}
 		switch {
 		case err == nil:
@@ -232,6 +241,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	st := eng.Stats()
 	sum.Interactions, sum.Receipts, sum.Duplicates = st.Interactions, st.Receipts, st.Duplicates
+	sum.Customers = st.Customers
 	sum.Watermark = eng.Watermark()
 	if err := w.close(); err != nil {
 		return sum, err
@@ -240,22 +250,23 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	return sum, nil
 }
 
-// pick is SPEC §5's merge: the earlier of the two heads, the interaction on
-// a tie.
-func pick(heads [2]*source) (int, *source) {
-	a, b := heads[0], heads[1]
-	switch {
-	case a != nil && a.ok && b != nil && b.ok:
-		if b.at().Before(a.at()) {
-			return 1, b
+// pickOrder is the tie order of SPEC §5's merge: the profile, then the
+// interaction, then the receipt (indexes into the heads).
+var pickOrder = [3]int{2, 0, 1}
+
+// pick is SPEC §5's merge: the earliest of the heads, in pickOrder on a
+// tie.
+func pick(heads [3]*source) (int, *source) {
+	best := -1
+	for _, i := range pickOrder {
+		if h := heads[i]; h != nil && h.ok && (best < 0 || h.at().Before(heads[best].at())) {
+			best = i
 		}
-		return 0, a
-	case a != nil && a.ok:
-		return 0, a
-	case b != nil && b.ok:
-		return 1, b
 	}
-	return -1, nil
+	if best < 0 {
+		return -1, nil
+	}
+	return best, heads[best]
 }
 
 // source is one JSON Lines input with its decoded head record. A goroutine
@@ -277,6 +288,7 @@ type source struct {
 	err  error // the head line's rejection, if any
 	ev   *ingest.Interaction
 	rc   *ingest.Receipt
+	cu   *ingest.Customer
 }
 
 // batchSize is large enough to amortise channel hand-offs, small enough to
@@ -290,6 +302,7 @@ type batch struct {
 	err     [batchSize]error
 	ev      [batchSize]ingest.Interaction
 	rc      [batchSize]ingest.Receipt
+	cu      []ingest.Customer // only in a customers source's batches
 	raw     []byte
 	readErr error
 }
@@ -314,8 +327,11 @@ func (s *source) close() {
 }
 
 func (s *source) at() time.Time {
-	if s.name == ingest.SourceInteractions {
+	switch s.name {
+	case ingest.SourceInteractions:
 		return s.ev.OccurredAt
+	case ingest.SourceCustomers:
+		return s.cu.UpdatedAt
 	}
 	return s.rc.OccurredAt
 }
@@ -332,6 +348,9 @@ func (s *source) read(ctx context.Context) {
 		case b = <-s.free:
 		default:
 			b = &batch{}
+			if s.name == ingest.SourceCustomers {
+				b.cu = make([]ingest.Customer, batchSize)
+			}
 		}
 		b.n, b.raw, b.readErr = 0, b.raw[:0], nil
 		for b.n < batchSize && !eof {
@@ -363,9 +382,12 @@ func (s *source) read(ctx context.Context) {
 			b.line[k] = lineNo
 			b.raw = append(b.raw, line...)
 			b.end[k] = len(b.raw)
-			if s.name == ingest.SourceInteractions {
+			switch s.name {
+			case ingest.SourceInteractions:
 				b.err[k] = ingest.DecodeInteraction(line, &b.ev[k])
-			} else {
+			case ingest.SourceCustomers:
+				b.err[k] = ingest.DecodeCustomer(line, &b.cu[k])
+			default:
 				b.err[k] = ingest.DecodeReceipt(line, &b.rc[k])
 			}
 		}
@@ -412,6 +434,9 @@ func (s *source) next() (bool, error) {
 	}
 	s.line, s.raw, s.err, s.ok = b.line[k], b.raw[from:b.end[k]], b.err[k], true
 	s.ev, s.rc = &b.ev[k], &b.rc[k]
+	if b.cu != nil {
+		s.cu = &b.cu[k]
+	}
 	return true, nil
 }
 
