@@ -46,7 +46,15 @@ type Stats struct {
 	Late         int64
 	// Customers counts profile versions read (tombstones not included).
 	Customers int64
+	// Ignored counts what a deadline or calendar rule could not read: a
+	// start whose due is missing or unparsable, a profile date that does
+	// not parse.
+	Ignored int64
 }
+
+// ignoredCounter is implemented by components that ignore some inputs
+// they cannot read (Stats.Ignored).
+type ignoredCounter interface{ Ignored() int64 }
 
 // Engine runs detectors and resend policies over one ordered input.
 type Engine struct {
@@ -93,6 +101,7 @@ var detectorFactories = map[string]func(r *rules.Rule, f *rules.File) Component{
 	rules.KindRatio:      newRatio,
 	rules.KindAbsence:    newAbsence,
 	rules.KindEvent:      newEvent,
+	rules.KindDeadline:   newDeadline,
 }
 
 // New builds an engine for cfg.
@@ -180,11 +189,10 @@ func (e *Engine) Profile(tenant, customerID string, t time.Time) *ingest.Profile
 // version current at its starts_at, a resolved one exactly the labels its
 // firing record got.
 func (e *Engine) labelAlerts(from int) {
-	if len(e.custRules) == 0 {
-		return
-	}
 	for i := from; i < len(e.out.Alerts); i++ {
 		a := &e.out.Alerts[i]
+		due := a.due
+		a.due = time.Time{} // only for here: records leave the engine without it
 		r := e.custRules[a.Rule]
 		if r == nil {
 			continue
@@ -218,7 +226,11 @@ func (e *Engine) labelAlerts(from int) {
 		maps.Copy(labels, extra)
 		a.Labels = labels
 		a.Fingerprint = Fingerprint(labels)
-		a.Annotations = r.RenderAnnotations(labels, a.Value)
+		if due.IsZero() {
+			a.Annotations = r.RenderAnnotations(labels, a.Value)
+		} else {
+			a.Annotations = r.RenderDeadlineAnnotations(labels, a.Value, due)
+		}
 	}
 }
 
@@ -241,7 +253,15 @@ func (e *Engine) MaxEventTime() time.Time { return e.max }
 func (e *Engine) AllowedLateness() time.Duration { return e.lateness }
 
 // Stats returns the engine's counters.
-func (e *Engine) Stats() Stats { return e.stats }
+func (e *Engine) Stats() Stats {
+	st := e.stats
+	for _, c := range e.comps {
+		if ic, ok := c.(ignoredCounter); ok {
+			st.Ignored += ic.Ignored()
+		}
+	}
+	return st
+}
 
 // Output is what the engine produced since the driver last reset it.
 func (e *Engine) Output() *Output { return &e.out }

@@ -26,6 +26,7 @@ rules:
   - {name: burst_plain, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant], window: 30m, value: count, op: ">=", threshold: 4}
   - {name: complainers, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant], window: 1h, value: distinct(customer_id), op: ">=", threshold: 3}
   - {name: failures, kind: ratio, source: receipts, group_by: [tenant, channel], window: 1h, numerator: {status: [failed, soft_bounce]}, denominator: {status: [sent]}, op: ">", threshold: 0.3, min_denominator: 3, for: 2, resolve_threshold: 0.2}
+  - {name: followup, kind: deadline, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], due_after: 1h, stages: [{name: soon, at: -30m}, {name: due, at: 0s}, {name: late, at: 2h}], customer_labels: [tier]}
   - {name: unresolved, kind: absence, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], within: 2h}
 resend:
   - name: sms_retry
@@ -133,7 +134,7 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 	for _, a := range want.Alerts {
 		kinds[a.Kind+"/"+a.State] = true
 	}
-	for _, k := range []string{"inactivity", "drop", "threshold", "ratio", "absence", "event"} {
+	for _, k := range []string{"inactivity", "drop", "threshold", "ratio", "absence", "event", "deadline"} {
 		require.True(t, kinds[k+"/firing"], "scenario should fire %s", k)
 	}
 	labelled := map[string]bool{}

@@ -100,8 +100,13 @@ type Rule struct {
 	Stop      map[string][]string `yaml:"stop"`
 	Correlate []string            `yaml:"correlate"`
 	Within    Duration            `yaml:"within"`
-	// event
+	// event, calendar
 	Lasts Duration `yaml:"lasts"`
+	// deadline (start, stop and correlate as in absence)
+	DueField string    `yaml:"due"`
+	DueAfter Duration  `yaml:"due_after"`
+	Stages   []Stage   `yaml:"stages"`
+	DueOf    DueGetter `yaml:"-"`
 
 	// CustomerLabels are profile fields copied into the labels of each
 	// firing record (SPEC §3), compiled into CustomerFields.
@@ -132,6 +137,8 @@ type Rule struct {
 	StopMatch   *Matcher                `yaml:"-"`
 	Compare     func(v, t float64) bool `yaml:"-"`
 	annotations map[string]*template.Template
+	// defaultLoc is defaults.timezone, for dates without a zone.
+	defaultLoc *time.Location
 }
 
 // Baseline is a drop rule's reference: the mean of the N preceding windows,
@@ -221,6 +228,7 @@ var kindKeys = map[string][]string{
 	KindRatio:      {"group_by", "window", "numerator", "denominator", "op", "threshold", "min_denominator", "keep_firing_for", "resolve_threshold"},
 	KindAbsence:    {"start", "stop", "correlate", "within"},
 	KindEvent:      {"group_by", "lasts"},
+	KindDeadline:   {"start", "stop", "correlate", "due", "due_after", "stages"},
 }
 
 // ForSpec is a `for` value: an integer count of windows or a duration.
@@ -325,6 +333,7 @@ func Parse(data []byte) (*File, error) {
 	}
 	seen := map[string]bool{}
 	for _, r := range f.Rules {
+		r.defaultLoc = f.Defaults.Location
 		if r.Name != "" && seen[r.Name] {
 			errs = append(errs, fmt.Errorf("rule %q: field name: duplicate rule name", r.Name))
 		}
@@ -555,6 +564,21 @@ func (r *Rule) compile(n *yaml.Node) error {
 		if r.For.Set {
 			fail("for", "not a parameter of kind event (every matching record fires at once)")
 		}
+	case KindDeadline:
+		require("start", "stop", "correlate", "stages")
+		compileFields("correlate", r.Correlate)
+		if r.StartMatch, err = compileMatch(r.Source, r.Start); err != nil {
+			fail("start", "%v", err)
+		}
+		if r.StopMatch, err = compileMatch(r.Source, r.Stop); err != nil {
+			fail("stop", "%v", err)
+		}
+		if r.For.Set {
+			fail("for", "not a parameter of kind deadline (its stages say when it fires)")
+		}
+		checkStageKeys(n, fail)
+		r.compileDeadline(fail)
+		r.compileDue(fail, has(n, "due"), has(n, "due_after"))
 	case KindAbsence:
 		require("start", "stop", "correlate", "within")
 		compileFields("correlate", r.Correlate)
@@ -616,6 +640,9 @@ func (r *Rule) compileCustomerLabels(fail func(string, string, ...any)) {
 		r.CustomerFields = append(r.CustomerFields, pf)
 	}
 	owner := map[string]string{"alertname": "the alert name"}
+	if r.Kind == KindDeadline {
+		owner["stage"] = "the stage label"
+	}
 	claim := func(field, path, label string) {
 		if prev, ok := owner[label]; ok {
 			fail(field, "%q gives label %q, as %s does", path, label, prev)
@@ -623,7 +650,7 @@ func (r *Rule) compileCustomerLabels(fail func(string, string, ...any)) {
 		}
 		owner[label] = fmt.Sprintf("%q", path)
 	}
-	fieldParam := map[string]string{KindInactivity: "key", KindAbsence: "correlate"}[r.Kind]
+	fieldParam := map[string]string{KindInactivity: "key", KindAbsence: "correlate", KindDeadline: "correlate"}[r.Kind]
 	if fieldParam == "" {
 		fieldParam = "group_by"
 	}
