@@ -82,7 +82,7 @@ type Engine struct {
 // profileObserver is implemented by components that see profile versions
 // as they are read (calendar rules).
 type profileObserver interface {
-	Customer(customerID string, p *ingest.Profile, out *Output)
+	Customer(c *ingest.Customer, out *Output)
 }
 
 // profileReader is implemented by components that read profiles when
@@ -102,6 +102,7 @@ var detectorFactories = map[string]func(r *rules.Rule, f *rules.File) Component{
 	rules.KindAbsence:    newAbsence,
 	rules.KindEvent:      newEvent,
 	rules.KindDeadline:   newDeadline,
+	rules.KindCalendar:   newCalendar,
 }
 
 // New builds an engine for cfg.
@@ -162,13 +163,11 @@ func readHorizon(f *rules.File) time.Duration {
 func (e *Engine) Customer(c *ingest.Customer) error {
 	e.stats.Customers++
 	e.profiles.put(c)
-	if p := e.profiles.at(c.Tenant, c.CustomerID, c.UpdatedAt.UnixNano()); p != nil || c.Deleted {
-		for _, comp := range e.comps {
-			if po, ok := comp.(profileObserver); ok {
-				n := len(e.out.Alerts)
-				po.Customer(c.CustomerID, p, &e.out)
-				e.labelAlerts(n)
-			}
+	for _, comp := range e.comps {
+		if po, ok := comp.(profileObserver); ok {
+			n := len(e.out.Alerts)
+			po.Customer(c, &e.out)
+			e.labelAlerts(n)
 		}
 	}
 	return nil

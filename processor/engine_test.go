@@ -27,6 +27,7 @@ rules:
   - {name: complainers, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant], window: 1h, value: distinct(customer_id), op: ">=", threshold: 3}
   - {name: failures, kind: ratio, source: receipts, group_by: [tenant, channel], window: 1h, numerator: {status: [failed, soft_bounce]}, denominator: {status: [sent]}, op: ">", threshold: 0.3, min_denominator: 3, for: 2, resolve_threshold: 0.2}
   - {name: followup, kind: deadline, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], due_after: 1h, stages: [{name: soon, at: -30m}, {name: due, at: 0s}, {name: late, at: 2h}], customer_labels: [tier]}
+  - {name: birthday, kind: calendar, source: customers, match: {tier: [gold, silver]}, date: attributes.birthday, repeat: yearly, at: "09:00", lasts: 6h, customer_labels: [account_manager]}
   - {name: unresolved, kind: absence, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], within: 2h}
 resend:
   - name: sms_retry
@@ -71,7 +72,8 @@ func randomInput(seed uint64, n int) []record {
 			out = append(out, record{c: &ingest.Customer{CustomerID: cust, Tenant: "acme", UpdatedAt: pat,
 				AccountManager: []string{"", "am1@x", "am2@x"}[rng.IntN(3)], Tier: []string{"gold", "silver", "unknown"}[rng.IntN(3)],
 				Segment: "unknown", Region: "unknown", Timezone: []string{"", "Europe/Paris", "America/New_York"}[rng.IntN(3)],
-				Deleted: rng.IntN(15) == 0}})
+				Deleted:    rng.IntN(15) == 0,
+				Attributes: map[string]string{"birthday": fmt.Sprintf("11-%02d", 2+rng.IntN(3))}}})
 			if rng.IntN(30) == 0 {
 				out = append(out, record{drop: cust})
 			}
@@ -134,14 +136,14 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 	for _, a := range want.Alerts {
 		kinds[a.Kind+"/"+a.State] = true
 	}
-	for _, k := range []string{"inactivity", "drop", "threshold", "ratio", "absence", "event", "deadline"} {
+	for _, k := range []string{"inactivity", "drop", "threshold", "ratio", "absence", "event", "deadline", "calendar"} {
 		require.True(t, kinds[k+"/firing"], "scenario should fire %s", k)
 	}
 	labelled := map[string]bool{}
 	for _, a := range want.Alerts {
 		labelled[a.Rule] = labelled[a.Rule] || a.Labels["account_manager"] != ""
 	}
-	require.True(t, labelled["churn"] && labelled["big_gold"] && labelled["by_manager"], "profiles reach the alerts: %v", labelled)
+	require.True(t, labelled["churn"] && labelled["big_gold"] && labelled["by_manager"] && labelled["birthday"], "profiles reach the alerts: %v", labelled)
 
 	for _, cut := range []int{1, 500, 1234, 2999} {
 		t.Run(fmt.Sprint(cut), func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -253,3 +254,29 @@ func (s *profileStore) restore(b []byte) error {
 
 // len is the number of customers with a profile version held.
 func (s *profileStore) len() int { return s.live }
+
+// each calls f with the versions of (tenant, customer), oldest first, and
+// for each the updated_at of the next one of that tenant (math.MaxInt64
+// for the last), until f returns false.
+func (s *profileStore) each(tenant, customer string, f func(p *ingest.Profile, until int64) bool) {
+	idx, ok := s.keys.lookupString(customer)
+	if !ok || int(idx) >= s.versions.n {
+		return
+	}
+	vs := *s.versions.at(idx)
+	for i, p := range vs {
+		if p.Tenant != tenant {
+			continue
+		}
+		until := int64(math.MaxInt64)
+		for _, q := range vs[i+1:] {
+			if q.Tenant == tenant && q.UpdatedAt > p.UpdatedAt {
+				until = q.UpdatedAt
+				break
+			}
+		}
+		if !f(p, until) {
+			return
+		}
+	}
+}

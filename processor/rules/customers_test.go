@@ -2,6 +2,7 @@ package rules
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -70,6 +71,24 @@ func TestCustomerPathsRefused(t *testing.T) {
 			[]string{`rule "a"`, "field correlate", "not in correlate"}},
 		{"deadline with for", "{name: a, kind: deadline, source: interactions, start: {type: [invoice_issued]}, stop: {type: [invoice_paid]}, correlate: [tenant, customer_id], due_after: 1d, stages: [{name: x, at: 0s}], for: 1h}",
 			[]string{`rule "a"`, "field for"}},
+		{"calendar on interactions", "{name: a, kind: calendar, source: interactions, date: attributes.birthday, repeat: yearly, at: '09:00'}",
+			[]string{`rule "a"`, "field source", "must be customers"}},
+		{"source customers on another kind", "{name: a, kind: event, source: customers, group_by: [tier]}",
+			[]string{`rule "a"`, "field source", "only calendar rules"}},
+		{"calendar without date, repeat and at", "{name: a, kind: calendar, source: customers}",
+			[]string{`rule "a"`, "field date: missing", "field repeat: missing", "field at: missing"}},
+		{"calendar with an unknown repeat", "{name: a, kind: calendar, source: customers, date: attributes.birthday, repeat: monthly, at: '09:00'}",
+			[]string{`rule "a"`, "field repeat", `"monthly"`}},
+		{"calendar with a bad at", "{name: a, kind: calendar, source: customers, date: attributes.birthday, repeat: yearly, at: '9am'}",
+			[]string{`rule "a"`, "field at", "HH:MM"}},
+		{"calendar date naming an unknown profile field", "{name: a, kind: calendar, source: customers, date: birthday, repeat: yearly, at: '09:00'}",
+			[]string{`rule "a"`, "field date", `unknown profile field "birthday"`}},
+		{"calendar match on an unknown profile field", "{name: a, kind: calendar, source: customers, match: {colour: [red]}, date: attributes.birthday, repeat: yearly, at: '09:00'}",
+			[]string{`rule "a"`, "field match", `unknown profile field "colour"`}},
+		{"calendar customer label called customer_id", "{name: a, kind: calendar, source: customers, date: attributes.birthday, repeat: yearly, at: '09:00', customer_labels: [attributes.customer_id]}",
+			[]string{`rule "a"`, "field customer_labels", `label "customer_id"`}},
+		{"calendar with a bad offset", "{name: a, kind: calendar, source: customers, date: attributes.birthday, repeat: yearly, at: '09:00', offset: -1x}",
+			[]string{`rule "a"`, "invalid duration"}},
 		{"event with for", "{name: a, kind: event, source: interactions, group_by: [customer_id], for: 5m}",
 			[]string{`rule "a"`, "field for", "not a parameter of kind event"}},
 	}
@@ -106,6 +125,22 @@ func TestCustomerPathsAccepted(t *testing.T) {
 	require.Equal(t, ingest.UnknownDim, a.Fields[2].Get(none), "no profile reads unknown")
 	require.Equal(t, ingest.UnknownDim, a.Fields[2].Get(Event{I: &ingest.Interaction{Profile: &ingest.Profile{}}}), "no such field reads unknown")
 	require.True(t, f.Rules[1].Matcher.Match(Event{R: &ingest.Receipt{Profile: &ingest.Profile{Region: "apac"}}}), "receipts read profiles too")
+}
+
+func TestCalendarAccepted(t *testing.T) {
+	f, err := Parse([]byte(head + `  - {name: a, kind: calendar, source: customers, match: {tier: [gold]}, date: customer.attributes.birthday, repeat: yearly, at: "09:30", offset: -1w2d, customer_labels: [account_manager]}
+`))
+	require.NoError(t, err)
+	r := f.Rules[0]
+	require.Equal(t, 9*60+30, r.AtMin)
+	require.Equal(t, -9*24*time.Hour, r.Offset.D(), "offsets are signed")
+	require.Equal(t, DefaultEventLasts, r.Lasts.D(), "lasts defaults to 24h")
+	require.Equal(t, "03-09", r.DateOf(&ingest.Profile{Attrs: []string{"birthday", "03-09"}}))
+	require.True(t, r.Matcher.Match(Event{C: &ingest.Profile{Tier: "gold"}}), "paths name the profile's own fields")
+	for in, want := range map[string]bool{"03-09": true, "02-29": true, "1984-03-09": true, "2023-02-29": false, "13-01": false, "3-9": false, "": false} {
+		_, ok := ParseCalendarDate(in)
+		require.Equal(t, want, ok, in)
+	}
 }
 
 func TestSuppressOnInteractions(t *testing.T) {

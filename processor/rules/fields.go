@@ -15,11 +15,17 @@ import (
 type Event struct {
 	I *ingest.Interaction
 	R *ingest.Receipt
+	// C is a profile version, for rules on source customers (then I and R
+	// are nil).
+	C *ingest.Profile
 }
 
 // Profile is the customer profile version current at the event's time,
 // as the engine attached it to the record; nil when there is none.
 func (e Event) Profile() *ingest.Profile {
+	if e.C != nil {
+		return e.C
+	}
 	if e.I != nil {
 		return e.I.Profile
 	}
@@ -133,6 +139,9 @@ var receiptFields = map[string]Getter{
 
 // CompileField resolves a field path for a source.
 func CompileField(source, path string) (Field, error) {
+	if source == SourceCustomers {
+		return profileSourceField(path)
+	}
 	if strings.HasPrefix(path, CustomerPrefix) {
 		return compileCustomerField(path)
 	}

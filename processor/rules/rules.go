@@ -107,6 +107,13 @@ type Rule struct {
 	DueAfter Duration  `yaml:"due_after"`
 	Stages   []Stage   `yaml:"stages"`
 	DueOf    DueGetter `yaml:"-"`
+	// calendar (and lasts)
+	DateField string         `yaml:"date"`
+	Repeat    string         `yaml:"repeat"`
+	At        string         `yaml:"at"`
+	Offset    SignedDuration `yaml:"offset"`
+	AtMin     int            `yaml:"-"` // At in minutes after local midnight
+	DateOf    ProfileGetter  `yaml:"-"`
 
 	// CustomerLabels are profile fields copied into the labels of each
 	// firing record (SPEC §3), compiled into CustomerFields.
@@ -229,6 +236,7 @@ var kindKeys = map[string][]string{
 	KindAbsence:    {"start", "stop", "correlate", "within"},
 	KindEvent:      {"group_by", "lasts"},
 	KindDeadline:   {"start", "stop", "correlate", "due", "due_after", "stages"},
+	KindCalendar:   {"date", "repeat", "at", "offset", "lasts"},
 }
 
 // ForSpec is a `for` value: an integer count of windows or a duration.
@@ -465,6 +473,15 @@ func (r *Rule) compile(n *yaml.Node) error {
 	}
 	switch r.Source {
 	case SourceInteractions, SourceReceipts:
+		if r.Kind == KindCalendar {
+			fail("source", "a calendar rule reads profiles: source must be customers")
+			return errors.Join(errs...)
+		}
+	case SourceCustomers:
+		if r.Kind != KindCalendar {
+			fail("source", "only calendar rules read source customers")
+			return errors.Join(errs...)
+		}
 	case "":
 		fail("source", "missing required field (interactions or receipts)")
 		return errors.Join(errs...)
@@ -564,6 +581,8 @@ func (r *Rule) compile(n *yaml.Node) error {
 		if r.For.Set {
 			fail("for", "not a parameter of kind event (every matching record fires at once)")
 		}
+	case KindCalendar:
+		r.compileCalendar(func(k string) bool { return has(n, k) }, fail)
 	case KindDeadline:
 		require("start", "stop", "correlate", "stages")
 		compileFields("correlate", r.Correlate)
@@ -628,7 +647,7 @@ func (r *Rule) hasCustomerID() bool {
 // compileCustomerLabels compiles customer_labels and refuses two fields of
 // the rule that would give one label name (SPEC §3).
 func (r *Rule) compileCustomerLabels(fail func(string, string, ...any)) {
-	if len(r.CustomerLabels) > 0 && !r.hasCustomerID() {
+	if len(r.CustomerLabels) > 0 && !r.hasCustomerID() && r.Kind != KindCalendar {
 		fail("customer_labels", "needs customer_id in the rule's key, group_by or correlate (the labels come from that customer's profile)")
 	}
 	for _, p := range r.CustomerLabels {
@@ -642,6 +661,9 @@ func (r *Rule) compileCustomerLabels(fail func(string, string, ...any)) {
 	owner := map[string]string{"alertname": "the alert name"}
 	if r.Kind == KindDeadline {
 		owner["stage"] = "the stage label"
+	}
+	if r.Kind == KindCalendar {
+		owner["tenant"], owner["customer_id"] = "the profile's tenant", "the profile's customer_id"
 	}
 	claim := func(field, path, label string) {
 		if prev, ok := owner[label]; ok {
