@@ -161,6 +161,9 @@ func readHorizon(f *rules.File) time.Duration {
 // kept for what is still to be decided, and changes nothing already
 // decided.
 func (e *Engine) Customer(c *ingest.Customer) error {
+	if c.Tenant == "" {
+		c.Tenant = ingest.DefaultTenant // as the decoder does; Go callers may leave it out
+	}
 	e.stats.Customers++
 	e.profiles.put(c)
 	for _, comp := range e.comps {

@@ -60,8 +60,12 @@ func (s *profileStore) intern(v string) string {
 // put adds c as a version of its customer. A version with the same tenant
 // and updated_at as one already read replaces it (the later read wins).
 func (s *profileStore) put(c *ingest.Customer) {
+	tenant := c.Tenant
+	if tenant == "" { // the decoder defaults it; a Go caller may not
+		tenant = ingest.DefaultTenant
+	}
 	p := &ingest.Profile{
-		Tenant: s.intern(c.Tenant), AccountManager: s.intern(c.AccountManager),
+		Tenant: s.intern(tenant), AccountManager: s.intern(c.AccountManager),
 		Tier: s.intern(c.Tier), Segment: s.intern(c.Segment), Region: s.intern(c.Region),
 		Timezone: s.intern(c.Timezone), UpdatedAt: c.UpdatedAt.UnixNano(), Deleted: c.Deleted,
 	}
