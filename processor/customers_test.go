@@ -253,3 +253,18 @@ func TestCustomerLabels(t *testing.T) {
 	require.Equal(t, "tell am1@x", out.Alerts[0].Annotations["summary"], "annotations see the customer labels")
 	require.Equal(t, out.Alerts[0].Fingerprint, out.Alerts[1].Fingerprint, "firing and resolved are one alert")
 }
+
+// TestProfilesFromRecords: the group stage's engine reads the profile the
+// partition engine attached, and does not look it up in its own store.
+func TestProfilesFromRecords(t *testing.T) {
+	f := newEngine(t, profileRules).Rules()
+	e, err := processor.New(processor.Config{Rules: f, ProfilesFromRecords: true})
+	require.NoError(t, err)
+	require.NoError(t, e.Customer(&ingest.Customer{CustomerID: "c2", Tenant: "acme", UpdatedAt: base, Tier: "gold"}))
+	carried := &ingest.Interaction{EventID: "e1", Type: "purchase", CustomerID: "c1", Tenant: "acme", OccurredAt: base.Add(time.Hour),
+		Profile: &ingest.Profile{Tenant: "acme", Tier: "gold"}}
+	own := &ingest.Interaction{EventID: "e2", Type: "purchase", CustomerID: "c2", Tenant: "acme", OccurredAt: base.Add(time.Hour)}
+	require.NoError(t, e.Interaction(carried))
+	require.NoError(t, e.Interaction(own))
+	require.Equal(t, []string{"gold/c1@" + o("1h")}, firings(e.Output()))
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -111,4 +112,42 @@ func TestOldSnapshotRestores(t *testing.T) {
 	require.Zero(t, e.StateKeys())
 	require.NoError(t, e.Customer(&ingest.Customer{CustomerID: "c1", Tenant: "acme", UpdatedAt: day0}))
 	require.NotNil(t, e.Profile("acme", "c1", day0))
+}
+
+// BenchmarkProfileMemory reports the heap bytes per profile held, for a
+// store of 1M profiles like the generator's (an account
+// manager, tier, segment, region, zone and two attributes each), next to
+// a plain map of ingest.Customer structs.
+func BenchmarkProfileMemory(b *testing.B) {
+	const n = 1_000_000
+	mk := func(i int) *ingest.Customer {
+		return &ingest.Customer{CustomerID: fmt.Sprintf("cus-%07d", i), Tenant: "acme", UpdatedAt: day0,
+			AccountManager: fmt.Sprintf("am%d@example.com", i%200), Tier: []string{"gold", "silver", "platinum"}[i%3],
+			Segment: "smb", Region: "apac", Timezone: "Asia/Shanghai",
+			Attributes: map[string]string{"birthday": fmt.Sprintf("%02d-%02d", 1+i%12, 1+i%28), "contract_end": "2027-06-30"}}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for b.Loop() {
+		before := heap()
+		s := newProfileStore(0)
+		for i := range n {
+			s.put(mk(i))
+		}
+		b.ReportMetric(float64(heap()-before)/n, "store-B/profile")
+		runtime.KeepAlive(s)
+		s = nil
+		before = heap()
+		m := make(map[string]ingest.Customer)
+		for i := range n {
+			c := mk(i)
+			m[c.Tenant+"\x1f"+c.CustomerID] = *c
+		}
+		b.ReportMetric(float64(heap()-before)/n, "map-B/profile")
+		runtime.KeepAlive(m)
+	}
 }
