@@ -120,4 +120,3 @@ func (e *Engine) attachProfile(p **ingest.Profile, tenant, customer string, at t
 		*p = e.profiles.at(tenant, customer, at.UnixNano())
 	}
 }
-
