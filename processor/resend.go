@@ -302,8 +302,10 @@ func (r *resender) location(m *msgState, failAt int64) *time.Location {
 func AfterQuietHours(t time.Time, q *rules.QuietHours, loc *time.Location) time.Time {
 	lt := t.In(loc)
 	y, mo, d := lt.Date()
-	midnight := time.Date(y, mo, d, 0, 0, 0, 0, loc)
-	tod := lt.Sub(midnight)
+	// The wall-clock time of day: on a DST change day the time elapsed since
+	// midnight is an hour off it.
+	tod := time.Duration(lt.Hour())*time.Hour + time.Duration(lt.Minute())*time.Minute +
+		time.Duration(lt.Second())*time.Second + time.Duration(lt.Nanosecond())
 	start := time.Duration(q.StartMin) * time.Minute
 	end := time.Duration(q.EndMin) * time.Minute
 	endOn := func(day int) time.Time {

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -115,4 +116,30 @@ func TestPickTieOrder(t *testing.T) {
 			require.Same(t, heads[tc.want], h)
 		})
 	}
+}
+
+// TestGoldenCustomers replays the hand-written scenario in
+// testdata/customers (profiles and every kind that reads them, annotated
+// in rules.yaml) and compares alerts and resends with its golden file;
+// run with -update after checking a change is intended.
+func TestGoldenCustomers(t *testing.T) {
+	dir := filepath.Join("testdata", "customers")
+	rf, err := rules.Load(filepath.Join(dir, "rules.yaml"))
+	require.NoError(t, err)
+	out := t.TempDir()
+	sum, err := Run(context.Background(), Config{Rules: rf, OutDir: out,
+		Interactions: filepath.Join(dir, "interactions.jsonl"), Receipts: filepath.Join(dir, "receipts.jsonl"),
+		Customers: filepath.Join(dir, "customers.jsonl")})
+	require.NoError(t, err)
+	require.EqualValues(t, 5, sum.Customers)
+	require.EqualValues(t, 1, sum.RejectedTotal(), "the profile with an unknown zone")
+	got := append(normalise(t, filepath.Join(out, "alerts.jsonl"), "emitted_at"),
+		normalise(t, filepath.Join(out, "resends.jsonl"), "created_at")...)
+	golden := filepath.Join(dir, "golden.jsonl")
+	if *update {
+		require.NoError(t, os.WriteFile(golden, got, 0o644))
+	}
+	want, err := os.ReadFile(golden)
+	require.NoError(t, err, "no golden file; run go test ./replay -run TestGoldenCustomers -update")
+	require.Equal(t, string(want), string(got))
 }
