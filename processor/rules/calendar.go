@@ -111,6 +111,19 @@ func (r *Rule) compileCalendar(has func(string) bool, f func(string, string, ...
 	if r.For.Set {
 		f("for", "not a parameter of kind calendar")
 	}
+	// A calendar alert is one customer's: its key is (tenant, customer_id),
+	// which is also what tells the streaming pipeline to run it in the
+	// partition engines, beside the profiles. The calendar component builds
+	// its labels from the profile's key itself; these getters only name it.
+	r.Fields = []Field{
+		{Path: "tenant", Label: "tenant", Get: func(e Event) string {
+			if p := e.Profile(); p != nil {
+				return p.Tenant
+			}
+			return ingest.DefaultTenant
+		}},
+		{Path: "customer_id", Label: "customer_id", Get: func(Event) string { return "" }},
+	}
 }
 
 // DefaultLocation is defaults.timezone (UTC when unset), for rules that

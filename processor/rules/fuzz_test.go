@@ -32,7 +32,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("duplicate rule %q accepted", r.Name)
 			}
 			names[r.Name] = true
-			if len(r.Fields) == 0 && r.Kind != KindCalendar {
+			if len(r.Fields) == 0 {
 				t.Fatalf("rule %q accepted without key fields", r.Name)
 			}
 			for _, f := range r.Fields {

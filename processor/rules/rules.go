@@ -647,7 +647,7 @@ func (r *Rule) hasCustomerID() bool {
 // compileCustomerLabels compiles customer_labels and refuses two fields of
 // the rule that would give one label name (SPEC §3).
 func (r *Rule) compileCustomerLabels(fail func(string, string, ...any)) {
-	if len(r.CustomerLabels) > 0 && !r.hasCustomerID() && r.Kind != KindCalendar {
+	if len(r.CustomerLabels) > 0 && !r.hasCustomerID() {
 		fail("customer_labels", "needs customer_id in the rule's key, group_by or correlate (the labels come from that customer's profile)")
 	}
 	for _, p := range r.CustomerLabels {
@@ -661,9 +661,6 @@ func (r *Rule) compileCustomerLabels(fail func(string, string, ...any)) {
 	owner := map[string]string{"alertname": "the alert name"}
 	if r.Kind == KindDeadline {
 		owner["stage"] = "the stage label"
-	}
-	if r.Kind == KindCalendar {
-		owner["tenant"], owner["customer_id"] = "the profile's tenant", "the profile's customer_id"
 	}
 	claim := func(field, path, label string) {
 		if prev, ok := owner[label]; ok {
