@@ -49,6 +49,7 @@ func ParseCalendarDate(s string) (CalendarDate, bool) {
 // profileSourceField is a path of a rule on source customers: the
 // profile's own fields, plus tenant.
 func profileSourceField(path string) (Field, error) {
+	path = strings.TrimPrefix(path, CustomerPrefix) // customer.tier reads the same here
 	if path == "tenant" {
 		return Field{Path: path, Label: path, Get: func(e Event) string {
 			if p := e.Profile(); p != nil {

@@ -137,6 +137,9 @@ func TestCalendarAccepted(t *testing.T) {
 	require.Equal(t, DefaultEventLasts, r.Lasts.D(), "lasts defaults to 24h")
 	require.Equal(t, "03-09", r.DateOf(&ingest.Profile{Attrs: []string{"birthday", "03-09"}}))
 	require.True(t, r.Matcher.Match(Event{C: &ingest.Profile{Tier: "gold"}}), "paths name the profile's own fields")
+	g, err := CompileField(SourceCustomers, "customer.tier")
+	require.NoError(t, err)
+	require.Equal(t, "gold", g.Get(Event{C: &ingest.Profile{Tier: "gold"}}), "the customer. prefix reads the same")
 	require.True(t, r.hasCustomerID(), "a calendar rule is keyed by (tenant, customer_id), so streaming runs it beside the profiles")
 	for in, want := range map[string]bool{"03-09": true, "02-29": true, "1984-03-09": true, "2023-02-29": false, "13-01": false, "3-9": false, "": false} {
 		_, ok := ParseCalendarDate(in)
