@@ -153,6 +153,7 @@ const (
 	kindAmount
 	kindAttempt
 	kindAttributes
+	kindBool // a JSON boolean (customers' deleted)
 )
 
 type fieldSpec struct {
@@ -354,6 +355,7 @@ type decoder struct {
 	when      time.Time
 	amount    float64
 	attempt   int
+	flag      bool // the kindBool field's value
 	nattrs    int
 	attrs     [inlineAttrs]attr
 	moreAttrs []attr
@@ -488,6 +490,8 @@ func (d *decoder) field(f, i int) (int, *RejectError) {
 			d.nattrs, d.moreAttrs = 0, d.moreAttrs[:0]
 		case kindTime:
 			d.when = time.Time{}
+		case kindBool:
+			d.flag = false
 		}
 		return end, nil
 	}
@@ -544,6 +548,19 @@ func (d *decoder) field(f, i int) (int, *RejectError) {
 				Detail: "expected an integer from 1 to " + strconv.Itoa(maxAttempt) + ", got " + string(data[i:end])})
 		}
 		d.attempt = n
+		i = end
+	case kindBool:
+		want := "false"
+		if c == 't' {
+			want = "true"
+		} else if c != 'f' {
+			return i, d.wrongType(spec.name, "boolean", i)
+		}
+		end, err := literal(data, i, want)
+		if err != nil {
+			return end, err
+		}
+		d.flag = want == "true"
 		i = end
 	case kindAttributes:
 		if c != '{' {

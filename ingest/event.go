@@ -25,6 +25,10 @@ type Interaction struct {
 	Amount     float64           `json:"amount"`
 	Currency   string            `json:"currency,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
+	// Profile is the customer's profile version current at OccurredAt
+	// (SPEC §1.3), set by the engine that accepted the record; nil when
+	// there is none. It is not part of the topic's JSON.
+	Profile *Profile `json:"-"`
 }
 
 // Receipt is what happened to one attempt of a message sent to a customer
@@ -43,6 +47,8 @@ type Receipt struct {
 	Provider    string    `json:"provider,omitempty"`
 	ErrorCode   string    `json:"error_code,omitempty"`
 	RecipientTZ string    `json:"recipient_tz,omitempty"`
+	// Profile is as in Interaction.
+	Profile *Profile `json:"-"`
 }
 
 // Source names one of the two input streams.

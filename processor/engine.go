@@ -29,6 +29,12 @@ type Config struct {
 	// Extra components run after the rules' detectors, e.g. the
 	// aggregates for the analytics sink.
 	Extra []Component
+	// ProfilesFromRecords makes the engine read customer.* from the
+	// Profile that records already carry instead of looking it up in its
+	// own store: the group stage, fed by partition engines that hold the
+	// profiles (SPEC §1.3: what a partition engine hands on carries the
+	// customer.* values it read).
+	ProfilesFromRecords bool
 }
 
 // Stats are counters an engine keeps about its input.
@@ -40,7 +46,17 @@ type Stats struct {
 	// Saturated counts sums that would have overflowed float64 and were
 	// held at ±math.MaxFloat64 instead (docs/limits.md).
 	Saturated int64
+	// Customers counts profile versions read (tombstones not included).
+	Customers int64
+	// Ignored counts what a deadline or calendar rule could not read: a
+	// start whose due is missing or unparsable, a profile date that does
+	// not parse.
+	Ignored int64
 }
+
+// ignoredCounter is implemented by components that ignore some inputs
+// they cannot read (Stats.Ignored).
+type ignoredCounter interface{ Ignored() int64 }
 
 // Engine runs detectors and resend policies over one ordered input.
 type Engine struct {
@@ -53,6 +69,16 @@ type Engine struct {
 	max      time.Time
 	out      Output
 	stats    Stats
+	// profiles are the customer profiles of SPEC §1.3; fromRecords is
+	// Config.ProfilesFromRecords.
+	profiles    *profileStore
+	fromRecords bool
+	// custRules are the rules with customer_labels, by name; custLabels
+	// holds, by the fingerprint the detector gave a firing alert, the
+	// profile labels added to it, so that its resolved record carries
+	// exactly the same labels.
+	custRules  map[string]*rules.Rule
+	custLabels map[string]map[string]string
 }
 
 // detectorFactories builds a detector for each kind; adding a kind is one
@@ -63,6 +89,9 @@ var detectorFactories = map[string]func(r *rules.Rule, f *rules.File) Component{
 	rules.KindThreshold:  newThreshold,
 	rules.KindRatio:      newRatio,
 	rules.KindAbsence:    newAbsence,
+	rules.KindEvent:      newEvent,
+	rules.KindDeadline:   newDeadline,
+	rules.KindCalendar:   newCalendar,
 }
 
 // New builds an engine for cfg.
@@ -76,6 +105,11 @@ func New(cfg Config) (*Engine, error) {
 		lateness: lateness,
 		dedupI:   newDedup(lateness),
 		dedupR:   newDedup(lateness),
+
+		profiles:    newProfileStore(readHorizon(cfg.Rules)),
+		fromRecords: cfg.ProfilesFromRecords,
+		custRules:   map[string]*rules.Rule{},
+		custLabels:  map[string]map[string]string{},
 	}
 	for _, r := range cfg.Rules.Rules {
 		mk, ok := detectorFactories[r.Kind]
@@ -88,6 +122,16 @@ func New(cfg Config) (*Engine, error) {
 		e.comps = append(e.comps, newResender(cfg.Rules))
 	}
 	e.comps = append(e.comps, cfg.Extra...)
+	for _, r := range cfg.Rules.Rules {
+		if len(r.CustomerFields) > 0 {
+			e.custRules[r.Name] = r
+		}
+	}
+	for _, c := range e.comps {
+		if pr, ok := c.(profileReader); ok {
+			pr.useProfiles(e.profiles)
+		}
+	}
 	return e, nil
 }
 
@@ -104,7 +148,15 @@ func (e *Engine) MaxEventTime() time.Time { return e.max }
 func (e *Engine) AllowedLateness() time.Duration { return e.lateness }
 
 // Stats returns the engine's counters.
-func (e *Engine) Stats() Stats { return e.stats }
+func (e *Engine) Stats() Stats {
+	st := e.stats
+	for _, c := range e.comps {
+		if ic, ok := c.(ignoredCounter); ok {
+			st.Ignored += ic.Ignored()
+		}
+	}
+	return st
+}
 
 // Output is what the engine produced since the driver last reset it.
 func (e *Engine) Output() *Output { return &e.out }
@@ -140,10 +192,13 @@ func (e *Engine) Interaction(ev *ingest.Interaction) error {
 	if ev.OccurredAt.After(e.max) {
 		e.max = ev.OccurredAt
 	}
+	e.attachProfile(&ev.Profile, ev.Tenant, ev.CustomerID, ev.OccurredAt)
+	n := len(e.out.Alerts)
 	for _, c := range e.comps {
 		c.Interaction(ev, &e.out)
 	}
 	e.countSaturated()
+	e.labelAlerts(n)
 	return nil
 }
 
@@ -160,10 +215,13 @@ func (e *Engine) Receipt(r *ingest.Receipt) error {
 	if r.OccurredAt.After(e.max) {
 		e.max = r.OccurredAt
 	}
+	e.attachProfile(&r.Profile, r.Tenant, r.CustomerID, r.OccurredAt)
+	n := len(e.out.Alerts)
 	for _, c := range e.comps {
 		c.Receipt(r, &e.out)
 	}
 	e.countSaturated()
+	e.labelAlerts(n)
 	return nil
 }
 
@@ -174,10 +232,13 @@ func (e *Engine) Advance(wm time.Time) {
 		return
 	}
 	e.wm = wm
+	n := len(e.out.Alerts)
 	for _, c := range e.comps {
 		c.Advance(wm, &e.out)
 	}
 	e.countSaturated()
+	e.labelAlerts(n)
+	e.profiles.advance(wm)
 	e.dedupI.evict(wm)
 	e.dedupR.evict(wm)
 }
@@ -204,6 +265,10 @@ type engineState struct {
 	DedupI     dedupState
 	DedupR     dedupState
 	Components map[string][]byte
+	// Profiles and CustLabels are absent from snapshots of builds without
+	// customer profiles; those restore to an empty store.
+	Profiles   []byte
+	CustLabels map[string]map[string]string
 }
 
 // Snapshot serialises the engine's whole state. Restoring it into an engine
@@ -214,6 +279,7 @@ func (e *Engine) Snapshot() ([]byte, error) {
 		Watermark: e.wm, Max: e.max, Stats: e.stats,
 		DedupI: e.dedupI.state(), DedupR: e.dedupR.state(),
 		Components: make(map[string][]byte, len(e.comps)),
+		Profiles:   e.profiles.state(), CustLabels: e.custLabels,
 	}
 	for _, c := range e.comps {
 		b, err := c.MarshalState()
@@ -243,6 +309,14 @@ func (e *Engine) Restore(data []byte) error {
 	e.wm, e.max, e.stats = st.Watermark, st.Max, st.Stats
 	e.dedupI.restore(st.DedupI)
 	e.dedupR.restore(st.DedupR)
+	if err := e.profiles.restore(st.Profiles); err != nil {
+		return fmt.Errorf("restoring customer profiles: %w", err)
+	}
+	e.profiles.advance(e.wm)
+	e.custLabels = st.CustLabels
+	if e.custLabels == nil {
+		e.custLabels = map[string]map[string]string{}
+	}
 	for _, c := range e.comps {
 		b, ok := st.Components[c.Name()]
 		if !ok {

@@ -118,3 +118,19 @@ func (p *pages[T]) add() *T {
 	p.n++
 	return p.at(uint32(p.n - 1))
 }
+
+// lookupString is lookup for a string key, without converting it (which
+// could allocate): profile lookups run once per record.
+func (t *keyTable) lookupString(k string) (uint32, bool) {
+	mask := uint64(len(t.slots) - 1)
+	h := maphash.String(t.seed, k)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			return 0, false
+		}
+		if string(t.key(s-1)) == k {
+			return s - 1, true
+		}
+	}
+}

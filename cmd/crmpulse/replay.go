@@ -22,6 +22,7 @@ func cmdReplay(ctx context.Context, args []string) int {
 	rulesPath := fs.String("rules", "", "rules file (YAML, SPEC §3)")
 	inter := fs.String("interactions", "", "interactions JSON Lines file")
 	rec := fs.String("receipts", "", "delivery receipts JSON Lines file")
+	cust := fs.String("customers", "", "customer profile versions JSON Lines file (SPEC §1.3), merged by updated_at")
 	out := fs.String("out", "", "output directory for alerts.jsonl, resends.jsonl, rejected.jsonl")
 	until := fs.String("until", "", "RFC 3339 time the watermark advances to at end of input (default: the highest occurred_at seen)")
 	maxLine := fs.Int("max-line-bytes", replay.DefaultMaxLineBytes, "longest input line decoded, in bytes without the newline; a longer line goes to rejected.jsonl as too_large (docs/replay.md)")
@@ -33,8 +34,8 @@ func cmdReplay(ctx context.Context, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if *rulesPath == "" || *out == "" || (*inter == "" && *rec == "") {
-		fmt.Fprintln(os.Stderr, "crmpulse replay: --rules, --out and at least one of --interactions, --receipts are required")
+	if *rulesPath == "" || *out == "" || (*inter == "" && *rec == "" && *cust == "") {
+		fmt.Fprintln(os.Stderr, "crmpulse replay: --rules, --out and at least one of --interactions, --receipts, --customers are required")
 		fs.Usage()
 		return exitUsage
 	}
@@ -52,7 +53,7 @@ func cmdReplay(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "crmpulse replay: %v\n", err)
 		return exitUsage
 	}
-	cfg := replay.Config{Rules: rf, Interactions: *inter, Receipts: *rec, OutDir: *out, MaxLineBytes: *maxLine}
+	cfg := replay.Config{Rules: rf, Interactions: *inter, Receipts: *rec, Customers: *cust, OutDir: *out, MaxLineBytes: *maxLine}
 	// Resend outcomes (did the resent attempt get through?) as aggregate
 	// rows, as in streaming; a backtest's metrics are not served anywhere.
 	tracker, err := followup.New(followup.Config{}, nil)
