@@ -18,8 +18,25 @@ type Bounds struct {
 
 // TopicBounds returns the bounds of every partition of each topic, by
 // topic and partition; a topic that does not exist is absent. One metadata
-// request and one ListOffsets request (split by partition leader).
+// request and one ListOffsets request (split by partition leader), retried
+// while a leader is unknown or moving (as right after the topics were
+// created).
 func TopicBounds(ctx context.Context, brokers []string, topics ...string) (map[string]map[int]Bounds, error) {
+	deadline := time.Now().Add(adminTimeout)
+	for {
+		b, err := topicBounds(ctx, brokers, topics)
+		if err == nil || !retriable(err) || time.Now().After(deadline) {
+			return b, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func topicBounds(ctx context.Context, brokers []string, topics []string) (map[string]map[int]Bounds, error) {
 	cl := client(brokers)
 	meta, err := cl.Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
 	if err != nil {
