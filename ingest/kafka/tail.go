@@ -86,32 +86,59 @@ func topicBounds(ctx context.Context, brokers []string, topics []string) (map[st
 // ReadRange calls fn with every record of topic/partition whose offset is
 // in [from, to), in offset order, and returns when the record before to was
 // read (or fn or reading failed). to must not be beyond the partition's
-// end offset: ReadRange would wait for records that do not exist yet.
+// end offset: ReadRange would wait for records that do not exist yet. It
+// reads fetch responses on one connection to the leader, as the Fetcher
+// does, without a Reader's goroutines and queue.
 func ReadRange(ctx context.Context, brokers []string, topic string, partition int, from, to int64, fn func(*kafkago.Message) error) error {
 	if from >= to {
 		return nil
 	}
-	r := kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers: brokers, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond,
-	})
-	defer r.Close()
-	if err := r.SetOffset(from); err != nil {
-		return fmt.Errorf("seeking %s/%d to %d: %w", topic, partition, from, err)
+	d := kafkago.Dialer{Timeout: 10 * time.Second}
+	var conn *kafkago.Conn
+	var errs []error
+	for _, addr := range brokers {
+		c, err := d.DialLeader(ctx, "tcp", addr, topic, partition)
+		if err == nil {
+			conn = c
+			break
+		}
+		errs = append(errs, err)
 	}
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			return fmt.Errorf("reading %s/%d from %d to %d: %w", topic, partition, from, to, err)
+	if conn == nil {
+		return fmt.Errorf("connecting to the leader of %s/%d: %w", topic, partition, errors.Join(errs...))
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	offset := from
+	for offset < to {
+		if _, err := conn.Seek(offset, kafkago.SeekAbsolute|kafkago.SeekDontCheck); err != nil {
+			return fmt.Errorf("seeking %s/%d to %d: %w", topic, partition, offset, err)
 		}
-		if m.Offset >= to {
-			return nil // past a gap at the end of the range
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		batch := conn.ReadBatchWith(kafkago.ReadBatchConfig{MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond})
+		for {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				break // io.EOF at the end of the response; anything else is Close's error too
+			}
+			if m.Offset >= to {
+				break
+			}
+			offset = m.Offset + 1
+			if err := fn(&m); err != nil {
+				batch.Close()
+				return err
+			}
 		}
-		if err := fn(&m); err != nil {
-			return err
-		}
-		if m.Offset+1 >= to {
-			return nil
+		// Past control records and compacted gaps too.
+		offset = max(offset, batch.Offset())
+		if err := batch.Close(); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("reading %s/%d from %d to %d at %d: %w", topic, partition, from, to, offset, err)
 		}
 	}
+	return nil
 }
