@@ -172,7 +172,7 @@ func TestKfakeKillAndRestart(t *testing.T) {
 }
 
 func TestKafkaKillAndRestart(t *testing.T) {
-	testKillAndRestart(t, realBrokers(t), genConfig{customers: 1500, days: 3, seed: 4}, 20)
+	testKillAndRestart(t, realBrokers(t), genConfig{customers: 1000, days: 3, seed: 4}, 20)
 }
 
 // testKillAndRestart kills `crmpulse run` with SIGKILL kills times, at
