@@ -43,6 +43,8 @@ type App struct {
 	wms      *watermarks
 	out      *producer
 	snaps    *snapshotStore
+	outEnds  *outputEnds   // output end offsets for checkpoints (outputdedup.go)
+	dm       *dedupMetrics // the output deduplication's
 	restored atomic.Int64
 	assigned atomic.Int64
 	joined   atomic.Bool
@@ -81,6 +83,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 		logger.Warn("kafka: " + fmt.Sprintf(msg, args...))
 	})
 	a.m = newMetrics(reg, []string{cfg.Topics.Interactions, cfg.Topics.Receipts})
+	a.dm = newDedupMetrics(reg)
 	a.noteRules(rf)
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		a.gatherer = g
@@ -147,6 +150,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return err
 	}
 	a.out = newProducer(a.brokers, a.cfg.Topics, a.kafkaLog)
+	a.outEnds = newOutputEnds(a.brokers, a.dedupTopics(), a.cfg.CommitInterval.D())
 	a.snaps = newSnapshotStore(a.brokers, a.cfg.Topics.Snapshots, a.cfg.Kafka.GroupID, n, a.kafkaLog)
 	start := kafkago.FirstOffset
 	if a.cfg.Kafka.StartOffset == "latest" {

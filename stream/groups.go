@@ -174,6 +174,7 @@ type groupStage struct {
 	dirty     bool
 	lastFeed  time.Time
 	released  int64
+	dedup     *outputDedup // suppresses what a restore re-produces (outputdedup.go)
 }
 
 // runGroupStage serves the group stage until ctx ends (the generation
@@ -181,8 +182,10 @@ type groupStage struct {
 func (a *App) runGroupStage(ctx context.Context, upstreams int) error {
 	s := &groupStage{
 		a: a, log: a.log.With("stage", "groups"), upstreams: upstreams, marks: map[int]int64{},
-		enc: newEncoder(a.cfg.Topics), epoch: newEpoch(), lastFeed: a.now(),
+		enc: newEncoder(a.cfg.Topics, a.cfg.Kafka.GroupID, name(groupStageID)), epoch: newEpoch(), lastFeed: a.now(),
 	}
+	s.dedup = a.newOutputDedup(name(groupStageID), s.log)
+	defer s.dedup.close()
 	if err := s.restore(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -319,7 +322,12 @@ func (s *groupStage) restore(ctx context.Context) error {
 	}
 	if !ok {
 		s.log.Info("group stage starting without a snapshot")
-		return s.setRules(a.currentRules())
+		if err := s.setRules(a.currentRules()); err != nil {
+			return err
+		}
+		// A first snapshot records the output offsets, so that a crash
+		// before the first regular checkpoint is deduplicated as well.
+		return s.checkpoint(ctx)
 	}
 	var st groupState
 	if err := gob.NewDecoder(bytes.NewReader(cp.Engine)).Decode(&st); err != nil {
@@ -346,6 +354,7 @@ func (s *groupStage) restore(ctx context.Context) error {
 	} else if err := s.setRules(a.currentRules()); err != nil {
 		return err
 	}
+	s.dedup.restore(ctx, cp.Outputs, s.position())
 	s.log.Info("group stage restored", "snapshot", mf.ID, "offset", s.next, "pending", len(s.pending))
 	return nil
 }
@@ -508,6 +517,7 @@ func (s *groupStage) emit(ctx context.Context) (err error) {
 	if s.eng.Output().Len() > 0 {
 		s.dirty = true
 	}
+	s.tag()
 	s.msgs, err = s.a.emit(ctx, s.eng.Output(), s.enc, s.msgs, s.epoch)
 	if err != nil {
 		return fmt.Errorf("group stage: %w", err)
@@ -516,7 +526,7 @@ func (s *groupStage) emit(ctx context.Context) (err error) {
 }
 
 func (s *groupStage) flush() (err error) {
-	s.msgs, err = s.a.flush(s.msgs)
+	s.msgs, err = s.a.flush(s.dedup.filter(s.msgs, s.position))
 	return err
 }
 
@@ -549,7 +559,9 @@ func (s *groupStage) checkpoint(ctx context.Context) error {
 		}
 	}
 	cp := checkpoint{Engine: buf.Bytes(), RulesHash: s.hash,
-		Offsets: map[string]int64{s.a.cfg.Topics.Repartition: s.next}}
+		Offsets: map[string]int64{s.a.cfg.Topics.Repartition: s.next},
+		// Still before any record of the new epoch reaches the writer.
+		Outputs: s.dedup.checkpointMarks(ctx)}
 	if s.eng != nil {
 		cp.Watermark = s.eng.Watermark()
 	}

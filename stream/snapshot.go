@@ -25,6 +25,11 @@ type checkpoint struct {
 	Offsets   map[string]int64 // topic → next offset of this partition
 	RulesHash string
 	Watermark time.Time
+	// Outputs are, per output topic and partition, the offset from which a
+	// restore reads back what was already written since this checkpoint
+	// (outputdedup.go); nil in snapshots of older versions, which restore
+	// without deduplication.
+	Outputs map[string]map[int]int64
 }
 
 // manifest is the record that makes a snapshot visible. The state itself
@@ -44,6 +49,8 @@ type manifest struct {
 	Offsets   map[string]int64 `json:"offsets"`
 	Watermark time.Time        `json:"watermark"`
 	WrittenAt time.Time        `json:"written_at"`
+	// OutputOffsets is checkpoint.Outputs; absent in older manifests.
+	OutputOffsets map[string]map[int]int64 `json:"output_offsets,omitempty"`
 }
 
 const (
@@ -135,7 +142,7 @@ func (s *snapshotStore) save(ctx context.Context, p int, cp *checkpoint, prev ma
 		Version: manifestVersion, ID: hex.EncodeToString(rnd[:]), Partition: p,
 		Chunks: (len(cp.Engine) + chunkSize - 1) / chunkSize, Bytes: len(cp.Engine),
 		SHA256: hex.EncodeToString(sum[:]), RulesHash: cp.RulesHash, Offsets: cp.Offsets,
-		Watermark: cp.Watermark.UTC(), WrittenAt: now.UTC(),
+		Watermark: cp.Watermark.UTC(), WrittenAt: now.UTC(), OutputOffsets: cp.Outputs,
 	}
 	target := s.target(p)
 	chunks := make([]kafkago.Message, 0, mf.Chunks)
@@ -229,5 +236,5 @@ func (s *snapshotStore) load(ctx context.Context, p int) (cp *checkpoint, mf man
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != mf.SHA256 {
 		return nil, mf, false, fmt.Errorf("%w: partition %d: snapshot %s fails its checksum", errCorruptSnapshot, p, mf.ID)
 	}
-	return &checkpoint{Engine: data, Offsets: mf.Offsets, RulesHash: mf.RulesHash, Watermark: mf.Watermark}, mf, true, nil
+	return &checkpoint{Engine: data, Offsets: mf.Offsets, RulesHash: mf.RulesHash, Watermark: mf.Watermark, Outputs: mf.OutputOffsets}, mf, true, nil
 }

@@ -68,6 +68,8 @@ type worker struct {
 	// the group stage; lastMark is the last watermark marker sent there.
 	forward  bool
 	lastMark time.Time
+	// dedup suppresses what a restore re-produces (outputdedup.go).
+	dedup *outputDedup
 }
 
 type cpJob struct {
@@ -91,13 +93,14 @@ type reloadReq struct {
 func (a *App) runPartition(ctx context.Context, p int, committed map[string]int64, commit func(map[string]map[int]int64) error) (err error) {
 	w := &worker{
 		a: a, p: p, log: a.log.With("partition", p), commit: commit,
-		reload: make(chan reloadReq, 1), enc: newEncoder(a.cfg.Topics), epoch: newEpoch(),
+		reload: make(chan reloadReq, 1), enc: newEncoder(a.cfg.Topics, a.cfg.Kafka.GroupID, strconv.Itoa(p)), epoch: newEpoch(),
 		cpJobs: make(chan cpJob, 1), cpDone: make(chan error, 1), partName: strconv.Itoa(p),
 		done: make(chan struct{}),
 	}
 	stopReloads := func() { w.doneOnce.Do(func() { close(w.done) }) }
 	rf := a.register(w)
 	defer a.unregister(w)
+	defer func() { w.dedup.close() }()
 	defer stopReloads() // runs before unregister, which waits for a reload in progress
 	if ctx.Err() != nil {
 		return nil
@@ -184,6 +187,7 @@ func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[stri
 		return 0, 0, err
 	}
 	w.eng, w.forward = eng, groups != nil
+	w.dedup = a.newOutputDedup(w.partName, w.log)
 	startI, startR := committed[a.cfg.Topics.Interactions], committed[a.cfg.Topics.Receipts]
 	cp, mf, ok, err := a.snaps.load(ctx, w.p)
 	if err != nil {
@@ -192,7 +196,7 @@ func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[stri
 	if !ok {
 		a.m.restores.WithLabelValues("empty").Inc()
 		w.log.Info("partition assigned without a snapshot", "interactions_offset", startI, "receipts_offset", startR)
-		return startI, startR, nil
+		return startI, startR, w.firstCheckpoint(ctx, startI, startR)
 	}
 	if err := eng.Restore(cp.Engine); err != nil {
 		return 0, 0, fmt.Errorf("restoring partition %d from snapshot %s: %w", w.p, mf.ID, err)
@@ -210,6 +214,7 @@ func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[stri
 		startR = o
 	}
 	w.last = mf
+	w.dedup.restore(ctx, cp.Outputs, position{offsets: []int64{startI, startR}, wm: wmNanos(eng.Watermark())})
 	a.m.restores.WithLabelValues("snapshot").Inc()
 	a.m.snapshotBytes.WithLabelValues(w.partName).Set(float64(mf.Bytes))
 	w.log.Info("partition restored", "snapshot", mf.ID, "bytes", mf.Bytes, "watermark", eng.Watermark(),
@@ -357,13 +362,15 @@ func (w *worker) reject(rec *ikafka.Record, err error) error {
 		w.a.m.late.Inc()
 	}
 	w.epoch.add(1)
-	w.msgs = append(w.msgs, deadLetter(rec, reason, detail, w.epoch))
+	w.tag()
+	w.msgs = append(w.msgs, w.enc.deadLetter(rec, reason, detail, w.epoch))
 	w.a.m.outputs.WithLabelValues(kindDeadLetter).Inc()
 	return nil
 }
 
 // emit hands the engine's output to the sinks and queues it for Kafka.
 func (w *worker) emit(ctx context.Context) (err error) {
+	w.tag()
 	w.msgs, err = w.a.emit(ctx, w.eng.Output(), w.enc, w.msgs, w.epoch)
 	if err != nil {
 		return fmt.Errorf("partition %d: %w", w.p, err)
@@ -371,9 +378,10 @@ func (w *worker) emit(ctx context.Context) (err error) {
 	return nil
 }
 
-// flushMsgs hands queued records to the producer (App.flush).
+// flushMsgs hands queued records to the producer (App.flush), less those
+// a restore found already written.
 func (w *worker) flushMsgs(context.Context) (err error) {
-	w.msgs, err = w.a.flush(w.msgs)
+	w.msgs, err = w.a.flush(w.dedup.filter(w.msgs, w.position))
 	return err
 }
 
@@ -439,6 +447,8 @@ func (w *worker) checkpoint(ctx context.Context) (cpJob, error) {
 	ep := w.epoch
 	w.epoch = newEpoch()
 	ep.seal()
+	// Before any record of the new epoch reaches the writer.
+	outputs := w.dedup.checkpointMarks(ctx)
 	w.dirty = false
 	w.nextCP = w.a.now().Add(max(w.a.cfg.CommitInterval.D(), time.Duration(float64(took)/snapshotShare)))
 	return cpJob{epoch: ep, cp: checkpoint{
@@ -449,6 +459,7 @@ func (w *worker) checkpoint(ctx context.Context) (cpJob, error) {
 			w.a.cfg.Topics.Interactions: w.merger.Offset(ikafka.Interactions),
 			w.a.cfg.Topics.Receipts:     w.merger.Offset(ikafka.Receipts),
 		},
+		Outputs: outputs,
 	}}, nil
 }
 
