@@ -412,6 +412,12 @@ func (d *decoder) decode() *RejectError {
 				if bad != "" {
 					return syntaxError(data, end, bad)
 				}
+				if n := end - 1 - (i + 1); n > MaxFieldLen {
+					// Rare: measure what the value is after unescaping.
+					if n = unescapedLen(data[i+1:end-1], esc); n > MaxFieldLen {
+						return d.deferred(tooLong(d.schema.fields[f].name, "value", n, MaxFieldLen))
+					}
+				}
 				d.strs[f] = span{start: int32(i + 1), end: int32(end - 1), esc: esc}
 				d.total += end - 1 - (i + 1)
 				d.present |= 1 << f
@@ -511,6 +517,9 @@ func (d *decoder) field(f, i int) (int, *RejectError) {
 		if !ok {
 			return end, d.deferred(&RejectError{Reason: ReasonBadTime, Field: spec.name, Detail: timeDetail(raw)})
 		}
+		if !TimeInRange(t) {
+			return end, d.deferred(timeRangeError(spec.name, t))
+		}
 		d.when = t
 		i = end
 	case kindAmount:
@@ -524,9 +533,13 @@ func (d *decoder) field(f, i int) (int, *RejectError) {
 		// The conversion does not allocate: ParseFloat's argument does not
 		// escape and numbers are short.
 		v, perr := strconv.ParseFloat(string(data[i:end]), 64)
-		if perr != nil { // the grammar is checked, so only ErrRange is left
+		// The grammar is checked, so only ErrRange is left: a magnitude
+		// beyond float64, which ParseFloat gives as ±Inf. JSON has no NaN
+		// or Inf literal, so this is the one way a non-finite amount could
+		// enter, and one Inf would make every sum it joins Inf for good.
+		if perr != nil || math.IsInf(v, 0) || math.IsNaN(v) {
 			return end, d.deferred(&RejectError{Reason: ReasonBadValue, Field: spec.name,
-				Detail: "number " + string(data[i:end]) + " is out of range"})
+				Detail: "number " + string(data[i:end]) + " is out of range: not a finite float64"})
 		}
 		d.amount = v
 		i = end
@@ -577,7 +590,17 @@ func (d *decoder) attributes(field string, i int) (int, *RejectError) {
 		if bad != "" {
 			return end, syntaxError(data, end, bad)
 		}
+		if d.nattrs >= MaxAttributes {
+			return i, d.deferred(&RejectError{Reason: ReasonBadValue, Field: field,
+				Detail: "more than " + strconv.Itoa(MaxAttributes) + " members, over the limit"})
+		}
 		a := attr{key: span{start: int32(i + 1), end: int32(end - 1), esc: esc}}
+		if n := a.key.len(); n > MaxAttributeKeyLen {
+			if n = unescapedLen(data[a.key.start:a.key.end], esc); n > MaxAttributeKeyLen {
+				// The key itself is too long to be a useful field name.
+				return i, d.deferred(tooLong(field, "a key", n, MaxAttributeKeyLen))
+			}
+		}
 		i = skipWS(data, end)
 		if i >= len(data) || data[i] != ':' {
 			return i, syntaxError(data, i, "after object key")
@@ -590,6 +613,11 @@ func (d *decoder) attributes(field string, i int) (int, *RejectError) {
 				return end, syntaxError(data, end, bad)
 			}
 			a.val = span{start: int32(i + 1), end: int32(end - 1), esc: esc}
+			if n := a.val.len(); n > MaxAttributeValueLen {
+				if n = unescapedLen(data[a.val.start:a.val.end], esc); n > MaxAttributeValueLen {
+					return i, d.deferred(tooLong(field+"."+d.attrKey(a), "value", n, MaxAttributeValueLen))
+				}
+			}
 			i = end
 		case i < len(data) && data[i] == 'n':
 			end, err := literal(data, i, "null")
@@ -599,11 +627,7 @@ func (d *decoder) attributes(field string, i int) (int, *RejectError) {
 			a.null = true
 			i = end
 		default:
-			name := data[a.key.start:a.key.end]
-			if a.key.esc {
-				name = appendUnescaped(nil, name)
-			}
-			return i, d.wrongType(field+"."+string(name), "string", i)
+			return i, d.wrongType(field+"."+d.attrKey(a), "string", i)
 		}
 		if d.nattrs < inlineAttrs {
 			d.attrs[d.nattrs] = a
@@ -624,6 +648,26 @@ func (d *decoder) attributes(field string, i int) (int, *RejectError) {
 		}
 		return i, syntaxError(data, i, "after object key:value pair")
 	}
+}
+
+// attrKey is the unescaped key of a, for messages; a is still a span of
+// the input.
+func (d *decoder) attrKey(a attr) string {
+	name := d.data[a.key.start:a.key.end]
+	if a.key.esc {
+		name = appendUnescaped(nil, name)
+	}
+	return string(name)
+}
+
+// unescapedLen is the length of a string literal's contents once unescaped.
+// It runs only for strings whose raw length is over a limit, which an
+// escape may bring back under it ("\u00e9" is six bytes for two).
+func unescapedLen(raw []byte, esc bool) int {
+	if !esc {
+		return len(raw)
+	}
+	return len(appendUnescaped(nil, raw))
 }
 
 func (d *decoder) attr(i int) *attr {
