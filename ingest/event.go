@@ -66,10 +66,14 @@ const (
 	ReasonBadTime      Reason = "bad_time"
 	ReasonBadValue     Reason = "bad_value"
 	ReasonLate         Reason = "late"
+	// ReasonFuture is a record too far ahead of the watermark (the
+	// engine's future_skew guard): accepting it would move the watermark
+	// so far that every later valid record would be late.
+	ReasonFuture Reason = "future"
 )
 
 // Reasons lists every Reason, for metrics that pre-create their series.
-var Reasons = []Reason{ReasonNotJSON, ReasonMissingField, ReasonWrongType, ReasonBadTime, ReasonBadValue, ReasonLate}
+var Reasons = []Reason{ReasonNotJSON, ReasonMissingField, ReasonWrongType, ReasonBadTime, ReasonBadValue, ReasonLate, ReasonFuture}
 
 // RejectError is a refused record: a Reason for counting and a message that
 // names the field and what was wrong with it.

@@ -30,6 +30,9 @@ type Config struct {
 	// Until, when set, is where the watermark goes at end of input;
 	// otherwise it goes to the highest occurred_at seen.
 	Until time.Time
+	// FutureSkew is the engine's future-skew guard
+	// (processor.Config.FutureSkew); 0 disables it.
+	FutureSkew time.Duration
 	// Extra components (e.g. aggregates) and a hook that sees every
 	// batch of output (e.g. the ClickHouse sink) before it is written.
 	Extra    []processor.Component
@@ -114,7 +117,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	eng, err := processor.New(processor.Config{Rules: cfg.Rules, Extra: cfg.Extra})
+	eng, err := processor.New(processor.Config{Rules: cfg.Rules, Extra: cfg.Extra, FutureSkew: cfg.FutureSkew})
 	if err != nil {
 		return sum, err
 	}
