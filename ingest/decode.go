@@ -412,12 +412,6 @@ func (d *decoder) decode() *RejectError {
 				if bad != "" {
 					return syntaxError(data, end, bad)
 				}
-				if n := end - 1 - (i + 1); n > MaxFieldLen {
-					// Rare: measure what the value is after unescaping.
-					if n = unescapedLen(data[i+1:end-1], esc); n > MaxFieldLen {
-						return d.deferred(tooLong(d.schema.fields[f].name, "value", n, MaxFieldLen))
-					}
-				}
 				d.strs[f] = span{start: int32(i + 1), end: int32(end - 1), esc: esc}
 				d.total += end - 1 - (i + 1)
 				d.present |= 1 << f
@@ -464,6 +458,42 @@ func (d *decoder) decode() *RejectError {
 			err.Detail = "required field is missing"
 		}
 		return err
+	}
+	// total bounds every string of the record, so a record short enough
+	// (nearly all) cannot hold a value over a length limit: one comparison
+	// instead of one per field, and none in the scanning loop.
+	if d.total > MaxFieldLen {
+		return d.checkLengths()
+	}
+	return nil
+}
+
+// checkLengths refuses a string field, attribute key or attribute value
+// over its limit (limits.go). It looks at what the scan kept, so a value
+// replaced by a later occurrence of its key does not count, as everywhere
+// else in the decoder. Lengths are those after unescaping, which may bring
+// a raw value back under its limit ("\u00e9" is six bytes for two).
+func (d *decoder) checkLengths() *RejectError {
+	for m := d.present & d.schema.strings; m != 0; m &= m - 1 {
+		f := bits.TrailingZeros32(m)
+		if n := d.strs[f].len(); n > MaxFieldLen {
+			if n = d.unescapedLen(d.strs[f]); n > MaxFieldLen {
+				return tooLong(d.schema.fields[f].name, "value", n, MaxFieldLen)
+			}
+		}
+	}
+	for i := 0; i < d.nattrs; i++ {
+		a := d.attr(i)
+		if n := a.key.len(); n > MaxAttributeKeyLen {
+			if n = d.unescapedLen(a.key); n > MaxAttributeKeyLen {
+				return tooLong("attributes", "a key", n, MaxAttributeKeyLen)
+			}
+		}
+		if n := a.val.len(); !a.null && n > MaxAttributeValueLen {
+			if n = d.unescapedLen(a.val); n > MaxAttributeValueLen {
+				return tooLong("attributes."+d.attrKey(*a), "value", n, MaxAttributeValueLen)
+			}
+		}
 	}
 	return nil
 }
@@ -590,17 +620,13 @@ func (d *decoder) attributes(field string, i int) (int, *RejectError) {
 		if bad != "" {
 			return end, syntaxError(data, end, bad)
 		}
+		// Counted here, not after the scan, so that a huge object is
+		// refused before it is collected.
 		if d.nattrs >= MaxAttributes {
 			return i, d.deferred(&RejectError{Reason: ReasonBadValue, Field: field,
 				Detail: "more than " + strconv.Itoa(MaxAttributes) + " members, over the limit"})
 		}
 		a := attr{key: span{start: int32(i + 1), end: int32(end - 1), esc: esc}}
-		if n := a.key.len(); n > MaxAttributeKeyLen {
-			if n = unescapedLen(data[a.key.start:a.key.end], esc); n > MaxAttributeKeyLen {
-				// The key itself is too long to be a useful field name.
-				return i, d.deferred(tooLong(field, "a key", n, MaxAttributeKeyLen))
-			}
-		}
 		i = skipWS(data, end)
 		if i >= len(data) || data[i] != ':' {
 			return i, syntaxError(data, i, "after object key")
@@ -613,11 +639,6 @@ func (d *decoder) attributes(field string, i int) (int, *RejectError) {
 				return end, syntaxError(data, end, bad)
 			}
 			a.val = span{start: int32(i + 1), end: int32(end - 1), esc: esc}
-			if n := a.val.len(); n > MaxAttributeValueLen {
-				if n = unescapedLen(data[a.val.start:a.val.end], esc); n > MaxAttributeValueLen {
-					return i, d.deferred(tooLong(field+"."+d.attrKey(a), "value", n, MaxAttributeValueLen))
-				}
-			}
 			i = end
 		case i < len(data) && data[i] == 'n':
 			end, err := literal(data, i, "null")
@@ -660,14 +681,13 @@ func (d *decoder) attrKey(a attr) string {
 	return string(name)
 }
 
-// unescapedLen is the length of a string literal's contents once unescaped.
-// It runs only for strings whose raw length is over a limit, which an
-// escape may bring back under it ("\u00e9" is six bytes for two).
-func unescapedLen(raw []byte, esc bool) int {
-	if !esc {
-		return len(raw)
+// unescapedLen is the length of the string at sp, a span of the input,
+// once unescaped. It runs only for strings over a limit.
+func (d *decoder) unescapedLen(sp span) int {
+	if !sp.esc {
+		return sp.len()
 	}
-	return len(appendUnescaped(nil, raw))
+	return len(appendUnescaped(nil, d.data[sp.start:sp.end]))
 }
 
 func (d *decoder) attr(i int) *attr {

@@ -65,6 +65,15 @@ func TestDecodeAtTheLimits(t *testing.T) {
 			},
 		},
 		{
+			// As for every repeated key, the last occurrence is the value.
+			name: "a value over the limit replaced by a later occurrence of its key",
+			in:   `{` + minimalInteraction + `,"event_id":"` + long("e", MaxFieldLen+1) + `","event_id":"e2","attributes":{"k":"` + long("v", MaxAttributeValueLen+1) + `"},"attributes":{"k":"v"}}`,
+			check: func(t *testing.T, ev Interaction) {
+				require.Equal(t, "e2", ev.EventID)
+				require.Equal(t, map[string]string{"k": "v"}, ev.Attributes)
+			},
+		},
+		{
 			name:  "the first supported instant",
 			in:    `{"event_id":"e1","type":"purchase","customer_id":"c1","occurred_at":"1970-01-01T00:00:00Z"}`,
 			check: func(t *testing.T, ev Interaction) { require.Equal(t, MinTime, ev.OccurredAt) },
