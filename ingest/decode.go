@@ -33,7 +33,9 @@ import (
 //   - invalid UTF-8 inside strings is kept byte for byte (encoding/json
 //     substitutes U+FFFD), which is cheaper and loses nothing;
 //   - an empty defaulted string (tenant, segment, region, channel) takes its
-//     default, as an absent one does; an empty recipient_tz is absent.
+//     default, as an absent one does; an empty recipient_tz is absent;
+//   - a time outside [MinTime, MaxTime), a number beyond float64 and a
+//     string over its length limit (limits.go) are refused, never cut.
 
 // DecodeInteraction decodes one crm.interactions record (SPEC §1.1) into ev,
 // replacing everything ev held. Optional fields take their SPEC defaults.
