@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -160,4 +161,30 @@ func BenchmarkDecodeCustomer(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestDecodeCustomerBounds: profiles share the input limits of
+// docs/limits.md (time range, string lengths) with the other records.
+func TestDecodeCustomerBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name, line string
+		reason     Reason
+		field      string
+	}{
+		{"updated_at after 2200", `{"customer_id":"c","updated_at":"2300-01-01T00:00:00Z"}`, ReasonBadTime, "updated_at"},
+		{"updated_at before 1970", `{"customer_id":"c","updated_at":"1969-12-31T23:59:59Z"}`, ReasonBadTime, "updated_at"},
+		{"an account manager over the field limit", `{"customer_id":"c","updated_at":"2026-01-01T00:00:00Z","account_manager":"` + strings.Repeat("a", MaxFieldLen+1) + `"}`, ReasonBadValue, "account_manager"},
+		{"an attribute value over its limit", `{"customer_id":"c","updated_at":"2026-01-01T00:00:00Z","attributes":{"birthday":"` + strings.Repeat("1", MaxAttributeValueLen+1) + `"}}`, ReasonBadValue, "attributes.birthday"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Customer
+			err := DecodeCustomer([]byte(tc.line), &c)
+			var re *RejectError
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, tc.reason, re.Reason)
+			require.Equal(t, tc.field, re.Field)
+		})
+	}
+	var c Customer
+	require.NoError(t, DecodeCustomer([]byte(`{"customer_id":"c","updated_at":"2026-01-01T00:00:00Z","account_manager":"`+strings.Repeat("a", MaxFieldLen)+`"}`), &c))
 }

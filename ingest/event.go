@@ -72,13 +72,17 @@ const (
 	ReasonBadTime      Reason = "bad_time"
 	ReasonBadValue     Reason = "bad_value"
 	ReasonLate         Reason = "late"
+	// ReasonFuture is a record too far ahead of the watermark (the
+	// engine's future_skew guard): accepting it would move the watermark
+	// so far that every later valid record would be late.
+	ReasonFuture Reason = "future"
 	// ReasonTooLarge is a line or message longer than the reader's limit;
 	// it is refused before decoding, without being held whole.
 	ReasonTooLarge Reason = "too_large"
 )
 
 // Reasons lists every Reason, for metrics that pre-create their series.
-var Reasons = []Reason{ReasonNotJSON, ReasonMissingField, ReasonWrongType, ReasonBadTime, ReasonBadValue, ReasonLate, ReasonTooLarge}
+var Reasons = []Reason{ReasonNotJSON, ReasonMissingField, ReasonWrongType, ReasonBadTime, ReasonBadValue, ReasonLate, ReasonFuture, ReasonTooLarge}
 
 // RejectError is a refused record: a Reason for counting and a message that
 // names the field and what was wrong with it.

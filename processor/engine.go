@@ -35,7 +35,22 @@ type Config struct {
 	// profiles (SPEC §1.3: what a partition engine hands on carries the
 	// customer.* values it read).
 	ProfilesFromRecords bool
+	// FutureSkew, when positive, refuses a record whose occurred_at is
+	// more than this far ahead of the watermark (once there is one) with
+	// reason future, so that one record from a wrong clock cannot move the
+	// watermark and make every later valid record late. Zero disables the
+	// guard; the drivers default to DefaultFutureSkew.
+	FutureSkew time.Duration
 }
+
+// DefaultFutureSkew is the future_skew of `crmpulse run` and `crmpulse
+// replay` unless configured. A week is far beyond any clock error or
+// time-zone mistake (at most a day) and beyond the reordering a partition
+// sees, yet refuses the records dated years ahead that a wrong clock or a
+// typo writes. It is also the longest gap in a partition's event time that
+// the guard lets through: after a silence longer than FutureSkew plus the
+// allowed lateness, the next records are refused (docs/limits.md).
+const DefaultFutureSkew = 7 * 24 * time.Hour
 
 // Stats are counters an engine keeps about its input.
 type Stats struct {
@@ -52,6 +67,7 @@ type Stats struct {
 	// start whose due is missing or unparsable, a profile date that does
 	// not parse.
 	Ignored int64
+	Future  int64
 }
 
 // ignoredCounter is implemented by components that ignore some inputs
@@ -62,6 +78,7 @@ type ignoredCounter interface{ Ignored() int64 }
 type Engine struct {
 	rules    *rules.File
 	lateness time.Duration
+	skew     time.Duration
 	comps    []Component
 	dedupI   *dedup
 	dedupR   *dedup
@@ -99,10 +116,14 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Rules == nil {
 		return nil, errors.New("engine config: no rules")
 	}
+	if cfg.FutureSkew < 0 {
+		return nil, fmt.Errorf("engine config: future skew %s is negative (0 disables the guard)", cfg.FutureSkew)
+	}
 	lateness := cfg.Rules.Defaults.AllowedLateness.D()
 	e := &Engine{
 		rules:    cfg.Rules,
 		lateness: lateness,
+		skew:     cfg.FutureSkew,
 		dedupI:   newDedup(lateness),
 		dedupR:   newDedup(lateness),
 
@@ -177,11 +198,34 @@ func (e *Engine) late(at time.Time) error {
 	}
 }
 
+// future refuses at when the guard is on, there is a watermark, and at is
+// more than the skew ahead of it. A refused record changes nothing, so the
+// watermark stays where the valid records put it.
+func (e *Engine) future(at time.Time) error {
+	if e.skew <= 0 || e.wm.IsZero() || !at.After(e.wm.Add(e.skew)) {
+		return nil
+	}
+	e.stats.Future++
+	return &ingest.RejectError{
+		Reason: ingest.ReasonFuture,
+		Field:  "occurred_at",
+		Detail: fmt.Sprintf("%s is more than %s (future_skew) ahead of the watermark %s",
+			at.UTC().Format(time.RFC3339Nano), e.skew, e.wm.UTC().Format(time.RFC3339Nano)),
+	}
+}
+
+// FutureSkew is the future-skew guard's bound; 0 when it is off.
+func (e *Engine) FutureSkew() time.Duration { return e.skew }
+
 // Interaction feeds one decoded interaction. It returns a *ingest.RejectError
-// with reason late when the record is behind the watermark, ErrDuplicate for
-// a repeated event_id, nil when accepted.
+// with reason late when the record is behind the watermark, future when it is
+// more than the future skew ahead of it, ErrDuplicate for a repeated
+// event_id, nil when accepted.
 func (e *Engine) Interaction(ev *ingest.Interaction) error {
 	if err := e.late(ev.OccurredAt); err != nil {
+		return err
+	}
+	if err := e.future(ev.OccurredAt); err != nil {
 		return err
 	}
 	if e.dedupI.seen(ev.EventID, ev.OccurredAt) {
@@ -205,6 +249,9 @@ func (e *Engine) Interaction(ev *ingest.Interaction) error {
 // Receipt feeds one decoded delivery receipt, like Interaction.
 func (e *Engine) Receipt(r *ingest.Receipt) error {
 	if err := e.late(r.OccurredAt); err != nil {
+		return err
+	}
+	if err := e.future(r.OccurredAt); err != nil {
 		return err
 	}
 	if e.dedupR.seen(r.ReceiptID, r.OccurredAt) {

@@ -144,7 +144,11 @@ func mustAt(s string) time.Time {
 	}
 	d, err := rules.ParseDuration(s)
 	if err != nil {
-		panic(err)
+		// Offsets beyond the rules' maximum duration (a record decades
+		// ahead) are plain Go durations.
+		if d, err = time.ParseDuration(s); err != nil {
+			panic(err)
+		}
 	}
 	return base.Add(d)
 }

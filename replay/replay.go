@@ -44,6 +44,9 @@ type Config struct {
 	// terminator; DefaultMaxLineBytes when 0. A longer line is rejected as
 	// too_large and skipped in bounded memory.
 	MaxLineBytes int
+	// FutureSkew is the engine's future-skew guard
+	// (processor.Config.FutureSkew); 0 disables it.
+	FutureSkew time.Duration
 	// Extra components (e.g. aggregates) and a hook that sees every
 	// batch of output (e.g. the ClickHouse sink) before it is written.
 	Extra    []processor.Component
@@ -220,7 +223,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err := checkOutputsAreNotInputs(cfg.OutDir, inputs); err != nil {
 		return sum, err
 	}
-	eng, err := processor.New(processor.Config{Rules: cfg.Rules, Extra: cfg.Extra})
+	eng, err := processor.New(processor.Config{Rules: cfg.Rules, Extra: cfg.Extra, FutureSkew: cfg.FutureSkew})
 	if err != nil {
 		return sum, err
 	}

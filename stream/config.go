@@ -27,6 +27,7 @@ type Config struct {
 	Topics         TopicsConfig `yaml:"topics"`
 	Rules          string       `yaml:"rules"`
 	IdleTimeout    Duration     `yaml:"idle_timeout"`
+	FutureSkew     Duration     `yaml:"future_skew"`
 	CommitInterval Duration     `yaml:"commit_interval"`
 	HTTP           HTTPConfig   `yaml:"http"`
 	EmbeddedKafka  bool         `yaml:"embedded_kafka"`
@@ -140,6 +141,7 @@ func DefaultConfig() Config {
 			Repartition:  "crmpulse.repartition",
 		},
 		IdleTimeout:    Duration(30 * time.Second),
+		FutureSkew:     Duration(processor.DefaultFutureSkew),
 		CommitInterval: Duration(time.Second),
 		HTTP:           HTTPConfig{Listen: "127.0.0.1:9464"},
 		Alertmanager:   AMConfig{ResendDelay: Duration(time.Minute)},
@@ -267,6 +269,7 @@ var Keys = func() []Key {
 		key("topics.repartition", "internal single-partition topic carrying accepted records and watermark markers to the group stage, which runs the rules grouping across customers", str(func(c *Config) *string { return &c.Topics.Repartition })),
 		key("rules", "rules file (YAML, SPEC §3); reloaded on SIGHUP and when it changes", str(func(c *Config) *string { return &c.Rules })),
 		key("idle_timeout", "a partition without records for this long stops holding the watermark back", dur(func(c *Config) *Duration { return &c.IdleTimeout })),
+		key("future_skew", "a record more than this far ahead of its partition's watermark is dead-lettered with reason future, so one wrong clock cannot make the partition's later records late; 0 disables (docs/limits.md)", dur(func(c *Config) *Duration { return &c.FutureSkew })),
 		key("commit_interval", "how often each partition's outputs are flushed, its state snapshotted and its offsets committed", dur(func(c *Config) *Duration { return &c.CommitInterval })),
 		key("http.listen", "address of /metrics, /healthz and /readyz; empty disables the listener", str(func(c *Config) *string { return &c.HTTP.Listen })),
 		key("embedded_kafka", "start an in-process Kafka-protocol broker (franz-go kfake) with the input topics pre-created and use it", boolean(func(c *Config) *bool { return &c.EmbeddedKafka })),
@@ -415,6 +418,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleTimeout.D() <= 0 {
 		bad("idle_timeout", "must be positive")
+	}
+	if c.FutureSkew.D() < 0 {
+		bad("future_skew", "must not be negative (0 disables the guard)")
 	}
 	if c.CommitInterval.D() <= 0 {
 		bad("commit_interval", "must be positive")

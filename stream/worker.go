@@ -182,7 +182,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[string]int64) (int64, int64, error) {
 	a := w.a
 	local, groups := splitRules(rf)
-	eng, err := processor.New(processor.Config{Rules: local, Extra: a.components(w.p)})
+	eng, err := processor.New(processor.Config{Rules: local, Extra: a.components(w.p), FutureSkew: a.cfg.FutureSkew.D()})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -563,7 +563,7 @@ func (w *worker) rebuild(rf *rules.File) (*processor.Engine, error) {
 		return nil, fmt.Errorf("partition %d: snapshotting for reload: %w", w.p, err)
 	}
 	local, _ := splitRules(rf)
-	ne, err := processor.New(processor.Config{Rules: local, Extra: w.a.components(w.p)})
+	ne, err := processor.New(processor.Config{Rules: local, Extra: w.a.components(w.p), FutureSkew: w.a.cfg.FutureSkew.D()})
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: %w", w.p, err)
 	}
