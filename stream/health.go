@@ -214,7 +214,7 @@ func (a *App) lookAtWorkers(now time.Time) {
 		if busy >= a.cfg.Health.SlowStep.D() && !p.watch.warned {
 			p.watch.warned = true
 			a.m.slowSteps.Inc()
-			a.log.Warn("partition busy on one step", "partition", p.part, "busy", busy.Round(time.Millisecond), "in", where)
+			a.log.Warn("partition busy on one step", "partition", p.part, "busy", busy.Round(time.Millisecond), "step", where)
 		} else if busy == 0 && p.watch.warned {
 			p.watch.warned = false
 			a.log.Info("partition making progress again", "partition", p.part)
@@ -224,7 +224,7 @@ func (a *App) lookAtWorkers(now time.Time) {
 			p.watch.stalled = isStalled
 			if isStalled {
 				a.log.Error("partition stalled: no progress with work to do; /healthz fails", "partition", p.part,
-					"for", stalled.Round(time.Millisecond), "in", where)
+					"for", stalled.Round(time.Millisecond), "step", where)
 			}
 		}
 		a.m.partStalled.WithLabelValues(p.part).Set(b2f(isStalled))
