@@ -471,3 +471,13 @@ func (a *App) checkRepartition(ctx context.Context) error {
 	}
 	return nil
 }
+
+// minReaderWait is the least MaxWait given to a kafka-go Reader (the group
+// stage's). A Reader asks the broker to long-poll for 3/4 of MaxWait and
+// drops the connection when the answer is not back by MaxWait: at 250ms
+// that leaves 60ms, which a loaded broker or host overruns, and every idle
+// poll then logs an i/o timeout and reconnects. With MinBytes 1 a record
+// is returned when it arrives, so a longer poll adds no latency.
+const minReaderWait = 2 * time.Second
+
+func readerMaxWait(configured time.Duration) time.Duration { return max(configured, minReaderWait) }
