@@ -196,6 +196,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	case err = <-stopped:
 	case <-gctx.Done():
 		// gctx ends with ctx or with the first failure: the stop starts.
+		a.log.Info("pipeline stopping", "shutdown_timeout", a.cfg.ShutdownTimeout)
 		t := time.NewTimer(a.cfg.ShutdownTimeout.D())
 		defer t.Stop()
 		select {
