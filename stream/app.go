@@ -203,6 +203,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		case err = <-stopped:
 		case <-t.C:
 			left := a.health.stillRunning()
+			if len(left) == 0 {
+				left = []string{"the consumer group and output writers"}
+			}
 			a.log.Error("shutdown timed out; partitions did not stop", "partitions", left,
 				"shutdown_timeout", a.cfg.ShutdownTimeout)
 			return fmt.Errorf("shutdown: %s did not stop within shutdown_timeout %s: %w",

@@ -74,8 +74,8 @@ type FetcherConfig struct {
 	Lag func(records int64)
 	// Logger receives kafka-go's error log lines; nil discards them.
 	ErrorLogger kafkago.Logger
-	// OnFetch, when set, is called after each fetch response was read
-	// (with or without records); OnReconnect when a failed fetch or dial
+	// OnFetch, when set, is called after each fetch that succeeded (with
+	// or without records); OnReconnect when a failed fetch or dial
 	// drops the connection to connect again. Both run on the fetcher's
 	// goroutine and must be cheap (a counter).
 	OnFetch     func()
@@ -205,9 +205,6 @@ func (f *Fetcher) Run(ctx context.Context) error {
 			// fine (kafka-go keeps it open after a Kafka error code).
 			err = nil
 		}
-		if c.OnFetch != nil {
-			c.OnFetch()
-		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -236,6 +233,9 @@ func (f *Fetcher) Run(ctx context.Context) error {
 			continue
 		}
 		pause = retryMin
+		if c.OnFetch != nil {
+			c.OnFetch()
+		}
 		if len(b.Records) > 0 || offset > b.Next {
 			b.CaughtUp, b.HighWaterMark, b.Next = offset >= hwm, hwm, offset
 			if c.Lag != nil {
