@@ -154,12 +154,19 @@ func cmdRun(ctx context.Context, args []string) int {
 		// to flush what its last checkpoints handed them.
 		t := time.NewTimer(cfg.ShutdownTimeout.D() + sinkStopGrace)
 		defer t.Stop()
+		// A second signal does not wait for the stop.
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(again)
 		select {
 		case err = <-done:
 		case <-t.C:
 			forced = true
 			err = fmt.Errorf("the outputs did not stop within shutdown_timeout %s + %s: %w",
 				cfg.ShutdownTimeout, sinkStopGrace, stream.ErrShutdownTimeout)
+		case s := <-again:
+			forced = true
+			err = fmt.Errorf("%s again while stopping; not waiting for the final checkpoints: %w", s, stream.ErrShutdownTimeout)
 		}
 	}
 	if err != nil {

@@ -42,14 +42,43 @@ func (l *lockedBuffer) String() string {
 // TestRunSIGTERMWithAStuckCheckpoint: the built binary, told to stop
 // while its checkpoints cannot complete (the alert webhook never answers,
 // so the final checkpoints wait for it), exits 1 after shutdown_timeout
-// and logs the partitions that did not stop.
+// and logs the partitions that did not stop; a second SIGTERM does not
+// wait even that long.
 func TestRunSIGTERMWithAStuckCheckpoint(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "crmpulse")
+	bin := filepath.Join(t.TempDir(), "crmpulse")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, string(out))
+	tests := []struct {
+		name            string
+		shutdownTimeout string
+		signals         int
+		want            []string
+	}{
+		{"one SIGTERM: the stop gives up after shutdown_timeout", "3s", 1, []string{
+			`level=ERROR msg="shutdown timed out; partitions did not stop" partitions="[partition `,
+			"shutdown_timeout=3s", `msg="crmpulse run failed"`,
+		}},
+		{"a second SIGTERM ends the stop at once", "10m", 2, []string{
+			"terminated again while stopping; not waiting for the final checkpoints", `msg="crmpulse run failed"`,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, logs := runStuckAndStop(t, bin, tc.shutdownTimeout, tc.signals)
+			require.Equal(t, exitFailure, code, logs)
+			for _, w := range tc.want {
+				require.Contains(t, logs, w)
+			}
+		})
+	}
+}
 
+// runStuckAndStop runs bin with an alert webhook that never answers,
+// waits until an alert reached it, sends SIGTERM signals times (each once
+// the stop began) and returns the exit code and the log.
+func runStuckAndStop(t *testing.T, bin, shutdownTimeout string, signals int) (int, string) {
+	dir := t.TempDir()
 	hooked := make(chan struct{})
 	var once sync.Once
 	release := make(chan struct{})
@@ -72,7 +101,7 @@ rules:
 	var stderr lockedBuffer
 	cmd := exec.Command(bin, "run", "--embedded-kafka", "--kafka.brokers", addr, "--kafka.embedded-partitions", "2",
 		"--rules", rulesPath, "--webhooks.alerts", hook.URL, "--http.listen", "127.0.0.1:0",
-		"--commit-interval", "100ms", "--shutdown-timeout", "3s")
+		"--commit-interval", "100ms", "--shutdown-timeout", shutdownTimeout)
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
@@ -100,18 +129,31 @@ rules:
 	}
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err = <-exited:
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("crmpulse run did not exit within 2 minutes of SIGTERM:\n%s", stderr.String())
+	var again <-chan time.Time
+	if signals > 1 {
+		require.Eventually(t, func() bool { return strings.Contains(stderr.String(), `msg="pipeline stopping"`) },
+			time.Minute, 20*time.Millisecond, stderr.String())
+		// Until it exits: the command listens for the second signal from
+		// the moment it sees the first, a moment after the app does.
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		again = tick.C
+	}
+	deadline := time.After(2 * time.Minute)
+	var err error
+	for done := false; !done; {
+		select {
+		case err = <-exited:
+			done = true
+		case <-again:
+			_ = cmd.Process.Signal(syscall.SIGTERM) // fails only once it exited
+		case <-deadline:
+			t.Fatalf("crmpulse run did not exit within 2 minutes of SIGTERM:\n%s", stderr.String())
+		}
 	}
 	var exit *exec.ExitError
 	require.True(t, errors.As(err, &exit), "exit: %v", err)
-	require.Equal(t, exitFailure, exit.ExitCode(), stderr.String())
-	logs := stderr.String()
-	require.Contains(t, logs, `level=ERROR msg="shutdown timed out; partitions did not stop" partitions="[partition `)
-	require.Contains(t, logs, "shutdown_timeout=3s")
-	require.Contains(t, logs, `msg="crmpulse run failed"`)
+	return exit.ExitCode(), stderr.String()
 }
 
 // freeAddr is a loopback address nothing listens on right now.
