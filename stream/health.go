@@ -49,7 +49,7 @@ var phaseNames = [...]string{
 	phaseRecords:    "processing records or writing their outputs",
 	phaseTick:       "advancing the watermark, writing outputs or starting a checkpoint",
 	phaseReload:     "preparing a rules reload",
-	phaseCheckpoint: "taking a checkpoint result",
+	phaseCheckpoint: "handling a finished checkpoint",
 }
 
 // awake notes that the worker left its wait to do phase with eng.
