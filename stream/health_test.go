@@ -169,8 +169,8 @@ func healthConfig(t *testing.T, brokers []string, blk *blocker) (stream.Config, 
 	createInputs(t, brokers, tp, 1)
 	cfg := appConfig(brokers, tp, tp.prefix)
 	cfg.IdleTimeout = stream.Duration(time.Hour) // the watermark follows the records only
-	cfg.Health.StallTimeout = stream.Duration(time.Second)
-	cfg.Health.SlowStep = stream.Duration(300 * time.Millisecond)
+	cfg.Health.StallTimeout = stream.Duration(2 * time.Second)
+	cfg.Health.SlowStep = stream.Duration(500 * time.Millisecond)
 	cfg.Components = blk.components
 	return cfg, tp
 }
@@ -192,8 +192,8 @@ func TestKfakeHealthzFailsWhileARuleIsStuck(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return gauge(t, s.reg, "crmpulse_stream_consumed_records_total") == 3
 	}, time.Minute, 20*time.Millisecond)
-	// Idle and caught up for three stall timeouts: healthy throughout.
-	require.Never(t, func() bool { c, _ := s.get(t, "/healthz"); return c != 200 }, 3*time.Second, 50*time.Millisecond)
+	// Idle and caught up for well over a stall timeout: healthy throughout.
+	require.Never(t, func() bool { c, _ := s.get(t, "/healthz"); return c != 200 }, 5*time.Second, 50*time.Millisecond)
 	require.Zero(t, gauge(t, s.reg, "crmpulse_stream_partition_stalled"))
 
 	produceInteractions(t, brokers, tp.cfg.Interactions, at.Add(time.Minute), "stuck1", "a4")
@@ -209,13 +209,14 @@ func TestKfakeHealthzFailsWhileARuleIsStuck(t *testing.T) {
 	code, _ := s.get(t, "/readyz")
 	require.Equal(t, 200, code, "/readyz keeps its meaning: in the group and restored")
 	require.Equal(t, 1.0, gauge(t, s.reg, "crmpulse_stream_partition_stalled"))
-	require.GreaterOrEqual(t, gauge(t, s.reg, "crmpulse_stream_partition_busy_seconds"), 1.0)
-	require.Equal(t, 1.0, gauge(t, s.reg, "crmpulse_stream_slow_steps_total"))
-	warn := s.logs.lines("level=WARN", `msg="partition busy on one step"`)
+	require.GreaterOrEqual(t, gauge(t, s.reg, "crmpulse_stream_partition_busy_seconds"), 2.0)
+	require.GreaterOrEqual(t, gauge(t, s.reg, "crmpulse_stream_slow_steps_total"), 1.0)
+	// (A loaded test machine may log another slow step; this one is logged once.)
+	warn := s.logs.lines("level=WARN", `msg="partition busy on one step"`, "blocker")
 	require.Len(t, warn, 1, "logged once:\n%s", s.logs)
 	require.Contains(t, warn[0], "partition=0")
 	require.Contains(t, warn[0], `step="in \"blocker\" (interaction)"`)
-	require.Len(t, s.logs.lines("level=ERROR", `msg="partition stalled`, "partition=0"), 1)
+	require.Len(t, s.logs.lines("level=ERROR", `msg="partition stalled`, "partition=0", "blocker"), 1)
 
 	blk.unblock()
 	require.Eventually(t, func() bool { c, _ := s.get(t, "/healthz"); return c == 200 }, time.Minute, 20*time.Millisecond)
