@@ -12,6 +12,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/crmpulse/crmpulse/ingest"
@@ -96,7 +97,20 @@ type Engine struct {
 	// exactly the same labels.
 	custRules  map[string]*rules.Rule
 	custLabels map[string]map[string]string
+	// names are the components' names, fixed at New so Busy can read them
+	// from another goroutine; busy is the component call in progress
+	// (index+1)<<2 | call, 0 between calls. One atomic store per component
+	// call is what it costs (BenchmarkEngineRecords).
+	names []string
+	busy  atomic.Int32
 }
+
+// The calls Busy reports.
+const (
+	callInteraction = 1 + iota
+	callReceipt
+	callAdvance
+)
 
 // detectorFactories builds a detector for each kind; adding a kind is one
 // new file and one line here.
@@ -149,6 +163,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	for _, c := range e.comps {
+		e.names = append(e.names, c.Name())
 		if pr, ok := c.(profileReader); ok {
 			pr.useProfiles(e.profiles)
 		}
@@ -238,9 +253,11 @@ func (e *Engine) Interaction(ev *ingest.Interaction) error {
 	}
 	e.attachProfile(&ev.Profile, ev.Tenant, ev.CustomerID, ev.OccurredAt)
 	n := len(e.out.Alerts)
-	for _, c := range e.comps {
+	for i, c := range e.comps {
+		e.busy.Store(int32(i+1)<<2 | callInteraction)
 		c.Interaction(ev, &e.out)
 	}
+	e.busy.Store(0)
 	e.countSaturated()
 	e.labelAlerts(n)
 	return nil
@@ -264,9 +281,11 @@ func (e *Engine) Receipt(r *ingest.Receipt) error {
 	}
 	e.attachProfile(&r.Profile, r.Tenant, r.CustomerID, r.OccurredAt)
 	n := len(e.out.Alerts)
-	for _, c := range e.comps {
+	for i, c := range e.comps {
+		e.busy.Store(int32(i+1)<<2 | callReceipt)
 		c.Receipt(r, &e.out)
 	}
+	e.busy.Store(0)
 	e.countSaturated()
 	e.labelAlerts(n)
 	return nil
@@ -280,14 +299,30 @@ func (e *Engine) Advance(wm time.Time) {
 	}
 	e.wm = wm
 	n := len(e.out.Alerts)
-	for _, c := range e.comps {
+	for i, c := range e.comps {
+		e.busy.Store(int32(i+1)<<2 | callAdvance)
 		c.Advance(wm, &e.out)
 	}
+	e.busy.Store(0)
 	e.countSaturated()
 	e.labelAlerts(n)
 	e.profiles.advance(wm)
 	e.dedupI.evict(wm)
 	e.dedupR.evict(wm)
+}
+
+// Busy names the component the engine is running now (the rule name for a
+// detector) and the call it is in: interaction, receipt or advance. ok is
+// false between component calls. Unlike the other methods it may be called
+// from any goroutine, so that a watchdog can say which rule a stuck
+// partition is in.
+func (e *Engine) Busy() (component, call string, ok bool) {
+	v := e.busy.Load()
+	i := int(v>>2) - 1
+	if i < 0 || i >= len(e.names) {
+		return "", "", false
+	}
+	return e.names[i], [...]string{"", "interaction", "receipt", "advance"}[v&3], true
 }
 
 // AdvanceFromEvents applies SPEC §2's rule for a single input: the

@@ -194,7 +194,7 @@ func (a *App) runGroupStage(ctx context.Context, upstreams int) error {
 	}
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers: a.brokers, Topic: a.cfg.Topics.Repartition, Partition: 0,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: a.cfg.Kafka.MaxWait.D(), QueueCapacity: 10000,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: readerMaxWait(a.cfg.Kafka.MaxWait.D()), QueueCapacity: 10000,
 		ErrorLogger: a.kafkaLog,
 	})
 	defer r.Close()

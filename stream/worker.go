@@ -64,6 +64,7 @@ type worker struct {
 
 	consumed [2]int64
 	partName string
+	live     *progress // what the health watchdog sees of the loop
 	// forward says the rules have group-level rules, whose records go to
 	// the group stage; lastMark is the last watermark marker sent there.
 	forward  bool
@@ -133,10 +134,12 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 		{a.cfg.Topics.Receipts, ingest.SourceReceipts, startR, chR, freeR},
 	} {
 		lag := a.m.lag.WithLabelValues(f.topic, w.partName)
+		fetches, reconnects := a.m.fetches.WithLabelValues(f.topic), a.m.reconnects.WithLabelValues(f.topic)
 		fe, err := ikafka.NewFetcher(ikafka.FetcherConfig{
 			Brokers: a.brokers, Topic: f.topic, Partition: p, Source: f.source, Offset: f.start,
 			MaxWait: a.cfg.Kafka.MaxWait.D(), Out: f.out, Free: f.free,
 			Lag: func(n int64) { lag.Set(float64(n)) }, ErrorLogger: a.kafkaLog,
+			OnFetch: fetches.Inc, OnReconnect: reconnects.Inc,
 		})
 		if err != nil {
 			return err
@@ -154,7 +157,10 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 	// checkpoint; after an output or checkpoint error it is not (some
 	// output may be lost), and the next owner restarts from the last good
 	// snapshot instead.
+	w.live = &progress{part: w.partName}
+	a.health.add(w.live)
 	err = w.loop(gctx)
+	a.forget(w.live)
 	stopReloads()
 	switch {
 	case err == nil:
@@ -234,6 +240,7 @@ func (w *worker) loop(ctx context.Context) error {
 	orderTimer.Stop()
 	w.nextCP = w.a.now().Add(w.a.cfg.CommitInterval.D())
 	for {
+		w.live.awake(phaseRecords, w.eng)
 		now := time.Now()
 		n := 0
 		for ; n < drainBudget; n++ {
@@ -247,6 +254,7 @@ func (w *worker) loop(ctx context.Context) error {
 			if err := w.process(ctx, rec, src); err != nil {
 				return err
 			}
+			w.live.records.Add(1)
 		}
 		if n > 0 {
 			// The end of what is at hand ends the run.
@@ -272,6 +280,8 @@ func (w *worker) loop(ctx context.Context) error {
 		if n == drainBudget {
 			more = closedChan
 		}
+		// Input is waiting when records are at hand or a fetch saw more.
+		w.live.park(n == drainBudget || w.merger.Lag(ikafka.Interactions)+w.merger.Lag(ikafka.Receipts) > 0)
 		select {
 		case b := <-chI:
 			w.merger.Feed(ikafka.Interactions, b)
@@ -279,15 +289,18 @@ func (w *worker) loop(ctx context.Context) error {
 			w.merger.Feed(ikafka.Receipts, b)
 		case <-waitC:
 		case <-tick.C:
+			w.live.awake(phaseTick, w.eng)
 			if err := w.onTick(ctx); err != nil {
 				return err
 			}
 		case err := <-w.cpDone:
+			w.live.awake(phaseCheckpoint, w.eng)
 			w.cpBusy = false
 			if err != nil {
 				return err
 			}
 		case req := <-w.reload:
+			w.live.awake(phaseReload, w.eng)
 			w.onReload(ctx, req)
 		case <-ctx.Done():
 			return nil
