@@ -174,6 +174,7 @@ type groupStage struct {
 	dirty     bool
 	lastFeed  time.Time
 	released  int64
+	alerts    *activeAlerts // the alerts the stage holds as firing
 }
 
 // runGroupStage serves the group stage until ctx ends (the generation
@@ -181,7 +182,7 @@ type groupStage struct {
 func (a *App) runGroupStage(ctx context.Context, upstreams int) error {
 	s := &groupStage{
 		a: a, log: a.log.With("stage", "groups"), upstreams: upstreams, marks: map[int]int64{},
-		enc: newEncoder(a.cfg.Topics), epoch: newEpoch(), lastFeed: a.now(),
+		enc: newEncoder(a.cfg.Topics), epoch: newEpoch(), lastFeed: a.now(), alerts: newActiveAlerts(name(groupStageID)),
 	}
 	if err := s.restore(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -189,6 +190,8 @@ func (a *App) runGroupStage(ctx context.Context, upstreams int) error {
 		}
 		return err
 	}
+	s.alerts.assigned(a.cfg.Sinks)
+	defer s.alerts.revoked(a.cfg.Sinks) // after the final checkpoint
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers: a.brokers, Topic: a.cfg.Topics.Repartition, Partition: 0,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: a.cfg.Kafka.MaxWait.D(), QueueCapacity: 10000,
@@ -326,6 +329,10 @@ func (s *groupStage) restore(ctx context.Context) error {
 		return fmt.Errorf("restoring the group stage from snapshot %s: %w", mf.ID, err)
 	}
 	s.next, s.marks, s.pending, s.last = st.Next, st.Marks, pendingHeap(st.Pending), mf
+	_, groupRules := splitRules(a.currentRules())
+	if err := s.alerts.restore(cp.Firing, groupRules); err != nil {
+		return fmt.Errorf("restoring the group stage from snapshot %s: %w", mf.ID, err)
+	}
 	if s.marks == nil {
 		s.marks = map[int]int64{}
 	}
@@ -508,7 +515,7 @@ func (s *groupStage) emit(ctx context.Context) (err error) {
 	if s.eng.Output().Len() > 0 {
 		s.dirty = true
 	}
-	s.msgs, err = s.a.emit(ctx, s.eng.Output(), s.enc, s.msgs, s.epoch)
+	s.msgs, err = s.a.emit(s.alerts.observe(ctx, s.eng.Output()), s.eng.Output(), s.enc, s.msgs, s.epoch)
 	if err != nil {
 		return fmt.Errorf("group stage: %w", err)
 	}
@@ -548,8 +555,12 @@ func (s *groupStage) checkpoint(ctx context.Context) error {
 			return fmt.Errorf("group stage: flushing a sink: %w", err)
 		}
 	}
+	firing, err := s.alerts.marshal()
+	if err != nil {
+		return fmt.Errorf("group stage: %w", err)
+	}
 	cp := checkpoint{Engine: buf.Bytes(), RulesHash: s.hash,
-		Offsets: map[string]int64{s.a.cfg.Topics.Repartition: s.next}}
+		Offsets: map[string]int64{s.a.cfg.Topics.Repartition: s.next}, Firing: firing}
 	if s.eng != nil {
 		cp.Watermark = s.eng.Watermark()
 	}
