@@ -63,6 +63,7 @@ type amScenario struct {
 	rules   string
 	churn   string // inactivity rule: fires once a customer's last login is 1h old
 	burst   string // threshold rule: fires on a complaint, resolves once the watermark (30s behind the wall clock when idle) is 30s past it
+	quiet   string // group-level inactivity rule (the group stage's): fires once the tenant's last login is 1h old
 	tenant  string
 	// byPartition lists the customers of each input partition, two each.
 	byPartition [amInputs][]string
@@ -78,7 +79,8 @@ func newAMScenario(t *testing.T) *amScenario {
 	}
 	sfx := fmt.Sprintf("%d_%06x", time.Now().UnixNano(), rand.Uint32()&0xffffff)
 	s := &amScenario{brokers: brokers, am: am, tp: newTopics(t),
-		churn: "alertstate_churn_" + sfx, burst: "alertstate_burst_" + sfx, tenant: "alertstate-" + sfx}
+		churn: "alertstate_churn_" + sfx, burst: "alertstate_burst_" + sfx,
+		quiet: "alertstate_quiet_" + sfx, tenant: "alertstate-" + sfx}
 	createInputs(t, brokers, s.tp, amInputs)
 	// The lateness exceeds any delivery delay: idle partitions follow the
 	// wall clock, and the events these tests produce are stamped with it.
@@ -103,7 +105,14 @@ rules:
     op: ">="
     threshold: 1
     severity: warning
-`, s.churn, s.burst), 0o644))
+  - name: %s
+    kind: inactivity
+    source: interactions
+    match: {type: [login]}
+    key: [tenant]
+    idle_for: 1h
+    severity: warning
+`, s.churn, s.burst, s.quiet), 0o644))
 	// Two customers on each partition (the producer's murmur2), so that
 	// every partition holds firing alerts wherever it moves.
 	bal := &kafkago.Murmur2Balancer{}
@@ -386,6 +395,7 @@ func (s *amScenario) fireAll(t *testing.T, group string) (*amProc, string) {
 	slices.Sort(all)
 	s.waitActive(t, s.churn, all, "inactivity alerts fire")
 	s.waitActive(t, s.burst, []string{burst}, "the threshold alert fires")
+	s.waitActive(t, s.quiet, []string{""}, "the group stage's alert fires")
 	a.waitCheckpointed(t)
 	require.Equal(t, []string{"firing"}, s.hooks.states(s.burst, burst), "the webhook got the threshold alert, not yet its resolution")
 	return a, burst
@@ -407,6 +417,7 @@ func TestAlertmanagerAlertsSurviveKillAndRestart(t *testing.T) {
 	// Alertmanager; the others' alerts are re-posted by the new process.
 	s.waitActive(t, s.churn, quiet, "after the restart")
 	s.holdActive(t, s.churn, quiet, killed, 3*amExpiry, "after kill -9 and restart")
+	require.Empty(t, s.active(t, s.quiet), "the group stage re-reads the logins too and resolves its alert")
 	for _, c := range back {
 		require.Equal(t, []string{"firing", "resolved"}, s.hooks.states(s.churn, c), "webhook records of %s", c)
 	}
@@ -436,9 +447,11 @@ func TestAlertmanagerAlertsSurviveStopAndRestart(t *testing.T) {
 	b := s.start(t, s.tp.prefix, "restarted")
 	b.waitRestores(t, 0)
 	s.holdActive(t, s.churn, all, stopped, 3*amExpiry, "after SIGTERM and restart")
+	require.Equal(t, []string{""}, s.active(t, s.quiet), "the group stage's alert after SIGTERM and restart")
 
 	s.produceEvents(t, "login", time.Now(), s.customers(0)...)
 	s.waitActive(t, s.churn, s.customers(1), "logins after the restart resolve their alerts")
+	s.waitActive(t, s.quiet, []string{}, "and the group stage's alert")
 	b.stop(t)
 }
 
