@@ -33,7 +33,7 @@ type AlertStateSink interface {
 	// alerts it holds as firing (the last firing record of each). The sink
 	// announces them again at once: the instance that held them before may
 	// have stopped re-announcing them. Output written later with a context
-	// from OutputOwner(owner) is owner's.
+	// naming owner (OutputOwner) is owner's.
 	Assigned(owner string, firing []processor.Alert)
 	// Revoked says that owner stopped: its partition moved, or the process
 	// is stopping. The sink stops re-announcing owner's firing alerts, but
@@ -43,9 +43,9 @@ type AlertStateSink interface {
 
 type ownerKey struct{}
 
-// withOwner returns ctx naming owner as the producer of the output written
-// with it.
-func withOwner(ctx context.Context, owner string) context.Context {
+// WithOutputOwner returns ctx naming owner as the producer of the output
+// written with it; see OutputOwner.
+func WithOutputOwner(ctx context.Context, owner string) context.Context {
 	return context.WithValue(ctx, ownerKey{}, owner)
 }
 
@@ -91,7 +91,7 @@ func (s *activeAlerts) observe(ctx context.Context, out *processor.Output) conte
 			delete(s.firing, fp)
 		}
 	}
-	return withOwner(ctx, s.owner)
+	return WithOutputOwner(ctx, s.owner)
 }
 
 // list returns the firing alerts ordered by fingerprint.
