@@ -10,9 +10,11 @@ package stream_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +33,9 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/stream"
 )
 
 const (
@@ -77,8 +82,17 @@ func newAMScenario(t *testing.T) *amScenario {
 	if _, _, env := crmpulseBinary(t); env != nil {
 		t.Fatal("cmd/crmpulse does not build: these tests need its Alertmanager delivery")
 	}
+	s := newAlertScenario(t, brokers)
+	s.am = am
+	s.hooks = startHookLog(t)
+	return s
+}
+
+// newAlertScenario creates the topics, rules and customers of a scenario.
+func newAlertScenario(t *testing.T, brokers []string) *amScenario {
+	t.Helper()
 	sfx := fmt.Sprintf("%d_%06x", time.Now().UnixNano(), rand.Uint32()&0xffffff)
-	s := &amScenario{brokers: brokers, am: am, tp: newTopics(t),
+	s := &amScenario{brokers: brokers, tp: newTopics(t),
 		churn: "alertstate_churn_" + sfx, burst: "alertstate_burst_" + sfx,
 		quiet: "alertstate_quiet_" + sfx, tenant: "alertstate-" + sfx}
 	createInputs(t, brokers, s.tp, amInputs)
@@ -127,7 +141,6 @@ rules:
 			break
 		}
 	}
-	s.hooks = startHookLog(t)
 	return s
 }
 
@@ -485,4 +498,116 @@ func TestAlertmanagerAlertsFollowTheirPartition(t *testing.T) {
 	s.produceEvents(t, "login", time.Now(), s.customers(1)...)
 	s.waitActive(t, s.churn, []string{}, "resolutions after moving back")
 	a.stop(t)
+}
+
+// stateRecorder is an AlertStateSink that records what the pipeline tells
+// it about one rule's alerts, by customer.
+type stateRecorder struct {
+	rule string
+
+	mu       sync.Mutex
+	written  map[string]string   // customer → owner of the firing record written
+	assigned map[string][]string // owner → customers of the firing alerts restored
+	revoked  []string
+}
+
+func newStateRecorder(rule string) *stateRecorder {
+	return &stateRecorder{rule: rule, written: map[string]string{}, assigned: map[string][]string{}}
+}
+
+func (r *stateRecorder) Write(ctx context.Context, out *processor.Output) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range out.Alerts {
+		if a.Rule == r.rule && a.State == processor.StateFiring {
+			r.written[a.Labels["customer_id"]] = stream.OutputOwner(ctx)
+		}
+	}
+	return nil
+}
+
+func (r *stateRecorder) Flush(context.Context) error { return nil }
+
+func (r *stateRecorder) Assigned(owner string, firing []processor.Alert) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.assigned[owner] = []string{}
+	for _, a := range firing {
+		if a.Rule == r.rule && a.State == processor.StateFiring {
+			r.assigned[owner] = append(r.assigned[owner], a.Labels["customer_id"])
+		}
+	}
+}
+
+func (r *stateRecorder) Revoked(owner string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.revoked = append(r.revoked, owner)
+}
+
+func (r *stateRecorder) snapshot() (written map[string]string, assigned map[string][]string, revoked []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.written), maps.Clone(r.assigned), slices.Sorted(slices.Values(r.revoked))
+}
+
+// TestKfakeFiringAlertsAreHandedToTheNextOwner: the pipeline's side of the
+// hand-over, on the in-process broker. Each partition's firing alerts are
+// written with that partition as owner; a stopping instance revokes every
+// owner after its final checkpoint; the next instance hands every owner's
+// restored firing alerts to the sinks, without producing them again.
+func TestKfakeFiringAlertsAreHandedToTheNextOwner(t *testing.T) {
+	s := newAlertScenario(t, newKfake(t))
+	all := append(s.customers(0), s.customers(1)...)
+	slices.Sort(all)
+	s.produceEvents(t, "login", time.Now().Add(-3*time.Hour), all...)
+	cfg := appConfig(s.brokers, s.tp, s.tp.prefix)
+	cfg.Rules = s.rules
+
+	first, firstQuiet := newStateRecorder(s.churn), newStateRecorder(s.quiet)
+	cfg.Sinks = []stream.OutputSink{first, firstQuiet}
+	a := startApp(t, cfg, "first")
+	require.Eventually(t, func() bool {
+		w, _, _ := first.snapshot()
+		q, _, _ := firstQuiet.snapshot()
+		return len(w) == len(all) && len(q) == 1
+	}, time.Minute, 50*time.Millisecond, "the inactivity alerts never fired")
+	written, assigned, _ := first.snapshot()
+	for p, cs := range s.byPartition {
+		for _, c := range cs {
+			require.Equal(t, strconv.Itoa(p), written[c], "owner of %s's alert", c)
+		}
+	}
+	for owner, cs := range assigned {
+		require.Empty(t, cs, "partition %s started without a snapshot: nothing to hand over", owner)
+	}
+	q, _, _ := firstQuiet.snapshot()
+	require.Equal(t, "groups", q[""], "the group stage owns the group-level alert")
+	c0 := gauge(t, a.reg, "crmpulse_stream_checkpoints_total")
+	require.Eventually(t, func() bool { return gauge(t, a.reg, "crmpulse_stream_checkpoints_total") >= c0+3*amInputs },
+		time.Minute, 50*time.Millisecond)
+	a.stop(t)
+	_, _, revoked := first.snapshot()
+	require.Equal(t, []string{"0", "1", "2", "3", "groups"}, revoked, "every owner is revoked when the instance stops")
+
+	next, nextQuiet := newStateRecorder(s.churn), newStateRecorder(s.quiet)
+	cfg.Sinks = []stream.OutputSink{next, nextQuiet}
+	b := startApp(t, cfg, "next")
+	require.Eventually(t, func() bool {
+		_, as, _ := next.snapshot()
+		_, qs, _ := nextQuiet.snapshot()
+		return len(as) == amInputs+1 && len(qs) == amInputs+1
+	}, time.Minute, 50*time.Millisecond, "not every owner was assigned")
+	_, assigned, _ = next.snapshot()
+	for p, cs := range s.byPartition {
+		got := assigned[strconv.Itoa(p)]
+		slices.Sort(got)
+		require.Equal(t, slices.Sorted(slices.Values(cs)), got, "partition %d hands over its firing alerts", p)
+	}
+	require.Empty(t, assigned["groups"])
+	_, qa, _ := nextQuiet.snapshot()
+	require.Equal(t, []string{""}, qa["groups"], "the group stage hands over its alert")
+	b.stop(t)
+	written, _, _ = next.snapshot()
+	require.Empty(t, written, "restored alerts are not produced again")
 }
