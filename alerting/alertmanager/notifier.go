@@ -130,6 +130,9 @@ func (n *Notifier) NotifyFor(owner string, alerts ...processor.Alert) {
 // resolution of it still being delivered unless it started later: that
 // resolution is newer than the restored state.
 func (n *Notifier) Assign(owner string, firing []processor.Alert) {
+	if len(firing) > 0 {
+		n.logger.Info("re-posting the firing alerts of restored state", "owner", owner, "alerts", len(firing))
+	}
 	n.update(owner, true, firing)
 }
 
@@ -140,13 +143,18 @@ func (n *Notifier) Assign(owner string, firing []processor.Alert) {
 func (n *Notifier) Release(owner string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	released := 0
 	for fp, e := range n.alerts {
 		if e.owner == owner && !e.resolved() {
 			delete(n.alerts, fp)
-			n.firing--
+			released++
 		}
 	}
+	n.firing -= released
 	n.metrics.active.Set(float64(n.firing))
+	if released > 0 {
+		n.logger.Info("no longer re-posting the firing alerts of revoked state", "owner", owner, "alerts", released)
+	}
 }
 
 func (n *Notifier) update(owner string, restored bool, alerts []processor.Alert) {
