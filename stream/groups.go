@@ -174,7 +174,8 @@ type groupStage struct {
 	dirty     bool
 	lastFeed  time.Time
 	released  int64
-	dedup     *outputDedup // suppresses what a restore re-produces (outputdedup.go)
+	dedup     *outputDedup  // suppresses what a restore re-produces (outputdedup.go)
+	alerts    *activeAlerts // the alerts the stage holds as firing
 }
 
 // runGroupStage serves the group stage until ctx ends (the generation
@@ -183,6 +184,7 @@ func (a *App) runGroupStage(ctx context.Context, upstreams int) error {
 	s := &groupStage{
 		a: a, log: a.log.With("stage", "groups"), upstreams: upstreams, marks: map[int]int64{},
 		enc: newEncoder(a.cfg.Topics, a.cfg.Kafka.GroupID, name(groupStageID)), epoch: newEpoch(), lastFeed: a.now(),
+		alerts: newActiveAlerts(name(groupStageID)),
 	}
 	s.dedup = a.newOutputDedup(name(groupStageID), s.log)
 	defer s.dedup.close()
@@ -192,6 +194,8 @@ func (a *App) runGroupStage(ctx context.Context, upstreams int) error {
 		}
 		return err
 	}
+	s.alerts.assigned(a.cfg.Sinks)
+	defer s.alerts.revoked(a.cfg.Sinks) // after the final checkpoint
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers: a.brokers, Topic: a.cfg.Topics.Repartition, Partition: 0,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: readerMaxWait(a.cfg.Kafka.MaxWait.D()), QueueCapacity: 10000,
@@ -334,6 +338,10 @@ func (s *groupStage) restore(ctx context.Context) error {
 		return fmt.Errorf("restoring the group stage from snapshot %s: %w", mf.ID, err)
 	}
 	s.next, s.marks, s.pending, s.last = st.Next, st.Marks, pendingHeap(st.Pending), mf
+	_, groupRules := splitRules(a.currentRules())
+	if err := s.alerts.restore(cp.Firing, groupRules); err != nil {
+		return fmt.Errorf("restoring the group stage from snapshot %s: %w", mf.ID, err)
+	}
 	if s.marks == nil {
 		s.marks = map[int]int64{}
 	}
@@ -518,7 +526,7 @@ func (s *groupStage) emit(ctx context.Context) (err error) {
 		s.dirty = true
 	}
 	s.tag()
-	s.msgs, err = s.a.emit(ctx, s.eng.Output(), s.enc, s.msgs, s.epoch)
+	s.msgs, err = s.a.emit(s.alerts.observe(ctx, s.eng.Output()), s.eng.Output(), s.enc, s.msgs, s.epoch)
 	if err != nil {
 		return fmt.Errorf("group stage: %w", err)
 	}
@@ -558,10 +566,14 @@ func (s *groupStage) checkpoint(ctx context.Context) error {
 			return fmt.Errorf("group stage: flushing a sink: %w", err)
 		}
 	}
+	firing, err := s.alerts.marshal()
+	if err != nil {
+		return fmt.Errorf("group stage: %w", err)
+	}
 	cp := checkpoint{Engine: buf.Bytes(), RulesHash: s.hash,
 		Offsets: map[string]int64{s.a.cfg.Topics.Repartition: s.next},
 		// Still before any record of the new epoch reaches the writer.
-		Outputs: s.dedup.checkpointMarks(ctx)}
+		Outputs: s.dedup.checkpointMarks(ctx), Firing: firing}
 	if s.eng != nil {
 		cp.Watermark = s.eng.Watermark()
 	}

@@ -71,6 +71,8 @@ type worker struct {
 	lastMark time.Time
 	// dedup suppresses what a restore re-produces (outputdedup.go).
 	dedup *outputDedup
+	// alerts is the set of alerts the partition holds as firing.
+	alerts *activeAlerts
 }
 
 type cpJob struct {
@@ -96,7 +98,7 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 		a: a, p: p, log: a.log.With("partition", p), commit: commit,
 		reload: make(chan reloadReq, 1), enc: newEncoder(a.cfg.Topics, a.cfg.Kafka.GroupID, strconv.Itoa(p)), epoch: newEpoch(),
 		cpJobs: make(chan cpJob, 1), cpDone: make(chan error, 1), partName: strconv.Itoa(p),
-		done: make(chan struct{}),
+		done: make(chan struct{}), alerts: newActiveAlerts(name(p)),
 	}
 	stopReloads := func() { w.doneOnce.Do(func() { close(w.done) }) }
 	rf := a.register(w)
@@ -119,6 +121,8 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 	}
 	a.restored.Add(1)
 	defer a.restored.Add(-1)
+	w.alerts.assigned(a.cfg.Sinks)
+	defer w.alerts.revoked(a.cfg.Sinks) // after the final checkpoint
 
 	g, gctx := errgroup.WithContext(ctx)
 	chI, chR := make(chan *ikafka.Batch, 4), make(chan *ikafka.Batch, 4)
@@ -205,6 +209,9 @@ func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[stri
 		return startI, startR, w.firstCheckpoint(ctx, startI, startR)
 	}
 	if err := eng.Restore(cp.Engine); err != nil {
+		return 0, 0, fmt.Errorf("restoring partition %d from snapshot %s: %w", w.p, mf.ID, err)
+	}
+	if err := w.alerts.restore(cp.Firing, local); err != nil {
 		return 0, 0, fmt.Errorf("restoring partition %d from snapshot %s: %w", w.p, mf.ID, err)
 	}
 	if cp.RulesHash != rf.Hash {
@@ -384,7 +391,7 @@ func (w *worker) reject(rec *ikafka.Record, err error) error {
 // emit hands the engine's output to the sinks and queues it for Kafka.
 func (w *worker) emit(ctx context.Context) (err error) {
 	w.tag()
-	w.msgs, err = w.a.emit(ctx, w.eng.Output(), w.enc, w.msgs, w.epoch)
+	w.msgs, err = w.a.emit(w.alerts.observe(ctx, w.eng.Output()), w.eng.Output(), w.enc, w.msgs, w.epoch)
 	if err != nil {
 		return fmt.Errorf("partition %d: %w", w.p, err)
 	}
@@ -454,6 +461,10 @@ func (w *worker) checkpoint(ctx context.Context) (cpJob, error) {
 	if err != nil {
 		return cpJob{}, fmt.Errorf("snapshotting partition %d: %w", w.p, err)
 	}
+	firing, err := w.alerts.marshal()
+	if err != nil {
+		return cpJob{}, fmt.Errorf("snapshotting partition %d: %w", w.p, err)
+	}
 	took := time.Since(t0)
 	w.a.m.snapshotTime.Observe(took.Seconds())
 	w.a.m.snapshotBytes.WithLabelValues(w.partName).Set(float64(len(snap)))
@@ -473,6 +484,7 @@ func (w *worker) checkpoint(ctx context.Context) (cpJob, error) {
 			w.a.cfg.Topics.Receipts:     w.merger.Offset(ikafka.Receipts),
 		},
 		Outputs: outputs,
+		Firing:  firing,
 	}}, nil
 }
 
