@@ -34,6 +34,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmpulse/crmpulse/internal/testenv"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/stream"
 )
@@ -51,11 +52,8 @@ const (
 
 func alertmanagerURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("CRMPULSE_ALERTMANAGER_URL")
-	if u == "" {
-		t.Skip("CRMPULSE_ALERTMANAGER_URL is not set: this test needs the real Alertmanager that `make test` starts " +
-			"(eval \"$(deploy/local/up.sh)\")")
-	}
+	u := testenv.Env(t, "CRMPULSE_ALERTMANAGER_URL", "this test needs the real Alertmanager that `make test` starts "+
+		"(eval \"$(deploy/local/up.sh)\")")
 	return strings.TrimSuffix(u, "/")
 }
 

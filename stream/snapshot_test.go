@@ -21,10 +21,7 @@ import (
 // Kafka that `make test` starts.
 func snapshotTestStore(t *testing.T) *snapshotStore {
 	t.Helper()
-	b := os.Getenv("CRMPULSE_KAFKA_BROKERS")
-	if b == "" {
-		t.Skip("CRMPULSE_KAFKA_BROKERS is not set: this test needs the real Kafka that `make test` starts")
-	}
+	b := testenv.Env(t, "CRMPULSE_KAFKA_BROKERS", "this test needs the real Kafka that `make test` starts")
 	brokers := strings.Split(b, ",")
 	topic := fmt.Sprintf("snapshot-test-%d-%06x", time.Now().UnixNano(), rand.Uint32()&0xffffff)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,16 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/internal/testenv"
 )
 
 // TestKafkaTopicBoundsAndReadRange against the real Kafka that `make test`
 // starts: the bounds of every partition, and exactly the records of a
 // range, in order.
 func TestKafkaTopicBoundsAndReadRange(t *testing.T) {
-	b := os.Getenv("CRMPULSE_KAFKA_BROKERS")
-	if b == "" {
-		t.Skip("CRMPULSE_KAFKA_BROKERS is not set: this test needs the real Kafka that `make test` starts")
-	}
+	b := testenv.Env(t, "CRMPULSE_KAFKA_BROKERS", "this test needs the real Kafka that `make test` starts")
 	brokers := strings.Split(b, ",")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
