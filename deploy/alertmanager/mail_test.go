@@ -160,6 +160,7 @@ func TestMailToTheAccountManager(t *testing.T) {
 	} {
 		require.Contains(t, churn[0].Text, want)
 	}
+	require.Contains(t, churn[0].HTML, "<b>Customer c1</b> (tenant "+tenant+"), tier gold", "the HTML part renders too")
 	require.Empty(t, find(box["am1@example.com"], "receivable_due"), "c2's invoice is not am1's business")
 	for _, m := range box["am2@example.com"] {
 		require.NotContains(t, m.Text, "customer_id=c1", "am2 gets nothing about am1's customer: %s", m.Subject)
@@ -260,6 +261,7 @@ type mail struct {
 	ID      string
 	Subject string
 	Text    string
+	HTML    string
 	To      []string
 }
 
@@ -340,6 +342,7 @@ func (m *mailpit) tenantMail(tenant string) (map[string][]mail, error) {
 			ID      string `json:"ID"`
 			Subject string `json:"Subject"`
 			Text    string `json:"Text"`
+			HTML    string `json:"HTML"`
 			To      []struct {
 				Address string `json:"Address"`
 			} `json:"To"`
@@ -350,7 +353,7 @@ func (m *mailpit) tenantMail(tenant string) (map[string][]mail, error) {
 		if !strings.Contains(msg.Text, tenant) {
 			continue
 		}
-		x := mail{ID: msg.ID, Subject: msg.Subject, Text: msg.Text}
+		x := mail{ID: msg.ID, Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML}
 		for _, to := range msg.To {
 			x.To = append(x.To, to.Address)
 		}
