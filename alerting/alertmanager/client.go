@@ -31,12 +31,19 @@ type statusError struct {
 }
 
 func (e *statusError) Error() string {
+	switch e.code {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Sprintf("unexpected status %d (credentials refused: check alertmanager.username and password, "+
+			"or bearer_token): %s", e.code, e.body)
+	}
 	return fmt.Sprintf("unexpected status %d: %s", e.code, e.body)
 }
 
 // post sends alerts to endpoint once. Like Alertmanager's own notifiers it
 // says whether a failure is worth retrying: network errors, 5xx and 429 are;
-// other 4xx mean the batch itself is refused and will be refused again.
+// other 4xx mean the batch itself is refused and will be refused again,
+// except 401 and 403: refused credentials are the deployment's state, not
+// the batch's, and posts succeed again once they are fixed on either side.
 func post(ctx context.Context, client *http.Client, endpoint string, alerts []postableAlert) (retry bool, err error) {
 	body, err := json.Marshal(alerts)
 	if err != nil {
@@ -59,5 +66,7 @@ func post(ctx context.Context, client *http.Client, endpoint string, alerts []po
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
 	err = fmt.Errorf("posting alerts: %w", &statusError{code: resp.StatusCode, body: strings.TrimSpace(string(msg))})
-	return resp.StatusCode/100 == 5 || resp.StatusCode == http.StatusTooManyRequests, err
+	retry = resp.StatusCode/100 == 5 || resp.StatusCode == http.StatusTooManyRequests ||
+		resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
+	return retry, err
 }

@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // Request headers.
@@ -96,10 +96,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	u, _ := url.Parse(cfg.URL) // validated
 	n := &Notifier{
 		cfg:      cfg,
-		label:    u.Redacted(),
+		label:    redact.URL(cfg.URL), // password and token parameters masked
 		logger:   logger.With("webhook", cfg.Name),
 		stopping: make(chan struct{}),
 	}

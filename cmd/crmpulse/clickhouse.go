@@ -15,6 +15,7 @@ import (
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
+	"github.com/crmpulse/crmpulse/redact"
 	"github.com/crmpulse/crmpulse/sink/clickhouse"
 	"github.com/crmpulse/crmpulse/stream"
 )
@@ -31,6 +32,12 @@ type analytics struct {
 // migrate off, checks that it is), so a pipeline never starts writing rows
 // into tables that do not exist or have another shape.
 func openAnalytics(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger, reg prometheus.Registerer) (*analytics, error) {
+	a, err := openAnalyticsDSN(ctx, cfg, logger, reg)
+	// clickhouse-go's DSN errors quote the DSN, password included.
+	return a, redact.Error(err, cfg.DSN)
+}
+
+func openAnalyticsDSN(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger, reg prometheus.Registerer) (*analytics, error) {
 	s, err := clickhouse.New(clickhouse.Config{
 		DSN: cfg.DSN, BatchRows: cfg.BatchRows, FlushInterval: cfg.FlushInterval.D(),
 		MaxBufferedRows: cfg.MaxBufferedRows,
@@ -110,7 +117,8 @@ func (a *analytics) components(shard int) ([]processor.Component, error) {
 	}
 	cs := []processor.Component{agg}
 	if a.cfg.RawEvents {
-		raw, err := rawevents.New(rawevents.Config{HashKey: a.cfg.HashKey, ContactAttributes: a.cfg.ContactAttrs, Shard: shard})
+		raw, err := rawevents.New(rawevents.Config{HashKey: a.cfg.HashKey, ContactAttributes: a.cfg.ContactAttrs,
+			ContactPatterns: a.cfg.ContactPatterns, Shard: shard})
 		if err != nil {
 			return nil, fmt.Errorf("clickhouse.raw_events: %w", err)
 		}
