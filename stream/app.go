@@ -32,6 +32,7 @@ type App struct {
 	gatherer prometheus.Gatherer
 	now      func() time.Time
 	ln       net.Listener
+	httpSec  *httpSecurity // TLS and auth of ln (stream/httpauth.go)
 	brokers  []string
 
 	// mu orders reloads against workers joining: a worker registers and
@@ -86,11 +87,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 		a.gatherer = g
 	}
 	if cfg.HTTP.Listen != "" {
+		sec, err := loadHTTPSecurity(cfg.HTTP)
+		if err != nil {
+			return nil, err
+		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("http.listen: %w", err)
 		}
-		a.ln = ln
+		a.ln, a.httpSec = sec.listener(ln), sec
 	}
 	return a, nil
 }
@@ -396,7 +401,7 @@ func (a *App) serveHTTP(ctx context.Context) error {
 	if a.ln == nil {
 		return nil
 	}
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: a.httpSec.handler(a.handler()), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(a.ln) }()
 	select {
