@@ -63,12 +63,26 @@ type Opaque struct {
 // Record returns value with contact attributes hashed or dropped. A value
 // that is not a JSON object becomes an Opaque. With Keep, or when nothing
 // matches, value itself is returned (no copy).
-func (s *Scrubber) Record(value []byte) []byte {
+func (s *Scrubber) Record(value []byte) []byte { return s.record(value, true) }
+
+// Attributes is Record for an accepted record, whose top-level keys are
+// the schema's (SPEC §1) and never contact data: only its "attributes"
+// object is scrubbed, and a value that is not a JSON object is returned
+// as is.
+func (s *Scrubber) Attributes(value []byte) []byte { return s.record(value, false) }
+
+func (s *Scrubber) record(value []byte, topLevel bool) []byte {
 	if !s.Active() {
 		return value
 	}
+	if !topLevel && !bytes.Contains(value, []byte(`"attributes"`)) && !bytes.Contains(value, []byte(`\u`)) {
+		return value // most receipts and many interactions: no decoding at all (unless a key may be escaped)
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(value, &top); err != nil || top == nil {
+		if !topLevel {
+			return value
+		}
 		return s.opaque(value)
 	}
 	changed := false
@@ -79,7 +93,7 @@ func (s *Scrubber) Record(value []byte) []byte {
 			}
 			continue
 		}
-		if s.m.Contact(k) {
+		if topLevel && s.m.Contact(k) {
 			changed = true
 			if s.mode == Drop {
 				delete(top, k)

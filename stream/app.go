@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
@@ -33,7 +34,10 @@ type App struct {
 	now      func() time.Time
 	ln       net.Listener
 	httpSec  *httpSecurity // TLS and auth of ln (stream/httpauth.go)
-	brokers  []string
+	// deadScrub and repScrub hide contact attributes in dead letters and
+	// forwarded records (privacy.*); nil when kept as they are.
+	deadScrub, repScrub *privacy.Scrubber
+	brokers             []string
 
 	// mu orders reloads against workers joining: a worker registers and
 	// reads the rules under it, so it never misses a reload.
@@ -64,6 +68,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	deadScrub, repScrub, err := cfg.Scrubbers()
+	if err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
 	rf, err := rules.Load(cfg.Rules)
 	if err != nil {
 		return nil, err
@@ -78,6 +86,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.deadScrub, a.repScrub = deadScrub, repScrub
 	a.kafkaLog = kafkago.LoggerFunc(func(msg string, args ...any) {
 		logger.Warn("kafka: " + fmt.Sprintf(msg, args...))
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crmpulse/crmpulse/ingest"
 	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 )
 
@@ -172,11 +173,16 @@ func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time
 }
 
 // deadLetter is the DLQ record for a refused input record: the original key
-// and value, and headers saying why and where it came from.
-func deadLetter(rec *ikafka.Record, reason ingest.Reason, detail string, ep *epoch) kafkago.Message {
+// and value (contact attributes hashed or dropped when scrub is set:
+// privacy.dead_letters), and headers saying why and where it came from.
+func deadLetter(rec *ikafka.Record, reason ingest.Reason, detail string, ep *epoch, scrub *privacy.Scrubber) kafkago.Message {
 	m := &rec.Msg
+	value := m.Value
+	if scrub != nil {
+		value = scrub.Record(value)
+	}
 	return kafkago.Message{
-		Topic: m.Topic + DLQSuffix, Key: m.Key, Value: m.Value, WriterData: ep,
+		Topic: m.Topic + DLQSuffix, Key: m.Key, Value: value, WriterData: ep,
 		Headers: []kafkago.Header{
 			{Key: HeaderReason, Value: []byte(reason)},
 			{Key: HeaderError, Value: []byte(detail)},

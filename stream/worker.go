@@ -357,7 +357,7 @@ func (w *worker) reject(rec *ikafka.Record, err error) error {
 		w.a.m.late.Inc()
 	}
 	w.epoch.add(1)
-	w.msgs = append(w.msgs, deadLetter(rec, reason, detail, w.epoch))
+	w.msgs = append(w.msgs, deadLetter(rec, reason, detail, w.epoch, w.a.deadScrub))
 	w.a.m.outputs.WithLabelValues(kindDeadLetter).Inc()
 	return nil
 }
