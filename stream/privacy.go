@@ -17,11 +17,6 @@ func (c *Config) Scrubbers() (deadLetters, repartition *privacy.Scrubber, err er
 		return nil, nil, fmt.Errorf("clickhouse: %w", err)
 	}
 	var h *privacy.Hasher
-	if c.ClickHouse.HashKey != "" {
-		if h, err = privacy.NewHasher(c.ClickHouse.HashKey); err != nil {
-			return nil, nil, fmt.Errorf("clickhouse.%w", err)
-		}
-	}
 	build := func(key, v string) (*privacy.Scrubber, error) {
 		mode, err := privacy.ParseMode(v)
 		if err != nil {
@@ -29,6 +24,11 @@ func (c *Config) Scrubbers() (deadLetters, repartition *privacy.Scrubber, err er
 		}
 		if mode == privacy.Keep {
 			return nil, nil
+		}
+		if h == nil && c.ClickHouse.HashKey != "" {
+			if h, err = privacy.NewHasher(c.ClickHouse.HashKey); err != nil {
+				return nil, fmt.Errorf("clickhouse.%w", err)
+			}
 		}
 		s, err := privacy.NewScrubber(mode, m, h)
 		if err != nil {

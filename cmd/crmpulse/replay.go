@@ -29,7 +29,8 @@ func cmdReplay(ctx context.Context, args []string) int {
 	chDSN := fs.String("clickhouse", "", "also compute the aggregates and store them, the alerts, resends and outcomes in ClickHouse at this native-protocol DSN (clickhouse://host:9000/db), migrating its schema first")
 	chWindow := fs.Duration("clickhouse-window", time.Hour, "with --clickhouse: window of the revenue, complaint and delivery aggregates")
 	chActivity := fs.Duration("clickhouse-activity-window", 24*time.Hour, "with --clickhouse: window of per-customer activity")
-	chRaw := fs.Bool("clickhouse-raw-events", false, "with --clickhouse: also store every accepted record in interactions_raw / receipts_raw, contact attributes replaced by an HMAC keyed by $CRMPULSE_CLICKHOUSE_HASH_KEY")
+	chRaw := fs.Bool("clickhouse-raw-events", false, "with --clickhouse: also store every accepted record in interactions_raw / receipts_raw, contact attributes replaced by an HMAC keyed by $CRMPULSE_CLICKHOUSE_HASH_KEY (or the file $CRMPULSE_CLICKHOUSE_HASH_KEY_FILE)")
+	deadLetters := fs.String("privacy-dead-letters", envOr("CRMPULSE_PRIVACY_DEAD_LETTERS", "keep"), "contact attributes in rejected.jsonl: keep, hash (HMAC keyed by $CRMPULSE_CLICKHOUSE_HASH_KEY) or drop; contact attributes are those of $CRMPULSE_CLICKHOUSE_CONTACT_ATTRIBUTES and _PATTERNS (docs/security.md)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -52,7 +53,22 @@ func cmdReplay(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "crmpulse replay: %v\n", err)
 		return exitUsage
 	}
-	cfg := replay.Config{Rules: rf, Interactions: *inter, Receipts: *rec, OutDir: *out, MaxLineBytes: *maxLine}
+	// The privacy settings come from the environment, as in `crmpulse run`.
+	env, err := stream.LoadConfig("", os.Getenv)
+	if err == nil {
+		err = env.ReadSecretFiles()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "crmpulse replay: %v\n", err)
+		return exitUsage
+	}
+	env.Privacy.DeadLetters, env.Privacy.Repartition = *deadLetters, "keep" // replay has no repartition topic
+	scrub, _, err := env.Scrubbers()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "crmpulse replay: --privacy-dead-letters: %v\n", err)
+		return exitUsage
+	}
+	cfg := replay.Config{Rules: rf, Interactions: *inter, Receipts: *rec, OutDir: *out, MaxLineBytes: *maxLine, Scrub: scrub}
 	// Resend outcomes (did the resent attempt get through?) as aggregate
 	// rows, as in streaming; a backtest's metrics are not served anywhere.
 	tracker, err := followup.New(followup.Config{}, nil)
@@ -76,7 +92,8 @@ func cmdReplay(ctx context.Context, args []string) int {
 	if *chDSN != "" {
 		chCfg := stream.DefaultConfig().ClickHouse
 		chCfg.DSN, chCfg.Window, chCfg.ActivityWindow = *chDSN, stream.Duration(*chWindow), stream.Duration(*chActivity)
-		chCfg.RawEvents, chCfg.HashKey = *chRaw, os.Getenv("CRMPULSE_CLICKHOUSE_HASH_KEY")
+		chCfg.RawEvents, chCfg.HashKey = *chRaw, env.ClickHouse.HashKey
+		chCfg.ContactAttrs, chCfg.ContactPatterns = env.ClickHouse.ContactAttrs, env.ClickHouse.ContactPatterns
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		if an, err = openAnalytics(ctx, chCfg, logger, nil); err != nil {
 			fmt.Fprintf(os.Stderr, "crmpulse replay: --clickhouse: %v\n", err)
@@ -137,4 +154,12 @@ func replayWith(ctx context.Context, cfg replay.Config, an *analytics) (replay.S
 		return sum, fmt.Errorf("storing the rows in ClickHouse: %w", err)
 	}
 	return sum, nil
+}
+
+// envOr is the environment variable k, or def when it is empty.
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }
