@@ -97,6 +97,10 @@ func Error(err error, raw ...string) error {
 	}
 	msg := err.Error()
 	out := String(msg, raw...)
+	if out != msg {
+		// net/url quotes the bad escape, which may be part of a password.
+		out = badEscape.ReplaceAllString(out, "invalid URL escape")
+	}
 	if out == msg {
 		return err
 	}
@@ -150,6 +154,8 @@ func Secrets(raw string) []string {
 	}
 	return out
 }
+
+var badEscape = regexp.MustCompile(`invalid URL escape "[^"]*"`)
 
 type redacted struct {
 	msg string

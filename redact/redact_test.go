@@ -32,6 +32,7 @@ func TestErrorHidesTheURLAndItsSecrets(t *testing.T) {
 	require.Error(t, perr)
 	err := Error(fmt.Errorf("alertmanager: urls[0]: %w", perr), raw)
 	require.NotContains(t, err.Error(), "pa ss")
+	require.NotContains(t, err.Error(), "%zz", "the bad escape, part of the password, is not quoted")
 	require.Contains(t, err.Error(), "bob:xxxxx@am:9093")
 	var ue *url.Error
 	require.True(t, errors.As(err, &ue), "errors.As still reaches the url.Error")

@@ -75,7 +75,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, err
 		}
 		s.am, err = alertmanager.New(alertmanager.Config{URLs: cfg.AlertmanagerURLs, ResendDelay: cfg.ResendDelay, Client: client}, logger, reg)
 		if err != nil {
-			return nil, fmt.Errorf("alertmanager: %w", err)
+			return nil, err // its errors start with "alertmanager:"
 		}
 	}
 	var hookClient *http.Client
