@@ -17,6 +17,7 @@ import (
 	"github.com/crmpulse/crmpulse/httpclient"
 	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // Config is what `crmpulse run` runs. It is read from YAML (unknown keys
@@ -475,12 +476,23 @@ func (fv *FlagValues) Apply(cfg *Config) error {
 func (fv *FlagValues) SecretFlags() []string {
 	var out []string
 	for _, k := range Keys {
-		if k.Secret && *fv.vals[k.Name] != "" {
+		v := *fv.vals[k.Name]
+		switch {
+		case v == "":
+		case k.Name == "clickhouse.dsn" || urlKeys[k.Name]:
+			// A DSN or URL is secret only when it carries a password or token.
+			if len(redact.Secrets(v)) > 0 {
+				out = append(out, "--"+k.Flag())
+			}
+		case k.Secret:
 			out = append(out, "--"+k.Flag())
 		}
 	}
 	return out
 }
+
+// urlKeys are the keys holding URLs, which may carry credentials.
+var urlKeys = map[string]bool{"alertmanager.urls": true, "webhooks.alerts": true, "webhooks.resends": true}
 
 // ReadSecretFiles replaces every secret that has its <name>_file key set by
 // the file's content (trailing newline trimmed) and clears the _file key.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crmpulse/crmpulse/httpclient"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
@@ -141,8 +142,10 @@ Flags:
 func cmdMigrate(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	dsn := fs.String("dsn", os.Getenv("CRMPULSE_CLICKHOUSE_DSN"),
-		"ClickHouse native-protocol DSN, clickhouse://host:9000/db; the default comes from $CRMPULSE_CLICKHOUSE_DSN")
+	// The default is read after parsing, not given to the flag: the flag
+	// package would print it (password included) in --help.
+	dsn := fs.String("dsn", "",
+		"ClickHouse native-protocol DSN, clickhouse://host:9000/db; default: $CRMPULSE_CLICKHOUSE_DSN, or the file $CRMPULSE_CLICKHOUSE_DSN_FILE")
 	usage := func(w io.Writer) {
 		fmt.Fprint(w, migrateUsage)
 		fs.SetOutput(w)
@@ -157,6 +160,17 @@ func cmdMigrate(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "crmpulse migrate: %v\n\n", err)
 		usage(os.Stderr)
 		return exitUsage
+	}
+	if *dsn == "" {
+		env := stream.CHConfig{DSN: os.Getenv("CRMPULSE_CLICKHOUSE_DSN"), DSNFile: os.Getenv("CRMPULSE_CLICKHOUSE_DSN_FILE")}
+		v, err := httpclient.ReadSecret("clickhouse.dsn", env.DSN, env.DSNFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "crmpulse migrate: %v\n", err)
+			return exitUsage
+		}
+		*dsn = v
+	} else if len(redact.Secrets(*dsn)) > 0 {
+		slog.Warn("a DSN given as a flag is visible to every user of this machine (ps, /proc); use CRMPULSE_CLICKHOUSE_DSN or CRMPULSE_CLICKHOUSE_DSN_FILE")
 	}
 	if *dsn == "" {
 		fmt.Fprint(os.Stderr, "crmpulse migrate: --dsn is required\n\n")
