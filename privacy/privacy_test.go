@@ -132,3 +132,28 @@ func FuzzScrubber(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkScrubAttributes is the per-record cost privacy.repartition adds
+// to forwarding (keep costs a nil check and is not measured): compare with
+// ingest's BenchmarkDecodeInteraction, which every record pays anyway.
+func BenchmarkScrubAttributes(b *testing.B) {
+	h, _ := NewHasher(testKey)
+	m := must(NewMatcher(nil, nil))
+	for _, tc := range []struct {
+		name string
+		rec  string
+	}{
+		{"without attributes", `{"event_id":"e1","type":"purchase","customer_id":"c1","occurred_at":"2026-11-02T09:00:00Z","tenant":"acme","amount":3}`},
+		{"with contact attributes", `{"event_id":"e1","type":"purchase","customer_id":"c1","occurred_at":"2026-11-02T09:00:00Z","tenant":"acme","amount":3,"attributes":{"email":"a@example.com","plan":"gold","phone_number":"+1 555"}}`},
+	} {
+		for _, mode := range []Mode{Hash, Drop} {
+			s, _ := NewScrubber(mode, m, h)
+			b.Run(tc.name+"/"+string(mode), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					s.Attributes([]byte(tc.rec))
+				}
+			})
+		}
+	}
+}

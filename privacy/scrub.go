@@ -2,8 +2,11 @@ package privacy
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+
+	// goccy: about twice as fast as encoding/json here, which matters on
+	// the repartition path (per record); the output is the same JSON.
+	json "github.com/goccy/go-json"
 )
 
 // Mode is what a Scrubber does with contact attributes.
