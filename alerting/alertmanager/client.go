@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // postableAlert is one element of the body of POST /api/v2/alerts
@@ -57,7 +59,9 @@ func post(ctx context.Context, client *http.Client, endpoint string, alerts []po
 	req.Header.Set("User-Agent", "crmpulse")
 	resp, err := client.Do(req)
 	if err != nil {
-		return true, fmt.Errorf("posting alerts: %w", err)
+		// net/http's error quotes the URL: its password masked, but not
+		// its token parameters.
+		return true, redact.Error(fmt.Errorf("posting alerts: %w", err), endpoint)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {

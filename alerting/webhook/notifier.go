@@ -336,7 +336,8 @@ func (n *Notifier) attempt(ctx context.Context, j *job, attempt int) (retry bool
 	n.metrics.duration.WithLabelValues(n.cfg.Name).Observe(time.Since(start).Seconds())
 	if err != nil {
 		n.metrics.requests.WithLabelValues(n.cfg.Name, outcomeNetworkError).Inc()
-		return true, 0, fmt.Errorf("posting %s to %s: %w", j.key, n.label, err)
+		// net/http's error quotes the URL, with its token parameters.
+		return true, 0, redact.Error(fmt.Errorf("posting %s to %s: %w", j.key, n.label, err), n.cfg.URL)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
