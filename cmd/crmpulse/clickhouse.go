@@ -161,7 +161,9 @@ func cmdMigrate(ctx context.Context, args []string) int {
 		usage(os.Stderr)
 		return exitUsage
 	}
-	if *dsn == "" {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "dsn" })
+	if !given {
 		env := stream.CHConfig{DSN: os.Getenv("CRMPULSE_CLICKHOUSE_DSN"), DSNFile: os.Getenv("CRMPULSE_CLICKHOUSE_DSN_FILE")}
 		v, err := httpclient.ReadSecret("clickhouse.dsn", env.DSN, env.DSNFile)
 		if err != nil {
