@@ -95,44 +95,49 @@ var tlsVersions = map[string]uint16{"TLS10": tls.VersionTLS10, "TLS11": tls.Vers
 // renewed certificate (cert-manager, a mounted secret) is served without a
 // restart.
 func (t *TLSServer) Config() (*tls.Config, error) {
+	cfg, _, err := t.config()
+	return cfg, err
+}
+
+func (t *TLSServer) config() (*tls.Config, *certReloader, error) {
 	if t.CertFile == "" || t.KeyFile == "" {
-		return nil, errors.New("cert_file and key_file are required")
+		return nil, nil, errors.New("cert_file and key_file are required")
 	}
 	certs := &certReloader{certFile: t.CertFile, keyFile: t.KeyFile}
 	if err := certs.load(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 	if t.MinVersion != "" {
 		v, ok := tlsVersions[t.MinVersion]
 		if !ok {
-			return nil, fmt.Errorf("min_version: %q is not TLS10, TLS11, TLS12 or TLS13", t.MinVersion)
+			return nil, nil, fmt.Errorf("min_version: %q is not TLS10, TLS11, TLS12 or TLS13", t.MinVersion)
 		}
 		cfg.MinVersion = v
 	}
 	if t.ClientCAFile != "" {
 		pem, err := os.ReadFile(t.ClientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("client_ca_file: %w", err)
+			return nil, nil, fmt.Errorf("client_ca_file: %w", err)
 		}
 		cfg.ClientCAs = x509.NewCertPool()
 		if !cfg.ClientCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("client_ca_file %s: no PEM certificate in it", t.ClientCAFile)
+			return nil, nil, fmt.Errorf("client_ca_file %s: no PEM certificate in it", t.ClientCAFile)
 		}
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	if t.ClientAuthType != "" {
 		a, ok := clientAuthTypes[t.ClientAuthType]
 		if !ok {
-			return nil, fmt.Errorf("client_auth_type: %q is not one of NoClientCert, RequestClientCert, "+
+			return nil, nil, fmt.Errorf("client_auth_type: %q is not one of NoClientCert, RequestClientCert, "+
 				"RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert", t.ClientAuthType)
 		}
 		if (a == tls.VerifyClientCertIfGiven || a == tls.RequireAndVerifyClientCert) && cfg.ClientCAs == nil {
-			return nil, fmt.Errorf("client_auth_type %s needs client_ca_file", t.ClientAuthType)
+			return nil, nil, fmt.Errorf("client_auth_type %s needs client_ca_file", t.ClientAuthType)
 		}
 		cfg.ClientAuth = a
 	}
-	return cfg, nil
+	return cfg, certs, nil
 }
 
 type certReloader struct {
