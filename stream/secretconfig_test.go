@@ -98,3 +98,42 @@ func TestValidateHashKeyAndPrivacy(t *testing.T) {
 		})
 	}
 }
+
+func TestClientAndPrivacyKeysInYAML(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(`
+alertmanager:
+  urls: [https://am:9093]
+  username: crm
+  password_file: /run/secrets/am
+  tls:
+    ca_file: /etc/ca.pem
+    server_name: am.internal
+webhooks:
+  alerts: https://hook/
+  bearer_token_file: /run/secrets/hook
+  tls:
+    cert_file: /etc/c.pem
+    key_file: /etc/k.pem
+http:
+  web_config_file: /etc/web.yml
+clickhouse:
+  contact_patterns: ["*loyalty*"]
+privacy:
+  dead_letters: hash
+  repartition: drop
+`), 0o600))
+	cfg, err := LoadConfig(p, func(k string) string {
+		return map[string]string{"CRMPULSE_ALERTMANAGER_TLS_INSECURE_SKIP_VERIFY": "true"}[k]
+	})
+	require.NoError(t, err)
+	require.Equal(t, "crm", cfg.Alertmanager.Username)
+	require.Equal(t, "/run/secrets/am", cfg.Alertmanager.PasswordFile)
+	require.Equal(t, "am.internal", cfg.Alertmanager.TLS.ServerName)
+	require.True(t, cfg.Alertmanager.TLS.InsecureSkipVerify, "from the environment")
+	require.Equal(t, "/run/secrets/hook", cfg.Webhooks.BearerTokenFile)
+	require.Equal(t, "/etc/k.pem", cfg.Webhooks.HTTP().TLS.KeyFile)
+	require.Equal(t, "/etc/web.yml", cfg.HTTP.WebConfigFile)
+	require.Equal(t, []string{"*loyalty*"}, cfg.ClickHouse.ContactPatterns)
+	require.Equal(t, PrivacyConfig{DeadLetters: "hash", Repartition: "drop"}, cfg.Privacy)
+}
