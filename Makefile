@@ -32,17 +32,32 @@ demo-replay: build
 		--receipts $(DEMO)/receipts.jsonl --out $(DEMO)
 	@scripts/demo-report.sh $(DEMO)
 
-## test: the whole suite against real servers started by deploy/local.
+## test: the whole suite against real servers started by deploy/local, in phases: vet, the main
+## run, the tests that stop and restart the shared servers (one package at a time), every fuzz
+## target for 3 s. Each phase's `go test -json` goes to out/test/PHASE.json while the usual
+## package lines print; at the end a summary of all phases: how many tests ran, passed, failed,
+## were skipped, and each skip with its reason. A failing phase does not stop the later ones.
+TESTOUT := out/test
 test:
 	@set -euo pipefail; \
 	env_lines="$$(deploy/local/up.sh)"; eval "$$env_lines"; \
 	trap 'deploy/local/down.sh' EXIT; \
 	$(GO) vet ./...; \
-	$(GO) test -count=1 -timeout 30m ./...; \
+	$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }; \
+	rm -rf $(TESTOUT); mkdir -p $(TESTOUT); \
+	$(GO) build -o $(TESTOUT)/testreport ./scripts/testreport; \
+	report="$(TESTOUT)/testreport -tee"; rc=0; \
+	$(GO) test -json -count=1 -timeout 30m ./... | $$report $(TESTOUT)/main.json || rc=1; \
 	echo "== tests that stop and restart the shared servers, one package at a time"; \
 	CRMPULSE_ALERTMANAGER_RESTART_TEST=1 CRMPULSE_CLICKHOUSE_RESTART_TEST=1 \
-		$(GO) test -count=1 -p 1 -timeout 20m -run 'Restart' $$($(GO) list ./... | grep -E '/(alerting|sink)(/|$$)'); \
-	CRMPULSE_CLICKHOUSE_RESTART_TEST=1 $(GO) test -count=1 -timeout 10m -run 'Outage' ./stream/
+		$(GO) test -json -count=1 -p 1 -timeout 20m -run 'Restart' $$($(GO) list ./... | grep -E '/(alerting|sink)(/|$$)') \
+		| $$report $(TESTOUT)/restart.json || rc=1; \
+	CRMPULSE_CLICKHOUSE_RESTART_TEST=1 $(GO) test -json -count=1 -timeout 10m -run 'Outage' ./stream/ \
+		| $$report $(TESTOUT)/outage.json || rc=1; \
+	echo "== every fuzz target, briefly"; \
+	scripts/fuzz.sh 3s -json | $$report $(TESTOUT)/fuzz.json || rc=1; \
+	$(TESTOUT)/testreport -summary $(TESTOUT)/{main,restart,outage,fuzz}.json || rc=1; \
+	exit $$rc
 
 ## test-unit: the suite without starting servers (integration tests skip).
 test-unit:

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmpulse/crmpulse/internal/testenv"
 	"gopkg.in/yaml.v3"
 )
 
@@ -14,10 +16,7 @@ import (
 // deploy/k8s includes) and checks that the ConfigMap carries every
 // dashboard byte for byte, labelled for Grafana's dashboard sidecar.
 func TestKustomizeConfigMap(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl not on PATH: its kustomize builds the ConfigMap offline")
-	}
+	kubectl := testenv.OptionalTool(t, "kubectl", "its kustomize builds the ConfigMap offline; make test does not install it")
 	out, err := exec.Command(kubectl, "kustomize", ".").Output()
 	if ee, ok := err.(*exec.ExitError); ok {
 		t.Fatalf("kubectl kustomize: %v\n%s", err, ee.Stderr)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/crmpulse/crmpulse/internal/testenv"
 )
 
 // metricDef is a metric the code defines: its series names (a histogram's
@@ -302,10 +304,7 @@ func TestPrometheusQueries(t *testing.T) {
 
 	// Syntax and types, by the real parser: every expression as a
 	// recording rule.
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool is not on PATH (Debian: prometheus package): PromQL syntax not checked")
-	}
+	promtool := testenv.Tool(t, "promtool", "deploy/local/alertmanager.sh install brings it (Debian's prometheus package); it checks the PromQL syntax")
 	type rule struct {
 		Record string `yaml:"record"`
 		Expr   string `yaml:"expr"`

@@ -438,22 +438,39 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestMillionEvents: a million events stream out in a few seconds.
+// TestMillionEvents: a million events stream out, every one of them
+// counted in the stats. How fast is BenchmarkMillionEvents' figure: a
+// wall-clock bound here would fail by chance on a loaded machine.
 func TestMillionEvents(t *testing.T) {
 	if testing.Short() {
-		t.Skip("writes a million events")
+		t.Skip("-short: it writes a million events")
 	}
 	var iw, rw countingWriter
-	start := time.Now()
-	st, err := datagen.Generate(datagen.Config{Seed: 1, Customers: 9000, Days: 14}, &iw, &rw)
-	elapsed := time.Since(start)
+	st, err := datagen.Generate(millionEvents, &iw, &rw)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, st.Events(), 1_000_000)
 	require.Equal(t, st.Interactions, iw.lines)
 	require.Equal(t, st.Receipts, rw.lines)
-	t.Logf("%d events, %d MB in %v (%.0f events/s)", st.Events(), (iw.bytes+rw.bytes)>>20, elapsed,
-		float64(st.Events())/elapsed.Seconds())
-	require.Less(t, elapsed, 20*time.Second)
+}
+
+// millionEvents is the configuration of TestMillionEvents and its benchmark.
+var millionEvents = datagen.Config{Seed: 1, Customers: 9000, Days: 14}
+
+// BenchmarkMillionEvents: the time to write TestMillionEvents' data set
+// (it used to be bounded at 20 s inside the test).
+func BenchmarkMillionEvents(b *testing.B) {
+	events, written := 0, 0
+	for b.Loop() {
+		var iw, rw countingWriter
+		st, err := datagen.Generate(millionEvents, &iw, &rw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		events += st.Events()
+		written += iw.bytes + rw.bytes
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(written)/float64(1<<20)/b.Elapsed().Seconds(), "MB/s")
 }
 
 func BenchmarkGenerate(b *testing.B) {

@@ -52,7 +52,7 @@ func readJSONL[T any](t *testing.T, path string) []T {
 // naturally occasional customers).
 func TestExampleRulesFireOnInjections(t *testing.T) {
 	if testing.Short() {
-		t.Skip("replays two weeks of data")
+		t.Skip("-short: it replays two weeks of data")
 	}
 	file, err := rules.Load("../examples/rules.yaml")
 	require.NoError(t, err)

@@ -75,3 +75,29 @@ func TestAbsence(t *testing.T) {
 		})
 	}
 }
+
+// TestAbsenceEdges: the timer of an open start is due at start + within
+// and fires when the watermark reaches it, not a second before.
+func TestAbsenceEdges(t *testing.T) {
+	open := func(when, ticket string) step { return ev("complaint", "c1", when, attr("ticket_id", ticket)) }
+	tests := []struct {
+		name  string
+		steps []step
+		want  []brief
+	}{
+		{
+			name:  "one second before start + within nothing fires",
+			steps: []step{open("10:00", "t1"), wm("11h59m59s")},
+		},
+		{
+			name:  "the watermark exactly at start + within fires",
+			steps: []step{open("10:00", "t1"), wm("11h59m59s"), wm("12:00")},
+			want:  []brief{{State: "firing", Key: "t1", Starts: o("12:00"), Value: 7200}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, briefs(run(t, absenceRules, tc.steps...), "ticket_id"))
+		})
+	}
+}

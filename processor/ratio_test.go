@@ -90,3 +90,47 @@ func TestRatio(t *testing.T) {
 		})
 	}
 }
+
+// TestRatioEdges: a window [start, end) is final when the watermark
+// reaches end, not a second before, and an event at end belongs to the
+// next window.
+func TestRatioEdges(t *testing.T) {
+	receipts := func(status, when string, n int) []step {
+		var s []step
+		for i := 0; i < n; i++ {
+			s = append(s, rc("m"+status+when+itoa(i), "c1", status, when, provider("twilio")))
+		}
+		return s
+	}
+	breach := append(receipts("sent", "00:10", 4), receipts("failed", "00:20", 3)...)
+	tests := []struct {
+		name  string
+		steps []step
+		want  []brief
+	}{
+		{
+			name:  "one second before the window's end it is not final",
+			steps: append(append([]step{}, breach...), wm("59m59s")),
+		},
+		{
+			name:  "the watermark exactly at the window's end makes it final",
+			steps: append(append([]step{}, breach...), wm("59m59s"), wm("01:00")),
+			want:  []brief{{State: "firing", Key: "twilio", Starts: o("01:00"), Value: 0.75}},
+		},
+		{
+			name: "failures one second before the end count in the window, failures at the end in the next",
+			steps: append(append(receipts("sent", "00:10", 4), append(receipts("failed", "59m59s", 2), receipts("failed", "01:00", 1)...)...),
+				wm("01:00")),
+		},
+		{
+			name:  "failures one second before the end tip it over",
+			steps: append(append(receipts("sent", "00:10", 4), receipts("failed", "59m59s", 3)...), wm("01:00")),
+			want:  []brief{{State: "firing", Key: "twilio", Starts: o("01:00"), Value: 0.75}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, briefs(run(t, ratioRules, tc.steps...), "provider"))
+		})
+	}
+}

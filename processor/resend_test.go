@@ -196,12 +196,134 @@ func TestAfterQuietHours(t *testing.T) {
 		{"at end is outside", wrap, sh, time.Date(2026, 3, 1, 8, 0, 0, 0, sh), time.Date(2026, 3, 1, 8, 0, 0, 0, sh)},
 		{"after midnight", wrap, ny, time.Date(2026, 3, 1, 3, 0, 0, 0, ny), time.Date(2026, 3, 1, 8, 0, 0, 0, ny)},
 		{"before midnight, across the DST change", wrap, ny, time.Date(2026, 3, 7, 23, 0, 0, 0, ny), time.Date(2026, 3, 8, 8, 0, 0, 0, ny)},
+		{"on the day DST ends, the wall clock counts, not the time since midnight", wrap, ny, time.Date(2026, 11, 1, 7, 10, 0, 0, ny), time.Date(2026, 11, 1, 8, 0, 0, 0, ny)},
+		{"on the day DST starts, likewise", wrap, ny, time.Date(2026, 3, 8, 22, 30, 0, 0, ny), time.Date(2026, 3, 9, 8, 0, 0, 0, ny)},
 		{"non-wrapping inside", day, sh, time.Date(2026, 3, 1, 12, 30, 0, 0, sh), time.Date(2026, 3, 1, 13, 0, 0, 0, sh)},
 		{"non-wrapping outside", day, sh, time.Date(2026, 3, 1, 13, 0, 0, 0, sh), time.Date(2026, 3, 1, 13, 0, 0, 0, sh)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			require.True(t, tc.want.Equal(processor.AfterQuietHours(tc.in, tc.q, tc.loc)), "got %s", processor.AfterQuietHours(tc.in, tc.q, tc.loc).In(tc.loc))
+		})
+	}
+}
+
+// TestResendEdges puts failures, suppressions and watermarks exactly on
+// the documented edges (SPEC §3.2, README "Semantics we chose"): the
+// frequency cap counts triggers whose failure time lies in
+// (failure − per, failure], so neither one exactly per earlier nor one
+// with a later failure time (an out-of-order arrival) counts; suppression
+// applies at or before the failure time; the undelivered timer fires when
+// the watermark reaches sent + undelivered_after; a delivery report
+// cancels only when it is before not_before.
+func TestResendEdges(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []step
+		want  []rs
+	}{
+		{
+			name: "frequency cap: a trigger exactly per before the failure is outside the window",
+			steps: []step{rc("m1", "c1", "failed", "02:00"), rc("m2", "c1", "failed", "03:00"),
+				rc("m3", "c1", "failed", "04:00"), rc("m4", "c1", "failed", "26h")},
+			want: []rs{
+				{"resend", "m1", 2, "sms", "failed", o("02:05")},
+				{"resend", "m2", 2, "sms", "failed", o("03:05")},
+				{"resend", "m3", 2, "sms", "failed", o("04:05")},
+				{"resend", "m4", 2, "sms", "failed", o("26h5m")},
+			},
+		},
+		{
+			name: "frequency cap: a trigger one second less than per before the failure is inside it",
+			steps: []step{rc("m1", "c1", "failed", "02:00"), rc("m2", "c1", "failed", "03:00"),
+				rc("m3", "c1", "failed", "04:00"), rc("m4", "c1", "failed", "25h59m59s")},
+			want: []rs{
+				{"resend", "m1", 2, "sms", "failed", o("02:05")},
+				{"resend", "m2", 2, "sms", "failed", o("03:05")},
+				{"resend", "m3", 2, "sms", "failed", o("04:05")},
+			},
+		},
+		{
+			name: "frequency cap: triggers at exactly the failure time count",
+			steps: []step{rc("m1", "c1", "failed", "05:00"), rc("m2", "c1", "failed", "05:00"),
+				rc("m3", "c1", "failed", "05:00"), rc("m4", "c1", "failed", "05:00")},
+			want: []rs{
+				{"resend", "m1", 2, "sms", "failed", o("05:05")},
+				{"resend", "m2", 2, "sms", "failed", o("05:05")},
+				{"resend", "m3", 2, "sms", "failed", o("05:05")},
+			},
+		},
+		{
+			name: "frequency cap: triggers with later failure times, arrived first, do not count",
+			steps: []step{rc("m1", "c1", "failed", "05:00"), rc("m2", "c1", "failed", "06:00"),
+				rc("m3", "c1", "failed", "07:00"), rc("m4", "c1", "failed", "04:00")},
+			want: []rs{
+				{"resend", "m1", 2, "sms", "failed", o("05:05")},
+				{"resend", "m2", 2, "sms", "failed", o("06:05")},
+				{"resend", "m3", 2, "sms", "failed", o("07:05")},
+				{"resend", "m4", 2, "sms", "failed", o("04:05")},
+			},
+		},
+		{
+			name: "frequency cap: a trigger later cancelled still counts",
+			steps: []step{rc("m1", "c1", "sent", "02:00"), wm("02:15"), rc("m1", "c1", "delivered", "02:16"),
+				rc("m2", "c1", "failed", "03:00"), rc("m3", "c1", "failed", "04:00"), rc("m4", "c1", "failed", "05:00")},
+			want: []rs{
+				{"resend", "m1", 2, "sms", "undelivered", o("02:20")},
+				{"cancel", "m1", 2, "sms", "undelivered", o("02:20")},
+				{"resend", "m2", 2, "sms", "failed", o("03:05")},
+				{"resend", "m3", 2, "sms", "failed", o("04:05")},
+			},
+		},
+		{
+			name:  "a suppress_on receipt exactly at the failure time suppresses",
+			steps: []step{rc("m0", "c1", "hard_bounce", "02:00"), rc("m1", "c1", "soft_bounce", "02:00")},
+		},
+		{
+			name:  "a suppress_on receipt one second after the failure time, arrived first, does not suppress",
+			steps: []step{rc("m0", "c1", "hard_bounce", "2h0m1s"), rc("m1", "c1", "soft_bounce", "02:00")},
+			want:  []rs{{"resend", "m1", 2, "sms", "soft_bounce", o("02:05")}},
+		},
+		{
+			name:  "an unsubscribe exactly at the failure time suppresses",
+			steps: []step{ev("unsubscribe", "c1", "02:00"), rc("m1", "c1", "soft_bounce", "02:00")},
+		},
+		{
+			name:  "an unsubscribe one second after the failure time, arrived first, does not suppress",
+			steps: []step{ev("unsubscribe", "c1", "2h0m1s"), rc("m1", "c1", "soft_bounce", "02:00")},
+			want:  []rs{{"resend", "m1", 2, "sms", "soft_bounce", o("02:05")}},
+		},
+		{
+			name:  "undelivered: an unsubscribe exactly at sent + undelivered_after suppresses",
+			steps: []step{rc("m1", "c1", "sent", "02:00"), ev("unsubscribe", "c1", "02:15"), wm("02:15")},
+		},
+		{
+			name:  "undelivered: a suppress_on receipt exactly at sent + undelivered_after suppresses",
+			steps: []step{rc("m1", "c1", "sent", "02:00"), rc("m0", "c1", "complained", "02:15"), wm("02:15")},
+		},
+		{
+			name:  "undelivered: one second before sent + undelivered_after the timer has not fired",
+			steps: []step{rc("m1", "c1", "sent", "02:00"), wm("2h14m59s")},
+		},
+		{
+			name:  "undelivered: the watermark exactly at sent + undelivered_after fires the timer",
+			steps: []step{rc("m1", "c1", "sent", "02:00"), wm("2h14m59s"), wm("02:15")},
+			want:  []rs{{"resend", "m1", 2, "sms", "undelivered", o("02:20")}},
+		},
+		{
+			name:  "a late delivery report one second before not_before cancels",
+			steps: []step{rc("m1", "c1", "sent", "02:00"), wm("02:15"), rc("m1", "c1", "delivered", "2h19m59s")},
+			want:  []rs{{"resend", "m1", 2, "sms", "undelivered", o("02:20")}, {"cancel", "m1", 2, "sms", "undelivered", o("02:20")}},
+		},
+		{
+			name:  "a late delivery report exactly at not_before does not cancel",
+			steps: []step{rc("m1", "c1", "sent", "02:00"), wm("02:15"), rc("m1", "c1", "delivered", "02:20")},
+			want:  []rs{{"resend", "m1", 2, "sms", "undelivered", o("02:20")}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, resends(run(t, resendRules, tc.steps...)))
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmpulse/crmpulse/alerting/followup"
+	"github.com/crmpulse/crmpulse/internal/testenv"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
 	"github.com/crmpulse/crmpulse/processor/rules"
@@ -150,9 +150,7 @@ func TestKafkaClickHouseEqualsReplay(t *testing.T) { testKafkaClickHouse(t, fals
 // nothing lost, nothing doubled. It stops the shared server, so `make test`
 // runs it in its sequential phase.
 func TestKafkaClickHouseOutage(t *testing.T) {
-	if os.Getenv("CRMPULSE_CLICKHOUSE_RESTART_TEST") != "1" {
-		t.Skip("set CRMPULSE_CLICKHOUSE_RESTART_TEST=1 to stop and restart the shared test ClickHouse (no other tests may use it meanwhile)")
-	}
+	testenv.OptIn(t, "CRMPULSE_CLICKHOUSE_RESTART_TEST", "it stops and restarts the shared test ClickHouse (no other tests may use it meanwhile; make test runs it in its sequential phase)")
 	testKafkaClickHouse(t, true)
 }
 

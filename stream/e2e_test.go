@@ -1,23 +1,21 @@
 package stream_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmpulse/crmpulse/internal/testenv"
 )
 
 // realBrokers returns the broker of the real Kafka that `make test`
 // starts (deploy/local/kafka.sh), or skips the test.
 func realBrokers(t *testing.T) []string {
 	t.Helper()
-	b := os.Getenv("CRMPULSE_KAFKA_BROKERS")
-	if b == "" {
-		t.Skip("CRMPULSE_KAFKA_BROKERS is not set: this test needs the real Kafka that `make test` starts " +
-			"(deploy/local/kafka.sh start; eval \"$(deploy/local/kafka.sh env)\")")
-	}
+	b := testenv.Env(t, "CRMPULSE_KAFKA_BROKERS", "this test needs the real Kafka that `make test` starts "+
+		`(deploy/local/kafka.sh start; eval "$(deploy/local/kafka.sh env)")`)
 	return strings.Split(b, ",")
 }
 
@@ -42,6 +40,7 @@ func testEqualsReplay(t *testing.T, brokers []string, gc genConfig) {
 	c := collect(t, brokers, tp)
 	startApp(t, appConfig(brokers, tp, tp.prefix), "a")
 	c.waitEqual(t, want, 2*time.Minute)
+	c.requireNoDups(t)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	require.NotEmpty(t, c.dlqHdr)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmpulse/crmpulse/internal/testenv"
 )
 
 // TestKfakeHTTP: /healthz, /readyz and /metrics, whose output passes the
@@ -52,7 +54,7 @@ func TestKfakeHTTP(t *testing.T) {
 	problems, err := promlint.New(strings.NewReader(metrics)).Lint()
 	require.NoError(t, err)
 	require.Empty(t, problems)
-	if promtool, err := exec.LookPath("promtool"); err == nil {
+	if promtool := testenv.LookTool(t, "promtool", "deploy/local/alertmanager.sh install brings it (Debian's prometheus package)"); promtool != "" {
 		cmd := exec.Command(promtool, "check", "metrics")
 		cmd.Stdin = strings.NewReader(metrics)
 		out, err := cmd.CombinedOutput()

@@ -25,7 +25,7 @@ func serveSecured(t *testing.T, cfg HTTPConfig) string {
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	a := &App{gatherer: prometheus.NewRegistry()}
+	a := &App{gatherer: prometheus.NewRegistry(), health: newHealth()}
 	srv := &http.Server{Handler: sec.handler(a.handler())}
 	go func() { _ = srv.Serve(sec.listener(ln)) }()
 	t.Cleanup(func() { _ = srv.Close() })

@@ -20,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -34,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmpulse/crmpulse/internal/testenv"
 	"github.com/crmpulse/crmpulse/processor"
 )
 
@@ -47,12 +47,8 @@ const (
 
 func amURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv(envURL)
-	if u == "" {
-		t.Skipf("%s not set: start the test Alertmanager with deploy/local/alertmanager.sh start and "+
-			"eval \"$(deploy/local/alertmanager.sh env)\" (make test does both)", envURL)
-	}
-	return u
+	return testenv.Env(t, envURL, "start the test Alertmanager with deploy/local/alertmanager.sh start and "+
+		`eval "$(deploy/local/alertmanager.sh env)" (make test does both)`)
 }
 
 // notification is the body Alertmanager's webhook receiver posts.
@@ -278,10 +274,7 @@ func resolvedAt(a processor.Alert, ends time.Time) processor.Alert {
 
 func TestIntegrationSilenceSuppresses(t *testing.T) {
 	base := amURL(t)
-	amtool, err := exec.LookPath("amtool")
-	if err != nil {
-		t.Skip("amtool not on PATH: it comes with Debian's prometheus-alertmanager")
-	}
+	amtool := testenv.Tool(t, "amtool", "deploy/local/alertmanager.sh install brings it (Debian's prometheus-alertmanager)")
 	tenant, rule := testTenant(t), testRule("churn")
 	h := startHook(t, tenant)
 
@@ -415,9 +408,7 @@ func amScript(t *testing.T, arg string) {
 
 func TestIntegrationRestartLosesNothing(t *testing.T) {
 	base := amURL(t)
-	if os.Getenv(envRestartTest) != "1" {
-		t.Skipf("set %s=1 to stop and restart the shared test Alertmanager (other packages' tests must not be using it)", envRestartTest)
-	}
+	testenv.OptIn(t, envRestartTest, "it stops and restarts the shared test Alertmanager (other packages' tests must not be using it; make test runs it in its sequential phase)")
 	tenant, rule := testTenant(t), testRule("churn")
 	n, _ := startNotifier(t, Config{URLs: []string{base}, ResendDelay: 2 * time.Second, MaxBackoff: time.Second, Timeout: 2 * time.Second})
 	start := time.Now().Add(-time.Hour).Truncate(time.Second)

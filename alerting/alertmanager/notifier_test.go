@@ -36,6 +36,13 @@ type fakePost struct {
 }
 
 func (f *fakeAM) RoundTrip(req *http.Request) (*http.Response, error) {
+	return f.answer(req, func() bool { return f.down })
+}
+
+// answer records the post and answers it; isDown is called with f.mu held,
+// so that whether this request fails is decided by the same state that
+// records it, never by a flag another request is writing meanwhile.
+func (f *fakeAM) answer(req *http.Request, isDown func() bool) (*http.Response, error) {
 	var alerts []postableAlert
 	if err := json.NewDecoder(req.Body).Decode(&alerts); err != nil {
 		return nil, err
@@ -44,7 +51,7 @@ func (f *fakeAM) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := fakePost{host: req.URL.Host, at: time.Now(), alerts: alerts}
-	if f.down {
+	if isDown() {
 		f.posts = append(f.posts, p)
 		return nil, errors.New("connect: connection refused")
 	}
@@ -252,17 +259,16 @@ func TestClientErrorIsNotRetried(t *testing.T) {
 	})
 }
 
-// fakeHA answers per host: hosts in down fail.
+// fakeHA answers per host: hosts in downHosts (guarded by mu) fail. The
+// targets are posted to concurrently, so each request reads its own host's
+// state under the lock instead of setting the shared down flag.
 type fakeHA struct {
 	fakeAM
 	downHosts map[string]bool
 }
 
 func (f *fakeHA) RoundTrip(req *http.Request) (*http.Response, error) {
-	f.mu.Lock()
-	f.down = f.downHosts[req.URL.Host]
-	f.mu.Unlock()
-	return f.fakeAM.RoundTrip(req)
+	return f.answer(req, func() bool { return f.downHosts[req.URL.Host] })
 }
 
 func TestHAEveryTargetIndependently(t *testing.T) {

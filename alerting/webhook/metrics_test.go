@@ -8,16 +8,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmpulse/crmpulse/internal/testenv"
 )
 
 // TestMetricsLint runs promtool check metrics over this package's series.
 func TestMetricsLint(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not on PATH: Debian's prometheus package brings it")
-	}
+	promtool := testenv.Tool(t, "promtool", "deploy/local/alertmanager.sh install brings it (Debian's prometheus package)")
 	reg := prometheus.NewRegistry()
-	_, err = New(Config{Name: "resends", URL: "http://127.0.0.1:9"}, nil, reg)
+	_, err := New(Config{Name: "resends", URL: "http://127.0.0.1:9"}, nil, reg)
 	require.NoError(t, err)
 	families, err := reg.Gather()
 	require.NoError(t, err)

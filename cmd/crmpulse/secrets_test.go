@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -98,10 +97,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	})
 
 	t.Run("a running instance's logs and /metrics", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := ln.Addr().String()
-		require.NoError(t, ln.Close())
+		addr := freeAddr(t) // run_test.go
 		dir := t.TempDir()
 		cmd := exec.Command(crmpulseBinary(t), "run", "--embedded-kafka", "--kafka.brokers", freeAddr(t), "--rules", "../../examples/rules.yaml",
 			"--http.listen", addr, "--alertmanager.urls", "http://crm:"+amPassword+"@127.0.0.1:1",
@@ -136,11 +132,4 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		requireNoSecret(t, "the logs", out.String())
 		require.Contains(t, out.String(), "--clickhouse.hash-key", "the secret flag is warned about")
 	})
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmpulse/crmpulse/internal/testenv"
 	sink "github.com/crmpulse/crmpulse/sink/clickhouse"
 )
 
@@ -344,16 +345,10 @@ type server struct {
 
 func realServer(t *testing.T) server {
 	t.Helper()
-	dsn := os.Getenv(dsnEnv)
-	if dsn == "" {
-		t.Skipf("%s is not set: deploy/local/clickhouse.sh start; eval \"$(deploy/local/clickhouse.sh env)\"", dsnEnv)
-	}
+	dsn := testenv.Env(t, dsnEnv, `deploy/local/clickhouse.sh start; eval "$(deploy/local/clickhouse.sh env)" (make test does both)`)
 	u, err := url.Parse(dsn)
 	require.NoError(t, err)
-	client, err := exec.LookPath("clickhouse-client")
-	if err != nil {
-		t.Skipf("clickhouse-client is not installed (deploy/local/clickhouse.sh install): %v", err)
-	}
+	client := testenv.Tool(t, "clickhouse-client", "deploy/local/clickhouse.sh install brings it")
 	return server{dsn: u, client: client}
 }
 

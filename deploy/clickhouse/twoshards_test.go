@@ -101,7 +101,7 @@ func startShards(t *testing.T, s server) []server {
 // the Distributed table sees each row once.
 func TestDistributedTwoShards(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts two ClickHouse servers")
+		t.Skip("-short: it starts two ClickHouse servers of its own")
 	}
 	s := realServer(t)
 	shards := startShards(t, s)

@@ -388,7 +388,7 @@ func TestComposePrometheus(t *testing.T) {
 
 	// The real check, laid out as in the container (check config also loads
 	// the rule files).
-	promtool := lookTool(t, "promtool", "install Debian's prometheus package to check deploy/compose/prometheus.yml")
+	promtool := lookTool(t, "promtool", "deploy/local/alertmanager.sh install brings it (Debian's prometheus package); it checks deploy/compose/prometheus.yml")
 	cmd := exec.Command(promtool, "check", "config", "prometheus.yml")
 	cmd.Dir = tmp
 	out, err := cmd.CombinedOutput()
@@ -409,7 +409,22 @@ func TestComposeAlertmanager(t *testing.T) {
 	want, err := filepath.Abs(rootPath("deploy", "alertmanager", "alertmanager.yml"))
 	require.NoError(t, err)
 	require.Equal(t, want, abs, "the example configuration checked in deploy/alertmanager")
+	// Its templates: path is relative to the config file, so the directory
+	// must be mounted next to it.
+	tmpl, err := filepath.Abs(am.hostPath(t, filepath.Join(filepath.Dir(strings.TrimPrefix(configFileArg(am.Command), "--config.file=")), "templates", "crmpulse-email.tmpl")))
+	require.NoError(t, err)
+	require.FileExists(t, tmpl, "deploy/alertmanager/templates is mounted next to alertmanager.yml")
 	require.Contains(t, am.Command, "--cluster.listen-address=", "one instance: no gossip")
+}
+
+// configFileArg returns the --config.file=... argument of args, or "".
+func configFileArg(args []string) string {
+	for _, a := range args {
+		if strings.HasPrefix(a, "--config.file=") {
+			return a
+		}
+	}
+	return ""
 }
 
 // grafanaDatasources is a Grafana data source provisioning file.
@@ -504,7 +519,7 @@ func TestComposeConfigTool(t *testing.T) {
 		require.NoError(t, os.WriteFile(file, data, 0o644))
 		cmd = exec.Command(p, "--project-directory", composeDir, "--profile", "demo", "-f", file, "config", "--quiet")
 	} else {
-		t.Skip("neither the docker compose plugin nor docker-compose is installed; structure checked by the other tests")
+		t.Skip("optional, make test does not install it: neither the docker compose plugin nor docker-compose is installed; structure checked by the other tests")
 	}
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s:\n%s", strings.Join(cmd.Args, " "), out)

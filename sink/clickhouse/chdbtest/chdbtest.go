@@ -16,6 +16,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/crmpulse/crmpulse/internal/testenv"
 )
 
 // PythonEnv names the venv interpreter that has chdb-core.
@@ -40,13 +42,7 @@ type Result struct {
 // which installs chDB.
 func Run(t testing.TB, setup, queries []string) (string, []Result) {
 	t.Helper()
-	python := os.Getenv(PythonEnv)
-	if python == "" {
-		if os.Getenv("CRMPULSE_INTEGRATION") != "" {
-			t.Fatalf("%s is not set although make test installs chDB (deploy/local/chdb.sh)", PythonEnv)
-		}
-		t.Skipf("%s is not set: deploy/local/chdb.sh install; eval \"$(deploy/local/chdb.sh env)\"", PythonEnv)
-	}
+	python := testenv.Env(t, PythonEnv, `deploy/local/chdb.sh install; eval "$(deploy/local/chdb.sh env)"`)
 	script := filepath.Join(t.TempDir(), "runsql.py")
 	if err := os.WriteFile(script, program, 0o644); err != nil {
 		t.Fatal(err)

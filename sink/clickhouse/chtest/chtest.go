@@ -1,6 +1,7 @@
 // Package chtest gives tests outside sink/clickhouse a database of their own
 // on the real ClickHouse that `make test` starts (as httptest gives them a
-// server). Tests skip when CRMPULSE_CLICKHOUSE_DSN is not set.
+// server). Without CRMPULSE_CLICKHOUSE_DSN tests skip, or fail under make test
+// (internal/testenv).
 package chtest
 
 import (
@@ -8,26 +9,24 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/crmpulse/crmpulse/internal/testenv"
 )
 
 // DSNEnv names the server's DSN; deploy/local/clickhouse.sh env prints it.
 const DSNEnv = "CRMPULSE_CLICKHOUSE_DSN"
 
-// ServerDSN is the server's DSN; the test is skipped when it is not set.
+// ServerDSN is the server's DSN; without it the test skips (fails under
+// make test: testenv).
 func ServerDSN(t testing.TB) string {
 	t.Helper()
-	dsn := os.Getenv(DSNEnv)
-	if dsn == "" {
-		t.Skipf("%s is not set: start a server with deploy/local/clickhouse.sh start and "+
-			`eval "$(deploy/local/clickhouse.sh env)" (make test does both)`, DSNEnv)
-	}
-	return dsn
+	return testenv.Env(t, DSNEnv, `start a server with deploy/local/clickhouse.sh start and `+
+		`eval "$(deploy/local/clickhouse.sh env)" (make test does both)`)
 }
 
 // Open connects to dsn for the rest of the test.
