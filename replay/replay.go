@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
@@ -55,6 +56,10 @@ type Config struct {
 	Progress io.Writer
 	// Now stamps emitted_at and created_at; time.Now when nil.
 	Now func() time.Time
+	// Scrub, when set, hashes or drops the contact attributes in the raw
+	// field of rejected.jsonl (privacy.dead_letters); a raw line that is
+	// not a JSON object becomes privacy.Opaque's JSON text.
+	Scrub *privacy.Scrubber
 }
 
 // inputs lists the configured inputs in the order SPEC §5 breaks ties in
@@ -264,7 +269,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			reason = re.Reason
 		}
 		sum.Rejected[reason]++
-		return w.rejected.encode(rejection{Source: string(src.kind.source), Line: line, Reason: string(reason), Error: rerr.Error(), Raw: string(raw)})
+		return w.rejected.encode(rejection{Source: string(src.kind.source), Line: line, Reason: string(reason), Error: rerr.Error(), Raw: cfg.Scrub.Text(string(raw))})
 	}
 	// advance reads each source's next valid record into its head,
 	// rejecting malformed lines on the way.

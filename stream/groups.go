@@ -82,14 +82,19 @@ func splitRules(rf *rules.File) (local, groups *rules.File) {
 	return &l, &g
 }
 
-// forwarded is the repartition record of an accepted input record.
+// forwarded is the repartition record of an accepted input record, its
+// contact attributes hashed or dropped per privacy.repartition.
 func (w *worker) forwarded(rec kafkago.Message, src int) kafkago.Message {
 	source := ingest.SourceInteractions
 	if src != 0 {
 		source = ingest.SourceReceipts
 	}
+	value := bytes.Clone(rec.Value)
+	if w.a.repScrub != nil {
+		value = w.a.repScrub.Attributes(value)
+	}
 	return kafkago.Message{
-		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), Value: bytes.Clone(rec.Value), WriterData: w.epoch,
+		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), Value: value, WriterData: w.epoch,
 		Headers: []kafkago.Header{
 			{Key: headerUpstream, Value: []byte(w.partName)},
 			{Key: headerSource, Value: []byte(source)},
