@@ -101,9 +101,9 @@ func (c *Config) validate() error {
 		// net/url's errors quote the URL in full, password included.
 		errs = append(errs, redact.Error(fmt.Errorf("webhook: url: %w", err), c.URL))
 	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, fmt.Errorf("webhook: url: %q: scheme must be http or https", u.Redacted()))
+		errs = append(errs, fmt.Errorf("webhook: url: %q: scheme must be http or https", redact.URL(u.String())))
 	case u.Host == "":
-		errs = append(errs, fmt.Errorf("webhook: url: %q: no host", u.Redacted()))
+		errs = append(errs, fmt.Errorf("webhook: url: %q: no host", redact.URL(u.String())))
 	}
 	for _, d := range []struct {
 		name string
