@@ -11,10 +11,12 @@ import (
 )
 
 // Event is a view over either input record, so that detectors have one code
-// path for both sources. Exactly one of I and R is set.
+// path for both sources. Exactly one of I, R and S is set.
 type Event struct {
 	I *ingest.Interaction
 	R *ingest.Receipt
+	// S is a segment transition, for rules on source segments.
+	S *SegmentRecord
 }
 
 // Getter reads one field of an event as a string.
@@ -60,6 +62,9 @@ var receiptFields = map[string]Getter{
 
 // CompileField resolves a field path for a source.
 func CompileField(source, path string) (Field, error) {
+	if source == SourceSegments {
+		return compileSegmentField(path)
+	}
 	if source == SourceInteractions {
 		if name, ok := strings.CutPrefix(path, "attributes."); ok {
 			if name == "" {
