@@ -96,4 +96,6 @@ func (o *Output) Reset() {
 }
 
 // Len is the number of records in o.
-func (o *Output) Len() int { return len(o.Alerts) + len(o.Resends) + len(o.Aggregates) + len(o.Transitions) }
+func (o *Output) Len() int {
+	return len(o.Alerts) + len(o.Resends) + len(o.Aggregates) + len(o.Transitions)
+}
