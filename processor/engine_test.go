@@ -25,6 +25,7 @@ rules:
   - {name: complainers, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant], window: 1h, value: distinct(customer_id), op: ">=", threshold: 3}
   - {name: failures, kind: ratio, source: receipts, group_by: [tenant, channel], window: 1h, numerator: {status: [failed, soft_bounce]}, denominator: {status: [sent]}, op: ">", threshold: 0.3, min_denominator: 3, for: 2, resolve_threshold: 0.2}
   - {name: unresolved, kind: absence, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], within: 2h}
+  - {name: slipping, kind: threshold, source: segments, match: {to: [at_risk]}, group_by: [tenant, segment_set], window: 2h, value: count, op: ">=", threshold: 3}
 resend:
   - name: sms_retry
     channel: sms
@@ -36,6 +37,26 @@ resend:
     suppress_on: [hard_bounce, complained, unsubscribed]
     frequency_cap: {max: 3, per: 24h}
     fallback: {after_attempts: 2, channel: email}
+segments:
+  - name: lifecycle
+    key: [tenant, customer_id]
+    track: {type: [purchase, login, visit]}
+    purchase: {type: [purchase, refund]}
+    window: 6h
+    classes:
+      - {name: potential, max_total: 0}
+      - {name: new, tenure_under: 2h}
+      - {name: loyal, min_count: 4, recency_under: 3h}
+      - {name: big, min_amount: 500}
+      - {name: active, recency_under: 4h}
+      - {name: lapsed, recency_over: 8h, max_count: 0}
+      - {name: at_risk}
+  - name: regional
+    key: [customer_id, region]
+    window: 1h
+    classes:
+      - {name: busy, min_count: 2}
+      - {name: quiet}
 `
 
 // record is one input of a random scenario.
@@ -107,6 +128,7 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 	want := *whole.Output()
 	require.NotEmpty(t, want.Alerts)
 	require.NotEmpty(t, want.Resends)
+	require.Greater(t, len(want.Transitions), 100)
 	kinds := map[string]bool{}
 	for _, a := range want.Alerts {
 		kinds[a.Kind+"/"+a.State] = true
@@ -128,9 +150,12 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 			got := processor.Output{
 				Alerts:  append(append([]processor.Alert{}, first.Output().Alerts...), second.Output().Alerts...),
 				Resends: append(append([]processor.Resend{}, first.Output().Resends...), second.Output().Resends...),
+				Transitions: append(append([]processor.Transition{}, first.Output().Transitions...),
+					second.Output().Transitions...),
 			}
 			require.Equal(t, want.Alerts, got.Alerts)
 			require.Equal(t, want.Resends, got.Resends)
+			require.Equal(t, want.Transitions, got.Transitions)
 			require.Equal(t, whole.Stats(), second.Stats())
 		})
 	}

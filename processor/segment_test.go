@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmpulse/crmpulse/ingest"
 	"github.com/crmpulse/crmpulse/processor"
 )
 
@@ -279,4 +280,82 @@ func TestSegments(t *testing.T) {
 			require.Equal(t, tc.want, trans(out))
 		})
 	}
+}
+
+func TestSegmentTenant(t *testing.T) {
+	const byCustomer = `
+version: 1
+segments:
+  - {name: s, key: [customer_id], classes: [{name: all}]}
+  - {name: t, key: [tenant, customer_id], classes: [{name: all}]}
+`
+	other := func(e *ingest.Interaction) { e.Tenant = "globex" }
+	out := run(t, byCustomer, ev("login", "c1", "2h"), ev("login", "c1", "1h", other), wm("3h"))
+	require.Len(t, out.Transitions, 3)
+	// Without a tenant field, the tenant is that of the key's first tracked record.
+	require.Equal(t, processor.Transition{SegmentSet: "s", Key: map[string]string{"customer_id": "c1"}, Tenant: "globex",
+		CustomerID: "c1", To: "all", At: mustAt("1h")}, out.Transitions[0])
+	// With one, it is the key's: two keys, one per tenant.
+	require.Equal(t, map[string]string{"tenant": "globex", "customer_id": "c1"}, out.Transitions[1].Key)
+	require.Equal(t, "globex", out.Transitions[1].Tenant)
+	require.Equal(t, map[string]string{"tenant": "acme", "customer_id": "c1"}, out.Transitions[2].Key)
+	require.Equal(t, "acme", out.Transitions[2].Tenant)
+}
+
+const slipping = lifecycle + `
+rules:
+  - name: slipping
+    kind: threshold
+    source: segments
+    match: {segment_set: [lifecycle], to: [at_risk]}
+    group_by: [tenant]
+    window: 1d
+    value: count
+    op: ">="
+    threshold: 1
+  - name: newcomers
+    kind: threshold
+    source: segments
+    match: {from: [""]}
+    group_by: [tenant, to]
+    window: 1h
+    value: distinct(customer_id)
+    op: ">="
+    threshold: 2
+`
+
+func TestRulesOnSegments(t *testing.T) {
+	out := run(t, slipping,
+		ev("purchase", "c1", "0s"), ev("purchase", "c2", "1d"), ev("login", "c3", "30m"), ev("login", "c4", "40m"),
+		wm("300d"))
+	require.Equal(t, []string{
+		"lifecycle c1 null>new @" + o("0s"),
+		"lifecycle c3 null>potential @" + o("30m"),
+		"lifecycle c4 null>potential @" + o("40m"),
+		"lifecycle c2 null>new @" + o("1d"),
+		"lifecycle c1 new>active @" + o("30d"),
+		"lifecycle c2 new>active @" + o("31d"),
+		"lifecycle c1 active>at_risk @" + o("60d"),
+		"lifecycle c2 active>at_risk @" + o("61d"),
+		"lifecycle c1 at_risk>churned @" + o("120d"),
+		"lifecycle c2 at_risk>churned @" + o("121d"),
+	}, trans(out))
+	type al struct{ Rule, State, Group, Starts, Ends string }
+	var got []al
+	for _, a := range out.Alerts {
+		x := al{a.Rule, a.State, a.Labels["tenant"] + "/" + a.Labels["to"], off(a.StartsAt), ""}
+		if a.EndsAt != nil {
+			x.Ends = off(*a.EndsAt)
+		}
+		got = append(got, x)
+	}
+	require.Equal(t, []al{
+		// null reads as "": c3 and c4 both start as potential within the hour.
+		{"newcomers", "firing", "acme/potential", o("40m"), ""},
+		{"newcomers", "resolved", "acme/potential", o("40m"), o("1h30m")},
+		// The transition at 61d reaches the rule before its timer at 61d
+		// (the end of c1's window) fires, so the alert goes on firing.
+		{"slipping", "firing", "acme/", o("60d"), ""},
+		{"slipping", "resolved", "acme/", o("60d"), o("62d")},
+	}, got)
 }
