@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -246,6 +247,9 @@ func (s *SegmentSet) compile(n *yaml.Node, fail func(field, format string, args 
 			fail(field("name"), "duplicate class name %q", c.Name)
 		}
 		names[c.Name] = true
+		for _, bad := range nonFinite(reflect.ValueOf(c), "") {
+			fail(field(bad), "must be a finite number")
+		}
 		for _, x := range []struct {
 			name string
 			v    *int64
