@@ -124,6 +124,10 @@ func (st *segmentStage) Advance(wm time.Time, out *Output) {
 		st.advanceRules(t, out)
 	}
 	st.advanceRules(w, out)
+	for _, s := range st.sets {
+		s.pending.shrink()
+		s.timers.shrink()
+	}
 }
 
 func (st *segmentStage) advanceRules(w int64, out *Output) {
@@ -231,6 +235,10 @@ type segmentSet struct {
 	recency []int64  // the distinct recency bounds, ascending
 	tenure  []int64  // the distinct tenure bounds, ascending
 	window  int64
+	// usesCount and usesAmount say which look-back features a class
+	// reads; stride is the words per record in segEntry.Look.
+	usesCount, usesAmount bool
+	stride                int
 
 	keys    *keyTable
 	entries pages[segEntry]
@@ -242,54 +250,32 @@ type segmentSet struct {
 	tenantIdx map[string]uint32
 	buf       []byte
 	touched   []uint32
+	// evals counts key evaluations, so a test can hold Advance to
+	// touching only keys with something due.
+	evals int64
 }
 
 // segEntry is one key's state. Purchases are kept only when a class reads
 // count or amount.
 type segEntry struct {
 	First, Last int64 // first and last purchase applied (valid when Total > 0)
-	TrackAt     int64 // earliest tracked record seen, applied or not; noTime if none
-	Due         int64 // the key's live timer; noTime if none
-	Total       uint32
+	// At is, while Class is 0 (the key not tracked yet), the earliest
+	// tracked record seen; from then on, the key's next possible change
+	// (noTime if none). An untracked key has no timer and a tracked one
+	// needs no first record, so one field serves both and saves 8 bytes a
+	// key. The timer heap holds an entry for the key at or before At.
+	At    int64
+	Total uint32
 	Tenant      uint32
 	Class       uint16 // 0: not tracked yet; else class index + 1
-	Buys        []segBuy
-}
-
-// segBuy is a purchase, or a refund matched by purchase, in the look-back,
-// kept sorted by (At, Amount, Refund) so sums do not depend on arrival order.
-type segBuy struct {
-	At     int64
-	Amount float64
-	Refund bool
-}
-
-func (a segBuy) cmp(b segBuy) int {
-	switch {
-	case a.At != b.At:
-		return cmpInt(a.At, b.At)
-	case a.Amount != b.Amount:
-		if a.Amount < b.Amount {
-			return -1
-		}
-		return 1
-	case a.Refund != b.Refund:
-		if !a.Refund {
-			return -1
-		}
-		return 1
-	}
-	return 0
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	// Look holds the look-back's records, kept only when a class reads
+	// count or amount, as words of lookStride each: the time, then (when
+	// amount is read) the amount's float64 bits, then (when count is read
+	// too) 1 for a matched refund. Sorted by time then amount, so sums do
+	// not depend on arrival order. One slice of words rather than a slice
+	// of structs per feature: the common sets (count only) keep 8 bytes a
+	// purchase and one slice header a key.
+	Look []int64
 }
 
 // Kinds of pending record.
@@ -334,6 +320,8 @@ func newSegmentSet(def *rules.SegmentSet) *segmentSet {
 		sc := segClass{minCount: c.MinCount, maxCount: c.MaxCount, maxTotal: c.MaxTotal, minAmount: c.MinAmount,
 			recUnder: dur(c.RecencyUnder), recOver: dur(c.RecencyOver), tenUnder: dur(c.TenureUnder)}
 		s.classes = append(s.classes, sc)
+		s.usesCount = s.usesCount || sc.minCount != nil || sc.maxCount != nil
+		s.usesAmount = s.usesAmount || sc.minAmount != nil
 		s.names = append(s.names, c.Name)
 		for _, r := range []int64{sc.recUnder, sc.recOver} {
 			if r > 0 {
@@ -343,6 +331,14 @@ func newSegmentSet(def *rules.SegmentSet) *segmentSet {
 		if sc.tenUnder > 0 {
 			s.tenure = append(s.tenure, sc.tenUnder)
 		}
+	}
+	switch {
+	case s.usesCount && s.usesAmount:
+		s.stride = 3
+	case s.usesAmount:
+		s.stride = 2
+	case s.usesCount:
+		s.stride = 1
 	}
 	slices.Sort(s.recency)
 	slices.Sort(s.tenure)
@@ -359,25 +355,26 @@ func (s *segmentSet) observe(ev *ingest.Interaction) {
 	s.buf = groupKey(s.def.Fields, e, s.buf)
 	idx, added := s.keys.intern(s.buf)
 	if added {
-		en := s.entries.add()
-		en.TrackAt, en.Due = noTime, noTime
+		s.entries.add().At = noTime
 	}
 	en := s.entries.at(idx)
 	t := ev.OccurredAt.UnixNano()
-	earlier := t < en.TrackAt
-	if s.def.TenantField < 0 {
+	// Once tracked, no record can be earlier than the key's first: that
+	// instant is behind the watermark.
+	earlier := en.Class == 0 && t < en.At
+	if s.def.TenantField < 0 && en.Class == 0 {
 		tn := s.tenant(ev.Tenant)
 		// At a tie, the smaller tenant wins, so arrival order does not matter.
-		if earlier || (t == en.TrackAt && en.Class == 0 && ev.Tenant < s.tenants[en.Tenant]) {
+		if earlier || (t == en.At && ev.Tenant < s.tenants[en.Tenant]) {
 			en.Tenant = tn
 		}
 	}
 	if earlier {
-		en.TrackAt = t
+		en.At = t
 	}
 	refund := buy && ev.Type == "refund"
 	switch {
-	case refund && s.def.UsesWindow:
+	case refund && s.usesAmount:
 		s.pending.push(segPending{At: t, Amount: -math.Abs(ev.Amount), Idx: idx, Kind: pendRefund})
 	case buy && !refund:
 		s.pending.push(segPending{At: t, Amount: ev.Amount, Idx: idx, Kind: pendBuy})
@@ -412,8 +409,13 @@ func (s *segmentSet) step(t int64, out *Output) {
 	}
 	for s.timers.top() == t {
 		tm := s.timers.pop()
-		if s.entries.at(tm.Idx).Due == t { // else rescheduled since
+		switch en := s.entries.at(tm.Idx); {
+		case en.At == t:
 			s.touched = append(s.touched, tm.Idx)
+		case en.At > t && en.At != noTime:
+			// The next change moved later since this timer was set: it
+			// was kept rather than pushing a second one; move it on.
+			s.timers.push(segTimer{At: en.At, Idx: tm.Idx})
 		}
 	}
 	slices.SortFunc(s.touched, func(a, b uint32) int { return bytes.Compare(s.keys.key(a), s.keys.key(b)) })
@@ -437,41 +439,60 @@ func (s *segmentSet) apply(en *segEntry, p segPending) {
 			en.Total++
 		}
 	}
-	if s.def.UsesWindow {
-		b := segBuy{At: p.At, Amount: p.Amount, Refund: p.Kind == pendRefund}
-		i, _ := slices.BinarySearchFunc(en.Buys, b, segBuy.cmp)
-		en.Buys = slices.Insert(en.Buys, i, b)
+	if s.stride == 0 || (p.Kind == pendRefund && !s.usesAmount) {
+		return
 	}
+	rec := [3]int64{p.At, int64(math.Float64bits(p.Amount)), 0}
+	if p.Kind == pendRefund {
+		rec[2] = 1
+	}
+	// Insert before the first record that sorts after this one (by time,
+	// then amount); scanning from the end is short, as records come in
+	// time order.
+	n := len(en.Look) / s.stride
+	i := n
+	for i > 0 {
+		prev := en.Look[(i-1)*s.stride:]
+		if prev[0] < p.At || (prev[0] == p.At && (s.stride == 1 || math.Float64frombits(uint64(prev[1])) <= p.Amount)) {
+			break
+		}
+		i--
+	}
+	en.Look = slices.Insert(en.Look, i*s.stride, rec[:s.stride]...)
 }
 
 // evaluate decides the class of key idx at t, emits a transition when it
 // changed, and sets the key's timer at its next possible change.
 func (s *segmentSet) evaluate(idx uint32, t int64, out *Output) {
+	s.evals++
 	en := s.entries.at(idx)
-	if s.def.UsesWindow {
-		// A purchase at p counts in (t − window, t] while p > t − window.
-		cut := 0
-		for cut < len(en.Buys) && en.Buys[cut].At <= t-s.window {
-			cut++
+	// A purchase at p counts in (t − window, t] while p > t − window.
+	if cut := 0; len(en.Look) > 0 {
+		for cut < len(en.Look) && en.Look[cut] <= t-s.window {
+			cut += s.stride
 		}
-		if cut > 0 {
-			en.Buys = slices.Delete(en.Buys, 0, cut)
-			if len(en.Buys) == 0 {
-				en.Buys = nil
-			}
+		if en.Look = en.Look[cut:]; len(en.Look) == 0 {
+			en.Look = nil
+		} else if cut > 0 {
+			en.Look = slices.Clone(en.Look) // let go of what left
 		}
 	}
+	// The first evaluation consumes the first record's instant; later
+	// ones may consume the key's timer.
+	wasDue := en.Class == 0 || en.At <= t
 	cls := uint16(s.classify(en, t)) + 1
 	if cls != en.Class {
 		s.emit(idx, en, cls, t, out)
 		en.Class = cls
 	}
-	if nd := s.nextChange(en, t); nd != en.Due || en.Due <= t {
-		en.Due = nd
-		if nd != noTime {
-			s.timers.push(segTimer{At: nd, Idx: idx})
-		}
+	// A heap entry at or before en.At exists unless en.At is now (just
+	// taken) or none: push only when the next change comes earlier than
+	// that, so a key holds one heap entry, not one per record.
+	nd := s.nextChange(en, t)
+	if nd != noTime && (wasDue || nd < en.At) {
+		s.timers.push(segTimer{At: nd, Idx: idx})
 	}
+	en.At = nd
 }
 
 // classify is the index of the first class whose conditions hold at t.
@@ -479,11 +500,16 @@ func (s *segmentSet) classify(en *segEntry, t int64) int {
 	var count int64
 	var amount float64
 	var ignored int64
-	for _, b := range en.Buys {
-		if !b.Refund {
+	for i := 0; i < len(en.Look); i += s.stride {
+		switch s.stride {
+		case 1:
 			count++
+		case 3:
+			count += 1 - en.Look[i+2] // a refund is not a purchase
 		}
-		amount = sat(amount+b.Amount, &ignored)
+		if s.stride > 1 {
+			amount = sat(amount+math.Float64frombits(uint64(en.Look[i+1])), &ignored)
+		}
 	}
 	has := en.Total > 0
 	for i, c := range s.classes {
@@ -520,8 +546,8 @@ func (s *segmentSet) nextChange(en *segEntry, t int64) int64 {
 			}
 		}
 	}
-	if len(en.Buys) > 0 {
-		next = min(next, addSat(en.Buys[0].At, s.window))
+	if len(en.Look) > 0 {
+		next = min(next, addSat(en.Look[0], s.window))
 	}
 	return next
 }
@@ -594,8 +620,8 @@ func (s *segmentSet) unmarshal(b []byte) error {
 		}
 		en := s.entries.add()
 		*en = st.Entries[i]
-		if en.Due != noTime {
-			s.timers.push(segTimer{At: en.Due, Idx: idx})
+		if en.Class > 0 && en.At != noTime {
+			s.timers.push(segTimer{At: en.At, Idx: idx})
 		}
 	}
 	for _, p := range st.Pending {
@@ -663,6 +689,16 @@ func (h minHeap[T]) down(i int) {
 		i = m
 	}
 }
+
+// shrink gives back the capacity of a heap that drained (a burst of
+// pending records, a wave of expiring timers): amortised O(1) per pop.
+func (h *minHeap[T]) shrink() {
+	if cap(*h) > 2*len(*h)+minHeapSpare {
+		*h = append(minHeap[T](nil), (*h)...)
+	}
+}
+
+const minHeapSpare = 1024
 
 func (h minHeap[T]) init() {
 	for i := len(h)/2 - 1; i >= 0; i-- {
