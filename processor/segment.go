@@ -264,10 +264,10 @@ type segEntry struct {
 	// (noTime if none). An untracked key has no timer and a tracked one
 	// needs no first record, so one field serves both and saves 8 bytes a
 	// key. The timer heap holds an entry for the key at or before At.
-	At    int64
-	Total uint32
-	Tenant      uint32
-	Class       uint16 // 0: not tracked yet; else class index + 1
+	At     int64
+	Total  uint32
+	Tenant uint32
+	Class  uint16 // 0: not tracked yet; else class index + 1
 	// Look holds the look-back's records, kept only when a class reads
 	// count or amount, as words of lookStride each: the time, then (when
 	// amount is read) the amount's float64 bits, then (when count is read

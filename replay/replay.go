@@ -111,9 +111,9 @@ type Summary struct {
 	Cancels      int64
 	// Transitions counts segment transitions (SPEC §3.3), segments.jsonl.
 	Transitions int64
-	Aggregates   int64
-	Watermark    time.Time
-	Elapsed      time.Duration
+	Aggregates  int64
+	Watermark   time.Time
+	Elapsed     time.Duration
 	// Interrupted is set when the context ended the replay before the end
 	// of its input: the counts are what was done until then, and the
 	// watermark was not advanced to the end.
