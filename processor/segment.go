@@ -269,7 +269,7 @@ type segEntry struct {
 	Tenant uint32
 	Class  uint16 // 0: not tracked yet; else class index + 1
 	// Look holds the look-back's records, kept only when a class reads
-	// count or amount, as words of lookStride each: the time, then (when
+	// count or amount, as words of stride each: the time, then (when
 	// amount is read) the amount's float64 bits, then (when count is read
 	// too) 1 for a matched refund. Sorted by time then amount, so sums do
 	// not depend on arrival order. One slice of words rather than a slice
