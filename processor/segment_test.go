@@ -1,7 +1,10 @@
 package processor_test
 
 import (
+	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -268,6 +271,27 @@ func TestSegments(t *testing.T) {
 			},
 		},
 		{
+			name:  "bounds of counts and amounts are inclusive: min_amount 100 holds at exactly 100",
+			rules: amounts,
+			steps: []step{ev("purchase", "c1", "0s", amount(100)), ev("purchase", "c2", "0s", amount(99.99)), wm("1s")},
+			want: []string{
+				"plain c1 null>big @" + o("0s"),
+				"plain c2 null>small @" + o("0s"),
+				"value c1 null>big @" + o("0s"),
+				"value c2 null>small @" + o("0s"),
+			},
+		},
+		{
+			name: "without a purchase tenure is infinite: tenure_under never holds",
+			rules: `
+version: 1
+segments:
+  - {name: s, key: [customer_id], classes: [{name: new, tenure_under: 3650d}, {name: other}]}
+`,
+			steps: []step{ev("login", "c1", "0s"), ev("purchase", "c1", "1h"), wm("2h")},
+			want:  []string{"s c1 null>other @" + o("0s"), "s c1 other>new @" + o("1h")},
+		},
+		{
 			name:  "a late record is refused and changes nothing",
 			rules: lifecycle,
 			steps: []step{ev("login", "c1", "1h"), wm("2h"), late(ev("purchase", "c1", "90m")), wm("3h")},
@@ -358,4 +382,51 @@ func TestRulesOnSegments(t *testing.T) {
 		{"slipping", "firing", "acme/", o("60d"), ""},
 		{"slipping", "resolved", "acme/", o("60d"), o("62d")},
 	}, got)
+}
+
+// TestSegmentsDoNotDependOnArrivalOrder: the same records, in time order or
+// shuffled within the allowed lateness, give the same transitions: classes
+// are decided in event time.
+func TestSegmentsDoNotDependOnArrivalOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	types := []string{"purchase", "purchase", "refund", "login", "visit", "complaint"}
+	var recs []*ingest.Interaction
+	for i := range 400 {
+		recs = append(recs, &ingest.Interaction{EventID: "e" + itoa(i), Type: types[rng.IntN(len(types))],
+			CustomerID: "c" + itoa(rng.IntN(8)), Tenant: "acme", Amount: float64(rng.IntN(5)) * 33.3,
+			OccurredAt: base.Add(time.Duration(rng.IntN(3*24*60)) * time.Minute)})
+	}
+	const yaml = `
+version: 1
+defaults: {allowed_lateness: 100d}
+segments:
+  - name: s
+    key: [customer_id]
+    purchase: {type: [purchase, refund]}
+    window: 12h
+    classes:
+      - {name: heavy, min_count: 3, min_amount: 60}
+      - {name: fresh, tenure_under: 6h}
+      - {name: recent, recency_under: 2h}
+      - {name: lapsed, recency_over: 1d}
+      - {name: other}
+`
+	runOrder := func(recs []*ingest.Interaction) []processor.Transition {
+		e := newEngine(t, yaml)
+		for _, r := range recs {
+			require.NoError(t, e.Interaction(r))
+			e.AdvanceFromEvents()
+		}
+		e.Advance(base.Add(10 * 24 * time.Hour))
+		return e.Output().Transitions
+	}
+	sorted := slices.Clone(recs)
+	slices.SortStableFunc(sorted, func(a, b *ingest.Interaction) int { return a.OccurredAt.Compare(b.OccurredAt) })
+	want := runOrder(sorted)
+	require.Greater(t, len(want), 50)
+	for k := range 3 {
+		shuffled := slices.Clone(recs)
+		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		require.Equal(t, want, runOrder(shuffled), "shuffle %d", k)
+	}
 }
