@@ -31,6 +31,9 @@ type Alert struct {
 	WindowStart *time.Time        `json:"window_start"`
 	WindowEnd   *time.Time        `json:"window_end"`
 	EmittedAt   time.Time         `json:"emitted_at"`
+	// due is a deadline alert's due time, so that annotations rendered
+	// again (with customer labels) still see {{ .Due }}.
+	due time.Time
 }
 
 // ID is the deterministic identity of this state change: consumers dedup

@@ -31,8 +31,8 @@ import (
 const noTime = math.MaxInt64
 
 // segmentReader is a component that can read segment transitions: the
-// rules on source segments. threshold implements it below; the event kind
-// joins by implementing it too (and rules.SegmentKinds listing it).
+// rules on source segments. threshold and event implement it below; a kind
+// joins by implementing it too and being listed in rules.SegmentKinds.
 type segmentReader interface {
 	Component
 	Segment(rec *rules.SegmentRecord, at time.Time, out *Output)
@@ -46,6 +46,13 @@ func (d *threshold) Segment(rec *rules.SegmentRecord, at time.Time, out *Output)
 	}
 }
 
+// Segment feeds a transition to an event rule on source segments.
+func (d *event) Segment(rec *rules.SegmentRecord, at time.Time, out *Output) {
+	if d.rule.Source == rules.SourceSegments {
+		d.observe(rules.Event{S: rec}, at, out)
+	}
+}
+
 // segmentStage runs every segment set of a file and the rules on source
 // segments, as one component: SPEC §3.3 orders them together ("at each
 // instant t, the transitions at t reach the rules on segments, ordered by
@@ -55,7 +62,12 @@ type segmentStage struct {
 	rules  []segmentReader
 	ruleWM int64 // the watermark the rules were last advanced to
 	rec    rules.SegmentRecord
+	// profiles is the engine's profile store: rules on segments read
+	// customer.* from the version current at the transition's instant.
+	profiles *profileStore
 }
+
+func (st *segmentStage) useProfiles(s *profileStore) { st.profiles = s }
 
 // newSegmentStage builds the stage for f's segment sets and the rules on
 // source segments; nil when the file has no segment sets.
@@ -153,6 +165,13 @@ func (st *segmentStage) feedRules(tr *Transition, out *Output) {
 				st.rec.KeyValues = append(st.rec.KeyValues, tr.Key[f.Label])
 			}
 		}
+	}
+	if st.profiles != nil {
+		tenant := tr.Tenant
+		if tenant == "" {
+			tenant = ingest.DefaultTenant
+		}
+		st.rec.Profile = st.profiles.at(tenant, tr.CustomerID, tr.At.UnixNano())
 	}
 	for _, r := range st.rules {
 		r.Segment(&st.rec, tr.At, out)

@@ -430,3 +430,41 @@ segments:
 		require.Equal(t, want, runOrder(shuffled), "shuffle %d", k)
 	}
 }
+
+// TestEventRuleOnSegments: the seed's "loyal customer slipping": an event
+// rule on transitions, matching a profile field, with the account manager
+// from the profile current at the transition in its labels.
+func TestEventRuleOnSegments(t *testing.T) {
+	const yaml = shortWindow + `
+rules:
+  - name: slipping
+    kind: event
+    source: segments
+    match: {from: [loyal], to: [active], customer.tier: [gold]}
+    group_by: [tenant, customer_id]
+    customer_labels: [account_manager]
+    lasts: 1d
+`
+	buys := func(c string) []step {
+		return []step{ev("purchase", c, "0s"), ev("purchase", c, "1d"), ev("purchase", c, "2d"), ev("purchase", c, "3d")}
+	}
+	steps := []step{
+		prof("c1", "0s", func(c *ingest.Customer) { c.Tier, c.AccountManager = "gold", "ann@example.com" }),
+		// From 40d, c1 is bob's: the transition at 40d (the purchase at 0
+		// leaving the look-back) reads that version.
+		prof("c1", "40d", func(c *ingest.Customer) { c.Tier, c.AccountManager = "gold", "bob@example.com" }),
+		prof("c2", "0s", func(c *ingest.Customer) { c.Tier = "silver" }),
+	}
+	steps = append(append(append(steps, buys("c1")...), buys("c2")...), wm("50d"))
+	out := run(t, yaml, steps...)
+	require.Contains(t, trans(out), "lifecycle c2 loyal>active @"+o("40d"))
+	require.Len(t, out.Alerts, 2, "c2 is silver: only c1's transition matches")
+	fire, res := out.Alerts[0], out.Alerts[1]
+	require.Equal(t, "firing", fire.State)
+	require.Equal(t, mustAt("40d"), fire.StartsAt)
+	require.Equal(t, map[string]string{"alertname": "slipping", "tenant": "acme", "customer_id": "c1",
+		"account_manager": "bob@example.com"}, fire.Labels)
+	require.Equal(t, "resolved", res.State)
+	require.Equal(t, mustAt("41d"), *res.EndsAt)
+	require.Equal(t, fire.Labels, res.Labels)
+}

@@ -12,7 +12,14 @@ func (a *App) handler() http.Handler {
 	if a.gatherer != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
 	}
+	// /healthz fails while a partition has made no progress for
+	// health.stall_timeout with work to do (the watchdog's last look);
+	// a restart is then the remedy. /readyz says whether to send traffic.
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if why := a.health.unhealthy(); why != "" {
+			http.Error(w, why, http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

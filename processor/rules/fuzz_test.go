@@ -75,7 +75,29 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("rule %q accepted with window %s", r.Name, r.Window.D())
 				}
 			}
+			for _, f := range r.Fields {
+				if f.Customer && r.Kind != KindDrop && r.Kind != KindThreshold && r.Kind != KindRatio && r.Kind != KindEvent {
+					t.Fatalf("rule %q accepted with customer.* in a key", r.Name)
+				}
+			}
 			switch r.Kind {
+			case KindEvent:
+				if r.Lasts <= 0 {
+					t.Fatalf("event rule %q accepted without lasts", r.Name)
+				}
+			case KindDeadline:
+				if r.DueOf == nil || len(r.Stages) == 0 {
+					t.Fatalf("deadline rule %q accepted without due or stages", r.Name)
+				}
+				for i := 1; i < len(r.Stages); i++ {
+					if r.Stages[i].At <= r.Stages[i-1].At {
+						t.Fatalf("deadline rule %q accepted with stages out of order", r.Name)
+					}
+				}
+			case KindCalendar:
+				if r.DateOf == nil || r.Lasts <= 0 || r.Source != SourceCustomers {
+					t.Fatalf("calendar rule %q accepted without date, lasts or source customers", r.Name)
+				}
 			case KindThreshold, KindRatio:
 				if r.Compare == nil {
 					t.Fatalf("rule %q accepted without op", r.Name)

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -33,7 +34,12 @@ const (
 	KindThreshold  = "threshold"
 	KindRatio      = "ratio"
 	KindAbsence    = "absence"
+	KindEvent      = "event"
 )
+
+// DefaultEventLasts is how long an event rule's alert keeps firing after
+// its latest matching record when the rule leaves lasts out (SPEC §3.1).
+const DefaultEventLasts = 24 * time.Hour
 
 // DefaultAllowedLateness applies when the file's defaults leave it out.
 const DefaultAllowedLateness = 10 * time.Minute
@@ -96,6 +102,25 @@ type Rule struct {
 	Stop      map[string][]string `yaml:"stop"`
 	Correlate []string            `yaml:"correlate"`
 	Within    Duration            `yaml:"within"`
+	// event, calendar
+	Lasts Duration `yaml:"lasts"`
+	// deadline (start, stop and correlate as in absence)
+	DueField string    `yaml:"due"`
+	DueAfter Duration  `yaml:"due_after"`
+	Stages   []Stage   `yaml:"stages"`
+	DueOf    DueGetter `yaml:"-"`
+	// calendar (and lasts)
+	DateField string         `yaml:"date"`
+	Repeat    string         `yaml:"repeat"`
+	At        string         `yaml:"at"`
+	Offset    SignedDuration `yaml:"offset"`
+	AtMin     int            `yaml:"-"` // At in minutes after local midnight
+	DateOf    ProfileGetter  `yaml:"-"`
+
+	// CustomerLabels are profile fields copied into the labels of each
+	// firing record (SPEC §3), compiled into CustomerFields.
+	CustomerLabels []string       `yaml:"customer_labels"`
+	CustomerFields []ProfileField `yaml:"-"`
 
 	// Lifecycle options (threshold, ratio, drop): keep firing this long
 	// after the condition stops, and resolve only once the value crosses
@@ -124,6 +149,8 @@ type Rule struct {
 	// opGiven and thresholdGiven record that the keys are present, so
 	// that an empty value is refused rather than taken as missing.
 	opGiven, thresholdGiven bool
+	// defaultLoc is defaults.timezone, for dates without a zone.
+	defaultLoc *time.Location
 }
 
 // Baseline is a drop rule's reference: the mean of the N preceding windows,
@@ -143,16 +170,19 @@ type Aggregation struct {
 
 // Policy is one resend policy (SPEC §3.2).
 type Policy struct {
-	Name             string        `yaml:"name"`
-	Channel          string        `yaml:"channel"`
-	On               []string      `yaml:"on"`
-	UndeliveredAfter Duration      `yaml:"undelivered_after"`
-	MaxAttempts      int           `yaml:"max_attempts"`
-	Backoff          Backoff       `yaml:"backoff"`
-	QuietHours       *QuietHours   `yaml:"quiet_hours"`
-	SuppressOn       []string      `yaml:"suppress_on"`
-	FrequencyCap     *FrequencyCap `yaml:"frequency_cap"`
-	Fallback         *Fallback     `yaml:"fallback"`
+	Name             string      `yaml:"name"`
+	Channel          string      `yaml:"channel"`
+	On               []string    `yaml:"on"`
+	UndeliveredAfter Duration    `yaml:"undelivered_after"`
+	MaxAttempts      int         `yaml:"max_attempts"`
+	Backoff          Backoff     `yaml:"backoff"`
+	QuietHours       *QuietHours `yaml:"quiet_hours"`
+	SuppressOn       []string    `yaml:"suppress_on"`
+	// SuppressOnInteractions are interaction types that suppress every
+	// channel of the customer (default [unsubscribe]).
+	SuppressOnInteractions []string      `yaml:"suppress_on_interactions"`
+	FrequencyCap           *FrequencyCap `yaml:"frequency_cap"`
+	Fallback               *Fallback     `yaml:"fallback"`
 }
 
 // Backoff is the delay before attempt k+1: Initial × Multiplier^(k−1),
@@ -206,7 +236,7 @@ type Fallback struct {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_]+$`)
 
-var commonKeys = []string{"name", "kind", "source", "match", "severity", "labels", "annotations", "for"}
+var commonKeys = []string{"name", "kind", "source", "match", "severity", "labels", "annotations", "for", "customer_labels"}
 
 var kindKeys = map[string][]string{
 	KindInactivity: {"key", "idle_for"},
@@ -214,6 +244,9 @@ var kindKeys = map[string][]string{
 	KindThreshold:  {"group_by", "window", "value", "op", "threshold", "keep_firing_for", "resolve_threshold"},
 	KindRatio:      {"group_by", "window", "numerator", "denominator", "op", "threshold", "min_denominator", "keep_firing_for", "resolve_threshold"},
 	KindAbsence:    {"start", "stop", "correlate", "within"},
+	KindEvent:      {"group_by", "lasts"},
+	KindDeadline:   {"start", "stop", "correlate", "due", "due_after", "stages"},
+	KindCalendar:   {"date", "repeat", "at", "offset", "lasts"},
 }
 
 // ForSpec is a `for` value: an integer count of windows or a duration.
@@ -235,7 +268,7 @@ func (f *ForSpec) UnmarshalYAML(n *yaml.Node) error {
 	return f.Dur.UnmarshalText([]byte(n.Value))
 }
 
-var policyKeys = []string{"name", "channel", "on", "undelivered_after", "max_attempts", "backoff", "quiet_hours", "suppress_on", "frequency_cap", "fallback"}
+var policyKeys = []string{"name", "channel", "on", "undelivered_after", "max_attempts", "backoff", "quiet_hours", "suppress_on", "suppress_on_interactions", "frequency_cap", "fallback"}
 
 // Load reads and parses a rules file.
 func Load(path string) (*File, error) {
@@ -328,6 +361,7 @@ func Parse(data []byte) (*File, error) {
 	}
 	seen := map[string]bool{}
 	for _, r := range f.Rules {
+		r.defaultLoc = f.Defaults.Location
 		if r.Name != "" && seen[r.Name] {
 			errs = append(errs, fmt.Errorf("rule %q: field name: duplicate rule name", r.Name))
 		}
@@ -417,7 +451,7 @@ func decodeRule(n *yaml.Node) (*Rule, error) {
 		if kind == "" {
 			return nil, wrap(errors.New("field kind: missing required field"))
 		}
-		return nil, wrap(fmt.Errorf("field kind: unknown kind %q (want inactivity, drop, threshold, ratio or absence)", kind))
+		return nil, wrap(fmt.Errorf("field kind: unknown kind %q (want %s)", kind, strings.Join(kindNames(), ", ")))
 	}
 	if err := checkKeys(n, append(slices.Clone(commonKeys), params...)); err != nil {
 		return nil, wrap(err)
@@ -465,6 +499,15 @@ func (r *Rule) compile(n *yaml.Node) error {
 	checkWindow("window", r.Window, fail)
 	switch r.Source {
 	case SourceInteractions, SourceReceipts:
+		if r.Kind == KindCalendar {
+			fail("source", "a calendar rule reads profiles: source must be customers")
+			return errors.Join(errs...)
+		}
+	case SourceCustomers:
+		if r.Kind != KindCalendar {
+			fail("source", "only calendar rules read source customers")
+			return errors.Join(errs...)
+		}
 	case SourceSegments:
 		r.checkSegmentSource(fail)
 	case "":
@@ -488,6 +531,11 @@ func (r *Rule) compile(n *yaml.Node) error {
 			f, err := CompileField(r.Source, p)
 			if err != nil {
 				fail(field, "%v", err)
+				continue
+			}
+			if f.Customer && field != "group_by" {
+				// A key must not change when a profile does.
+				fail(field, "%q reads the customer profile: customer.* paths are allowed in match and group_by, not in %s", p, field)
 				continue
 			}
 			r.Fields = append(r.Fields, f)
@@ -562,6 +610,33 @@ func (r *Rule) compile(n *yaml.Node) error {
 		if r.MinDenominator < 0 {
 			fail("min_denominator", "must not be negative")
 		}
+	case KindEvent:
+		require("group_by")
+		compileFields("group_by", r.GroupBy)
+		positive("lasts", r.Lasts)
+		if r.Lasts == 0 {
+			r.Lasts = Duration(DefaultEventLasts)
+		}
+		if r.For.Set {
+			fail("for", "not a parameter of kind event (every matching record fires at once)")
+		}
+	case KindCalendar:
+		r.compileCalendar(func(k string) bool { return has(n, k) }, fail)
+	case KindDeadline:
+		require("start", "stop", "correlate", "stages")
+		compileFields("correlate", r.Correlate)
+		if r.StartMatch, err = compileMatch(r.Source, r.Start); err != nil {
+			fail("start", "%v", err)
+		}
+		if r.StopMatch, err = compileMatch(r.Source, r.Stop); err != nil {
+			fail("stop", "%v", err)
+		}
+		if r.For.Set {
+			fail("for", "not a parameter of kind deadline (its stages say when it fires)")
+		}
+		checkStageKeys(n, fail)
+		r.compileDeadline(fail)
+		r.compileDue(fail, has(n, "due"), has(n, "due_after"))
 	case KindAbsence:
 		require("start", "stop", "correlate", "within")
 		compileFields("correlate", r.Correlate)
@@ -580,6 +655,7 @@ func (r *Rule) compile(n *yaml.Node) error {
 		}
 	}
 	r.compileLifecycle(fail)
+	r.compileCustomerLabels(fail)
 	r.annotations = map[string]*template.Template{}
 	for k, v := range r.Annotations {
 		t, err := template.New(k).Option("missingkey=zero").Funcs(templateFuncs).Parse(v)
@@ -599,6 +675,53 @@ func (r *Rule) compile(n *yaml.Node) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// kindNames lists the detector kinds, for messages.
+func kindNames() []string { return slices.Sorted(maps.Keys(kindKeys)) }
+
+// hasCustomerID says whether the rule's key, group_by or correlate holds
+// customer_id, which customer_labels need: the labels come from one
+// customer's profile.
+func (r *Rule) hasCustomerID() bool {
+	return slices.ContainsFunc(r.Fields, func(f Field) bool { return f.Path == "customer_id" })
+}
+
+// compileCustomerLabels compiles customer_labels and refuses two fields of
+// the rule that would give one label name (SPEC §3).
+func (r *Rule) compileCustomerLabels(fail func(string, string, ...any)) {
+	if len(r.CustomerLabels) > 0 && !r.hasCustomerID() {
+		fail("customer_labels", "needs customer_id in the rule's key, group_by or correlate (the labels come from that customer's profile)")
+	}
+	for _, p := range r.CustomerLabels {
+		pf, err := CompileProfileField(strings.TrimPrefix(p, CustomerPrefix))
+		if err != nil {
+			fail("customer_labels", "%v", err)
+			continue
+		}
+		r.CustomerFields = append(r.CustomerFields, pf)
+	}
+	owner := map[string]string{"alertname": "the alert name"}
+	if r.Kind == KindDeadline {
+		owner["stage"] = "the stage label"
+	}
+	claim := func(field, path, label string) {
+		if prev, ok := owner[label]; ok {
+			fail(field, "%q gives label %q, as %s does", path, label, prev)
+			return
+		}
+		owner[label] = fmt.Sprintf("%q", path)
+	}
+	fieldParam := map[string]string{KindInactivity: "key", KindAbsence: "correlate", KindDeadline: "correlate"}[r.Kind]
+	if fieldParam == "" {
+		fieldParam = "group_by"
+	}
+	for _, f := range r.Fields {
+		claim(fieldParam, f.Path, f.Label)
+	}
+	for _, f := range r.CustomerFields {
+		claim("customer_labels", f.Path, f.Label)
+	}
 }
 
 func (r *Rule) compileLifecycle(fail func(string, string, ...any)) {
@@ -807,6 +930,14 @@ func decodePolicy(n *yaml.Node) (*Policy, error) {
 	for _, s := range p.SuppressOn {
 		if !slices.Contains(AllStatuses, s) {
 			fail("suppress_on", "unknown status %q", s)
+		}
+	}
+	if p.SuppressOnInteractions == nil {
+		p.SuppressOnInteractions = []string{"unsubscribe"}
+	}
+	for _, s := range p.SuppressOnInteractions {
+		if s == "" {
+			fail("suppress_on_interactions", "an interaction type must not be empty")
 		}
 	}
 	if p.MaxAttempts < 1 {

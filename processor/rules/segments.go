@@ -8,17 +8,18 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/crmpulse/crmpulse/ingest"
 )
 
 // SourceSegments is the source of rules on segment transitions (SPEC §3,
 // §3.3): the records a segment set emits when a key changes class.
 const SourceSegments = "segments"
 
-// SegmentKinds are the detector kinds that may read source segments.
-// The event kind joins them once it exists (SPEC §3: "event and threshold
-// rules"); the engine side needs the kind's component to implement
-// processor.segmentReader.
-var SegmentKinds = []string{KindThreshold}
+// SegmentKinds are the detector kinds that may read source segments (SPEC
+// §3: "event and threshold rules"); the engine side needs the kind's
+// component to implement processor.segmentReader.
+var SegmentKinds = []string{KindEvent, KindThreshold}
 
 // Conditions of a segment class (SPEC §3.3).
 const (
@@ -87,6 +88,9 @@ type SegmentRecord struct {
 	CustomerID string
 	KeyPaths   []string
 	KeyValues  []string
+	// Profile is the customer's profile version current at the
+	// transition's instant (SPEC §1.3), for customer.* paths; nil if none.
+	Profile *ingest.Profile
 }
 
 // keyField reads a key field by its path, "" when the key has no such field.
