@@ -4,7 +4,11 @@
 // bursts, unresolved complaints, a provider incident, a campaign backlash,
 // undelivered messages, bounces and retries) and the imperfections of real
 // streams (duplicates, out-of-order and late records, malformed lines), so
-// that every detector of examples/rules.yaml has something to find.
+// that every detector of examples/rules.yaml has something to find. With
+// GenerateAll it also writes the customer profiles of SPEC §1.3 (account
+// managers, tiers, zones, birthdays, contract ends; profiles.go), and the
+// interactions carry invoices, payments, follow-up tasks and large orders
+// (accounts.go) with the reminder cases of Reminders injected.
 //
 // Generation streams: events are produced a day at a time into hour
 // buckets, each hour is sorted and written, and only the follow-ups of the
