@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,13 +69,13 @@ func BenchmarkReplaySegments(b *testing.B) {
 		b.Fatal(err)
 	}
 	rate := func(rf *rules.File) (wall, cpu float64, transitions int64) {
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), cpuTime(b)
 		sum, err := Run(context.Background(), Config{Rules: rf, Interactions: ip, Receipts: rp, OutDir: b.TempDir()})
 		if err != nil {
 			b.Fatal(err)
 		}
 		total := float64(sum.Interactions + sum.Receipts + sum.Duplicates + sum.RejectedTotal())
-		return total / time.Since(start).Seconds(), total / (cpuTime() - cpu0).Seconds(), sum.Transitions
+		return total / time.Since(start).Seconds(), total / (cpuTime(b) - cpu0).Seconds(), sum.Transitions
 	}
 	rate(plain) // warm the page cache
 	for range b.N {
@@ -91,10 +90,3 @@ func BenchmarkReplaySegments(b *testing.B) {
 }
 
 // cpuTime is the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
