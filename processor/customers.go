@@ -116,7 +116,7 @@ func (e *Engine) labelAlerts(from int) {
 }
 
 func (e *Engine) attachProfile(p **ingest.Profile, tenant, customer string, at time.Time) {
-	if !e.fromRecords {
+	if e.attach {
 		*p = e.profiles.at(tenant, customer, at.UnixNano())
 	}
 }

@@ -36,6 +36,12 @@ type Config struct {
 	// profiles (SPEC §1.3: what a partition engine hands on carries the
 	// customer.* values it read).
 	ProfilesFromRecords bool
+	// AttachProfiles makes the engine attach the current profile to every
+	// record even when its own rules do not read customer.* from records:
+	// a partition engine whose accepted records feed group-level rules
+	// that do. Otherwise the per-record lookup is skipped when nothing
+	// needs it (rules.File.ReadsRecordProfiles).
+	AttachProfiles bool
 	// FutureSkew, when positive, refuses a record whose occurred_at is
 	// more than this far ahead of the watermark (once there is one) with
 	// reason future, so that one record from a wrong clock cannot move the
@@ -91,6 +97,8 @@ type Engine struct {
 	// Config.ProfilesFromRecords.
 	profiles    *profileStore
 	fromRecords bool
+	// attach says whether records get their profile attached (Config.AttachProfiles).
+	attach bool
 	// custRules are the rules with customer_labels, by name; custLabels
 	// holds, by the fingerprint the detector gave a firing alert, the
 	// profile labels added to it, so that its resolved record carries
@@ -143,6 +151,7 @@ func New(cfg Config) (*Engine, error) {
 
 		profiles:    newProfileStore(readHorizon(cfg.Rules)),
 		fromRecords: cfg.ProfilesFromRecords,
+		attach:      !cfg.ProfilesFromRecords && (cfg.AttachProfiles || cfg.Rules.ReadsRecordProfiles()),
 		custRules:   map[string]*rules.Rule{},
 		custLabels:  map[string]map[string]string{},
 	}

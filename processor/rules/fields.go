@@ -213,6 +213,15 @@ func (m *Matcher) Match(e Event) bool {
 	return true
 }
 
+// ReadsProfile reports whether a condition of m reads the customer's
+// profile (a customer.* path).
+func (m *Matcher) ReadsProfile() bool {
+	if m == nil {
+		return false
+	}
+	return slices.ContainsFunc(m.fields, func(f Field) bool { return f.Customer })
+}
+
 func compileMatch(source string, m map[string][]string) (*Matcher, error) {
 	if len(m) == 0 {
 		return nil, nil

@@ -1002,3 +1002,38 @@ func parseClock(s string) (int, error) {
 }
 
 func sortStrings(s []string) { slices.Sort(s) }
+
+// ReadsRecordProfile reports whether the rule reads customer.* from the
+// records it is fed (its match, start, stop, numerator, denominator, key,
+// group_by or correlate, or a deadline's date-only due, which is midnight
+// in the customer's zone), so that each record needs the profile current
+// at its time. customer_labels are read when an alert fires, not per record.
+func (r *Rule) ReadsRecordProfile() bool {
+	if r.Kind == KindDeadline && r.DueField != "" {
+		return true
+	}
+	for _, m := range []*Matcher{r.Matcher, r.NumMatch, r.DenMatch, r.StartMatch, r.StopMatch} {
+		if m.ReadsProfile() {
+			return true
+		}
+	}
+	return slices.ContainsFunc(r.Fields, func(f Field) bool { return f.Customer })
+}
+
+// ReadsRecordProfiles reports whether anything in the file reads customer.*
+// from the records themselves: a rule (ReadsRecordProfile) or a segment
+// set's track or purchase match. An engine whose rules do not skips the
+// per-record profile lookup.
+func (f *File) ReadsRecordProfiles() bool {
+	for _, r := range f.Rules {
+		if r.Source != SourceSegments && r.ReadsRecordProfile() {
+			return true
+		}
+	}
+	for _, s := range f.Segments {
+		if s.TrackMatch.ReadsProfile() || s.PurchaseMatch.ReadsProfile() {
+			return true
+		}
+	}
+	return false
+}
