@@ -39,13 +39,15 @@ const (
 	TableReceipts     = "receipts_raw"
 )
 
-// DefaultContactAttributes are the interaction attribute keys hashed when
+// DefaultContactAttributes are the attribute keys hashed when
 // Config.ContactAttributes is empty: the usual ways to reach or identify a
 // person (SPEC §1.1 leaves attributes free-form, so these are the names CRM
-// exports commonly use). Anything else is stored as is; list more keys in
-// the config rather than rely on this list for a schema you know.
+// exports commonly use), and birthday, personal data that profiles carry
+// (SPEC §1.3; processor/profilerows follows the same setting). Anything
+// else is stored as is; list more keys in the config rather than rely on
+// this list for a schema you know.
 var DefaultContactAttributes = []string{
-	"email", "phone", "mobile", "address", "name", "first_name", "last_name", "ip",
+	"email", "phone", "mobile", "address", "name", "first_name", "last_name", "ip", "birthday",
 }
 
 // Config configures a Component.
@@ -184,6 +186,11 @@ func (c *Component) value(k, v string) string {
 	}
 	return c.Hash(v)
 }
+
+// IsContact reports whether attribute k holds contact data under the
+// component's setting: what other writers of attributes (customer profiles,
+// processor/profilerows) use so that one setting covers every table.
+func (c *Component) IsContact(k string) bool { return c.isContact(k) }
 
 func (c *Component) isContact(k string) bool {
 	if c.contact[k] {

@@ -117,8 +117,8 @@ func TestInteractionAttributes(t *testing.T) {
 func TestDefaultContactAttributes(t *testing.T) {
 	c, err := New(Config{HashKey: key})
 	require.NoError(t, err)
-	for _, k := range []string{"email", "phone", "mobile", "address", "name", "first_name", "last_name", "ip"} {
-		require.True(t, c.isContact(k), k)
+	for _, k := range []string{"email", "phone", "mobile", "address", "name", "first_name", "last_name", "ip", "birthday"} {
+		require.True(t, c.IsContact(k), k)
 		require.True(t, c.isContact(string(k[0]-'a'+'A')+k[1:]), k)
 	}
 	for _, k := range []string{"plan", "customer_id", "tier", "", "emails"} {
