@@ -14,6 +14,7 @@ import (
 
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/profilerows"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
 	"github.com/crmpulse/crmpulse/sink/clickhouse"
 	"github.com/crmpulse/crmpulse/stream"
@@ -108,9 +109,17 @@ func (a *analytics) components(shard int) ([]processor.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs := []processor.Component{agg}
+	contact := rawevents.Config{HashKey: a.cfg.HashKey, ContactAttributes: a.cfg.ContactAttrs, Shard: shard}
+	// The customers table, always: profiles are few and small. It follows
+	// the raw tables' contact setting; without a hash key, contact
+	// attributes are left out of it rather than hashed.
+	prof, err := profilerows.New(profilerows.Config{Contact: contact})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse.contact_attributes: %w", err)
+	}
+	cs := []processor.Component{agg, prof}
 	if a.cfg.RawEvents {
-		raw, err := rawevents.New(rawevents.Config{HashKey: a.cfg.HashKey, ContactAttributes: a.cfg.ContactAttrs, Shard: shard})
+		raw, err := rawevents.New(contact)
 		if err != nil {
 			return nil, fmt.Errorf("clickhouse.raw_events: %w", err)
 		}

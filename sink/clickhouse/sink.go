@@ -33,6 +33,7 @@ import (
 	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/profilerows"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
 )
 
@@ -224,11 +225,14 @@ func (s *Sink) rowCount(out *processor.Output) int {
 		if _, ok := customerStateOf(&out.Alerts[i]); ok {
 			n++
 		}
+		if out.Alerts[i].Labels[AccountManagerLabel] != "" {
+			n++
+		}
 	}
 	for _, a := range out.Aggregates {
 		switch a.(type) {
 		case aggregate.Revenue, aggregate.Activity, aggregate.Complaints, aggregate.Delivery, followup.Event,
-			rawevents.Interaction, rawevents.Receipt:
+			rawevents.Interaction, rawevents.Receipt, profilerows.Profile:
 			n++
 		}
 	}
@@ -275,6 +279,9 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 		if c, ok := customerStateOf(a); ok {
 			b.customers.next(c.ver).add(&c)
 		}
+		if a.Labels[AccountManagerLabel] != "" {
+			b.amAlerts.next(ver).add(&r)
+		}
 	}
 	for i := range out.Resends {
 		r := resendRow{r: &out.Resends[i], createdAt: out.Resends[i].CreatedAt}
@@ -299,6 +306,9 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 			b.interactions.next(ver).add(&a)
 		case rawevents.Receipt:
 			b.receipts.next(ver).add(&a)
+		case profilerows.Profile:
+			// Event time, not write time: the newest profile wins.
+			b.profiles.next(a.Version()).add(&a)
 		default:
 			s.unsupported(a)
 		}
