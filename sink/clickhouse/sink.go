@@ -1,8 +1,10 @@
 // Package clickhouse stores what the engine computes in ClickHouse for
 // analysts and dashboards: the per-window aggregates (processor/aggregate),
 // resend outcomes (alerting/followup), the alert history, resend triggers
-// and cancels, per-customer churn state, and, when the rawevents component
-// runs, every accepted record for drill-down (processor/rawevents). It owns
+// and cancels, per-customer churn state, the current customer profiles
+// (processor/profilerows) and the alerts of each account manager, and, when
+// the rawevents component runs, every accepted record for drill-down
+// (processor/rawevents). It owns
 // the schema (versioned migrations, Migrate), the batched sink (Sink) and
 // retention (DropPartitionsOlderThan).
 //
