@@ -182,8 +182,10 @@ func TestReplayClickHouseRawEvents(t *testing.T) {
 
 	t.Setenv("CRMPULSE_CLICKHOUSE_HASH_KEY", "")
 	require.Equal(t, exitFailure, run(context.Background(), args), "raw events without a hash key are refused")
+	t.Setenv("CRMPULSE_CLICKHOUSE_HASH_KEY", "too-short")
+	require.Equal(t, exitFailure, run(context.Background(), args), "a hash key under 32 bytes is refused")
 
-	const key = "test-secret"
+	const key = "test-secret-of-at-least-32-bytes!"
 	t.Setenv("CRMPULSE_CLICKHOUSE_HASH_KEY", key)
 	for range 2 { // twice: stored once all the same
 		require.Equal(t, exitOK, run(context.Background(), args))
@@ -223,7 +225,7 @@ func TestReplayClickHouseCustomers(t *testing.T) {
 	require.NoError(t, os.WriteFile(inter, []byte(
 		`{"event_id":"e1","type":"login","customer_id":"c1","occurred_at":"2026-11-04T09:00:00Z","tenant":"acme"}`+"\n"), 0o644))
 
-	const key = "test-secret"
+	const key = "test-secret-of-at-least-32-bytes!"
 	mac := hmac.New(sha256.New, []byte(key))
 	mac.Write([]byte("1984-03-09"))
 	for _, tc := range []struct {

@@ -10,10 +10,12 @@
 // collapses into one row.
 //
 // Attributes are treated as the contact-data setting says, the one of the
-// raw-event tables (processor/rawevents: clickhouse.contact_attributes,
+// raw-event tables (package privacy, as processor/rawevents uses it:
+// clickhouse.contact_attributes, clickhouse.contact_patterns,
 // clickhouse.hash_key): a contact attribute's value (birthday by default)
-// is replaced by its HMAC under the hash key, or left out when no key is
-// set, so the analytics store never holds it in clear. account_manager is
+// is replaced by its HMAC under the hash key, the same as in
+// interactions_raw, or left out when no key is set, so the analytics store
+// never holds it in clear. account_manager is
 // kept in clear: it is the employee who looks after the customer, whom
 // dashboards filter on, not the customer's contact data.
 //
@@ -29,8 +31,8 @@ import (
 	"time"
 
 	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
-	"github.com/crmpulse/crmpulse/processor/rawevents"
 )
 
 // Name is the component's name in engine snapshots.
@@ -41,12 +43,15 @@ const Table = "customers"
 
 // Config configures a Component.
 type Config struct {
-	// Contact is the contact-data setting of the raw-event tables, reused
-	// so that one setting says what is contact data everywhere: its
-	// HashKey and contact attribute keys. Its Shard is ignored (a profile
-	// row's identity is its customer). An empty HashKey is allowed here:
-	// contact attributes are then left out of the rows instead of hashed.
-	Contact rawevents.Config
+	// HashKey is the secret of the HMAC that replaces contact values, as
+	// in rawevents.Config (privacy.CheckHashKey must accept it). Empty is
+	// allowed here, unlike for the raw tables: contact attributes are then
+	// left out of the rows instead of hashed.
+	HashKey string
+	// ContactAttributes and ContactPatterns say which attribute keys are
+	// contact data (privacy.NewMatcher: empty means the defaults, birthday
+	// among them), the same setting as rawevents.Config's.
+	ContactAttributes, ContactPatterns []string
 }
 
 // Profile is one profile version as stored in customers. Attributes are
@@ -85,27 +90,23 @@ func (p Profile) Version() uint64 { return uint64(max(p.UpdatedAt.UnixNano(), 0)
 // not safe for concurrent use (its hash state is reused); a pipeline runs
 // one per engine.
 type Component struct {
-	contact *rawevents.Component // the matcher and the HMAC
-	hash    bool                 // false: no key, contact values are left out
+	contact *privacy.Matcher
+	hasher  *privacy.Hasher // nil: no key, contact values are left out
 }
-
-// matchOnlyKey stands in for a missing hash key so that rawevents builds
-// its matcher; nothing is ever hashed with it (Component.hash is false).
-const matchOnlyKey = "profilerows: contact matching only, never used to hash"
 
 // New returns a Component for cfg.
 func New(cfg Config) (*Component, error) {
-	c := cfg.Contact
-	c.Shard = 0
-	hash := c.HashKey != ""
-	if !hash {
-		c.HashKey = matchOnlyKey
-	}
-	m, err := rawevents.New(c)
+	m, err := privacy.NewMatcher(cfg.ContactAttributes, cfg.ContactPatterns)
 	if err != nil {
-		return nil, fmt.Errorf("profilerows: %w", err)
+		return nil, fmt.Errorf("profilerows config: %w", err)
 	}
-	return &Component{contact: m, hash: hash}, nil
+	c := &Component{contact: m}
+	if cfg.HashKey != "" {
+		if c.hasher, err = privacy.NewHasher(cfg.HashKey); err != nil {
+			return nil, fmt.Errorf("profilerows config: %w", err)
+		}
+	}
+	return c, nil
 }
 
 // Name implements processor.Component.
@@ -127,11 +128,11 @@ func (c *Component) Customer(cu *ingest.Customer, out *processor.Output) {
 			cu.AccountManager, cu.Tier, cu.Segment, cu.Region, cu.Timezone
 		for _, k := range slices.Sorted(maps.Keys(cu.Attributes)) {
 			v := cu.Attributes[k]
-			if c.contact.IsContact(k) {
-				if !c.hash {
+			if c.contact.Contact(k) {
+				if c.hasher == nil {
 					continue
 				}
-				v = c.contact.Hash(v)
+				v = c.hasher.Hash(v)
 			}
 			r.AttributeKeys = append(r.AttributeKeys, k)
 			r.AttributeValues = append(r.AttributeValues, v)
@@ -140,17 +141,13 @@ func (c *Component) Customer(cu *ingest.Customer, out *processor.Output) {
 	out.Aggregates = append(out.Aggregates, r)
 }
 
-// Hashes reports whether contact values are hashed (a key is set) rather
-// than left out.
-func (c *Component) Hashes() bool { return c.hash }
-
-// Hash is what a contact value v is stored as (rawevents.Component.Hash),
-// for looking a known value up; "" when no key is set.
+// Hash is what a contact value v is stored as (the HMAC of the raw
+// tables), for looking a known value up; "" when no key is set.
 func (c *Component) Hash(v string) string {
-	if !c.hash {
+	if c.hasher == nil {
 		return ""
 	}
-	return c.contact.Hash(v)
+	return c.hasher.Hash(v)
 }
 
 // Interaction implements processor.Component: interactions carry no profile.

@@ -7,12 +7,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
-	"github.com/crmpulse/crmpulse/processor/rawevents"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
 
-const key = "test-secret"
+const key = "test-secret-of-at-least-32-bytes!"
 
 var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 
@@ -22,39 +22,46 @@ func profile(id string, attrs map[string]string) *ingest.Customer {
 }
 
 func TestProfileRows(t *testing.T) {
-	hashed, err := rawevents.New(rawevents.Config{HashKey: key})
+	hashed, err := privacy.NewHasher(key)
 	require.NoError(t, err)
 	cases := []struct {
 		name       string
-		cfg        rawevents.Config
+		cfg        Config
 		in         *ingest.Customer
 		wantKeys   []string
 		wantValues []string
 	}{
 		{
 			name:       "a birthday is contact data by default and is hashed, other attributes are kept",
-			cfg:        rawevents.Config{HashKey: key},
+			cfg:        Config{HashKey: key},
 			in:         profile("c1", map[string]string{"birthday": "1984-03-09", "contract_end": "2027-06-30", "Email": "a@b.c"}),
 			wantKeys:   []string{"Email", "birthday", "contract_end"},
 			wantValues: []string{hashed.Hash("a@b.c"), hashed.Hash("1984-03-09"), "2027-06-30"},
 		},
 		{
-			name:       "the configured contact keys replace the defaults",
-			cfg:        rawevents.Config{HashKey: key, ContactAttributes: []string{"contract_end"}},
+			name:       "the configured contact keys and patterns replace the defaults",
+			cfg:        Config{HashKey: key, ContactAttributes: []string{"contract_end"}, ContactPatterns: []string{"-"}},
 			in:         profile("c1", map[string]string{"birthday": "03-09", "contract_end": "2027-06-30"}),
 			wantKeys:   []string{"birthday", "contract_end"},
 			wantValues: []string{"03-09", hashed.Hash("2027-06-30")},
 		},
 		{
+			name:       "the default patterns catch keys that are not listed",
+			cfg:        Config{HashKey: key},
+			in:         profile("c1", map[string]string{"billing_email_address": "a@b.c", "date_of_birth_note": "x", "plan": "gold"}),
+			wantKeys:   []string{"billing_email_address", "date_of_birth_note", "plan"},
+			wantValues: []string{hashed.Hash("a@b.c"), hashed.Hash("x"), "gold"},
+		},
+		{
 			name:       "without a hash key contact attributes are left out, not stored in clear",
-			cfg:        rawevents.Config{},
+			cfg:        Config{},
 			in:         profile("c1", map[string]string{"birthday": "1984-03-09", "credit_limit": "5000"}),
 			wantKeys:   []string{"credit_limit"},
 			wantValues: []string{"5000"},
 		},
 		{
 			name:       "no attributes is empty arrays",
-			cfg:        rawevents.Config{HashKey: key},
+			cfg:        Config{HashKey: key},
 			in:         profile("c1", nil),
 			wantKeys:   []string{},
 			wantValues: []string{},
@@ -62,7 +69,7 @@ func TestProfileRows(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := New(Config{Contact: tc.cfg})
+			c, err := New(tc.cfg)
 			require.NoError(t, err)
 			var out processor.Output
 			c.Customer(tc.in, &out)
@@ -78,7 +85,7 @@ func TestProfileRows(t *testing.T) {
 }
 
 func TestDeletedVersionCarriesOnlyItsIdentity(t *testing.T) {
-	c, err := New(Config{Contact: rawevents.Config{HashKey: key}})
+	c, err := New(Config{HashKey: key})
 	require.NoError(t, err)
 	in := profile("c1", map[string]string{"birthday": "03-09"})
 	in.Deleted, in.Tenant = true, ""
@@ -97,9 +104,13 @@ func TestIDAndVersion(t *testing.T) {
 	require.Zero(t, Profile{UpdatedAt: time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)}.Version(), "clamped at 1970")
 }
 
-func TestBadContactSettingIsRefused(t *testing.T) {
-	_, err := New(Config{Contact: rawevents.Config{HashKey: key, ContactAttributes: []string{" "}}})
+func TestBadSettingIsRefused(t *testing.T) {
+	_, err := New(Config{HashKey: key, ContactAttributes: []string{" "}})
 	require.ErrorContains(t, err, "contact_attributes[0]")
+	_, err = New(Config{HashKey: key, ContactPatterns: []string{"["}})
+	require.ErrorContains(t, err, "contact_patterns[0]")
+	_, err = New(Config{HashKey: "short"})
+	require.ErrorContains(t, err, "hash_key", "a short key is refused, as for the raw tables")
 }
 
 func TestStateIsEmpty(t *testing.T) {
@@ -117,7 +128,7 @@ func TestStateIsEmpty(t *testing.T) {
 func TestEngineFeedsTheComponent(t *testing.T) {
 	rf, err := rules.Parse([]byte("version: 1\nrules: []\n"))
 	require.NoError(t, err)
-	c, err := New(Config{Contact: rawevents.Config{HashKey: key}})
+	c, err := New(Config{HashKey: key})
 	require.NoError(t, err)
 	e, err := processor.New(processor.Config{Rules: rf, Extra: []processor.Component{c}})
 	require.NoError(t, err)

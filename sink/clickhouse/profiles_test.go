@@ -14,7 +14,6 @@ import (
 
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/profilerows"
-	"github.com/crmpulse/crmpulse/processor/rawevents"
 	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/replay"
 	"github.com/crmpulse/crmpulse/sink/clickhouse"
@@ -36,7 +35,7 @@ rules:
 
 const (
 	profileCustomers = 20
-	profileHashKey   = "replay-secret"
+	profileHashKey   = "replay-secret-of-at-least-32-bytes"
 )
 
 func birthday(i int) string     { return fmt.Sprintf("1980-11-%02d", i+5) }
@@ -83,7 +82,7 @@ func writeProfileInputs(t *testing.T) (customers, interactions string) {
 // `crmpulse replay --customers --clickhouse` does) into a sink on dsn.
 func replayProfiles(t *testing.T, dsn string, rf *rules.File, customers, interactions string) replay.Summary {
 	t.Helper()
-	comp, err := profilerows.New(profilerows.Config{Contact: rawevents.Config{HashKey: profileHashKey}})
+	comp, err := profilerows.New(profilerows.Config{HashKey: profileHashKey})
 	require.NoError(t, err)
 	s, _ := clickhouse.StartSink(t, clickhouse.Config{DSN: dsn, FlushInterval: 50 * time.Millisecond})
 	ctx := context.Background()
@@ -144,7 +143,7 @@ func TestReplayProfilesIntoClickHouse(t *testing.T) {
 	require.NotContains(t, all, "@mail.test")
 	require.Contains(t, all, "'2027-06-30'", "other attributes are kept")
 	require.Contains(t, all, "am1@example.com", "the account manager is kept in clear")
-	comp, err := profilerows.New(profilerows.Config{Contact: rawevents.Config{HashKey: profileHashKey}})
+	comp, err := profilerows.New(profilerows.Config{HashKey: profileHashKey})
 	require.NoError(t, err)
 	var cust string
 	require.NoError(t, conn.QueryRow(ctx,
