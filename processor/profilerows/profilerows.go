@@ -15,9 +15,9 @@
 // clickhouse.hash_key): a contact attribute's value (birthday by default)
 // is replaced by its HMAC under the hash key, the same as in
 // interactions_raw, or left out when no key is set, so the analytics store
-// never holds it in clear. account_manager is
-// kept in clear: it is the employee who looks after the customer, whom
-// dashboards filter on, not the customer's contact data.
+// never holds it in clear. account_manager is kept in clear: it is the
+// employee who looks after the customer, whom dashboards filter on, not
+// the customer's contact data.
 //
 // The Component is pure (no clock, no I/O) and stateless, so snapshots
 // carry nothing for it.
