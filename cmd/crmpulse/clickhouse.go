@@ -13,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmpulse/crmpulse/httpclient"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/profilerows"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
 	"github.com/crmpulse/crmpulse/redact"
 	"github.com/crmpulse/crmpulse/sink/clickhouse"
@@ -50,7 +52,7 @@ func openAnalyticsDSN(ctx context.Context, cfg stream.CHConfig, logger *slog.Log
 	// goroutine, and before waiting for the server.
 	if _, err := (&analytics{cfg: cfg}).components(0); err != nil {
 		_ = s.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errConfig, err)
 	}
 	if err := untilReachable(ctx, logger, func(ctx context.Context) error {
 		if cfg.Migrate {
@@ -80,6 +82,10 @@ func openAnalyticsDSN(ctx context.Context, cfg stream.CHConfig, logger *slog.Log
 }
 
 var errSchema = errors.New("schema mismatch")
+
+// errConfig marks an openAnalytics error that is the configuration's
+// fault (a usage error), not the server's.
+var errConfig = errors.New("bad configuration")
 
 // startupWait is how long a starting pipeline waits for ClickHouse: in a
 // compose file or a pod, ClickHouse may start after crmpulse.
@@ -116,7 +122,22 @@ func (a *analytics) components(shard int) ([]processor.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs := []processor.Component{agg}
+	if a.cfg.HashKey != "" {
+		// Named as the key it is: the customers table checks it even when
+		// the raw tables are off.
+		if err := privacy.CheckHashKey(a.cfg.HashKey); err != nil {
+			return nil, fmt.Errorf("clickhouse.%w", err)
+		}
+	}
+	// The customers table, always: profiles are few and small. It follows
+	// the raw tables' contact setting; without a hash key, contact
+	// attributes are left out of it rather than hashed.
+	prof, err := profilerows.New(profilerows.Config{HashKey: a.cfg.HashKey, ContactAttributes: a.cfg.ContactAttrs,
+		ContactPatterns: a.cfg.ContactPatterns})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse customers table: %w", err)
+	}
+	cs := []processor.Component{agg, prof}
 	if a.cfg.RawEvents {
 		raw, err := rawevents.New(rawevents.Config{HashKey: a.cfg.HashKey, ContactAttributes: a.cfg.ContactAttrs,
 			ContactPatterns: a.cfg.ContactPatterns, Shard: shard})

@@ -103,6 +103,9 @@ func cmdRun(ctx context.Context, args []string) int {
 	if cfg.ClickHouse.DSN != "" {
 		if an, err = openAnalytics(ctx, cfg.ClickHouse, logger, reg); err != nil {
 			fmt.Fprintf(os.Stderr, "crmpulse run: %v\n", err)
+			if errors.Is(err, errConfig) {
+				return exitUsage
+			}
 			return exitFailure
 		}
 		defer func() {
