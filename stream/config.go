@@ -14,6 +14,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/crmpulse/crmpulse/api"
+	"github.com/crmpulse/crmpulse/backtest"
 	"github.com/crmpulse/crmpulse/processor"
 )
 
@@ -33,6 +35,7 @@ type Config struct {
 	Alertmanager   AMConfig     `yaml:"alertmanager"`
 	Webhooks       HooksConfig  `yaml:"webhooks"`
 	ClickHouse     CHConfig     `yaml:"clickhouse"`
+	API            APIConfig    `yaml:"api"`
 
 	// Sinks receive every engine output batch besides the Kafka topics
 	// (e.g. the ClickHouse sink); offsets are committed only after each
@@ -42,6 +45,11 @@ type Config struct {
 	// partition's engine (aggregates, resend follow-up); they are
 	// snapshotted with the engine. Not part of the YAML.
 	Components func(partition int) []processor.Component `yaml:"-"`
+	// Backtest runs POST /api/v1/backtest (backtest.Runner over the
+	// ClickHouse raw events); nil answers 503. Segments gives
+	// /api/v1/segments; nil is no segment sets. Not part of the YAML.
+	Backtest api.Backtester    `yaml:"-"`
+	Segments api.SegmentSource `yaml:"-"`
 	// Now is the wall clock, for the idle watermark and emitted_at;
 	// time.Now when nil. Not part of the YAML.
 	Now func() time.Time `yaml:"-"`
@@ -97,6 +105,19 @@ type CHConfig struct {
 	ContactAttrs    []string `yaml:"contact_attributes"`
 }
 
+// APIConfig bounds the query API (api/, docs/api.md).
+type APIConfig struct {
+	BacktestTimeout    Duration `yaml:"backtest_timeout"`
+	BacktestMaxRows    int      `yaml:"backtest_max_rows"`
+	BacktestMaxRecords int      `yaml:"backtest_max_records"`
+	MaxBodyBytes       int      `yaml:"max_body_bytes"`
+}
+
+// BacktestLimits are the limits of a backtest.Runner.
+func (c APIConfig) BacktestLimits() backtest.Limits {
+	return backtest.Limits{MaxRows: int64(c.BacktestMaxRows), MaxRecords: c.BacktestMaxRecords, Timeout: c.BacktestTimeout.D()}
+}
+
 // HTTPConfig is the metrics and health endpoint.
 type HTTPConfig struct {
 	Listen string `yaml:"listen"`
@@ -146,6 +167,10 @@ func DefaultConfig() Config {
 		ClickHouse: CHConfig{
 			Migrate: true, BatchRows: 50_000, FlushInterval: Duration(time.Second), MaxBufferedRows: 200_000,
 			Window: Duration(time.Hour), ActivityWindow: Duration(24 * time.Hour),
+		},
+		API: APIConfig{
+			BacktestTimeout: Duration(backtest.DefaultTimeout), BacktestMaxRows: backtest.DefaultMaxRows,
+			BacktestMaxRecords: backtest.DefaultMaxRecords, MaxBodyBytes: api.DefaultMaxBodyBytes,
 		},
 	}
 }
@@ -286,6 +311,10 @@ var Keys = func() []Key {
 		key("clickhouse.raw_events", "also store every accepted interaction and receipt in interactions_raw / receipts_raw, contact attributes hashed (docs/clickhouse.md)", boolean(func(c *Config) *bool { return &c.ClickHouse.RawEvents })),
 		key("clickhouse.hash_key", "secret key of the HMAC-SHA256 that replaces contact attribute values in the raw tables; required with raw_events; keep it stable (set it in the environment, not the file)", str(func(c *Config) *string { return &c.ClickHouse.HashKey })),
 		key("clickhouse.contact_attributes", "attribute keys (case-insensitive) whose values are hashed in the raw tables; empty: email, phone, mobile, address, name, first_name, last_name, ip", list(func(c *Config) *[]string { return &c.ClickHouse.ContactAttrs })),
+		key("api.backtest_timeout", "longest a POST /api/v1/backtest runs before it is stopped (503 timeout)", dur(func(c *Config) *Duration { return &c.API.BacktestTimeout })),
+		key("api.backtest_max_rows", "raw-event rows a backtest reads at most; it stops there and says truncated_by max_rows", integer(func(c *Config) *int { return &c.API.BacktestMaxRows })),
+		key("api.backtest_max_records", "alert and resend records a backtest returns at most (the counts stay whole); truncated_by max_records", integer(func(c *Config) *int { return &c.API.BacktestMaxRecords })),
+		key("api.max_body_bytes", "largest backtest request body (413 above)", integer(func(c *Config) *int { return &c.API.MaxBodyBytes })),
 	}
 }()
 
@@ -423,6 +452,18 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 			bad("http.listen", "%q is not host:port", c.HTTP.Listen)
 		}
+	}
+	if c.API.BacktestTimeout.D() <= 0 {
+		bad("api.backtest_timeout", "must be positive")
+	}
+	if c.API.BacktestMaxRows < 1 {
+		bad("api.backtest_max_rows", "must be at least 1")
+	}
+	if c.API.BacktestMaxRecords < 1 {
+		bad("api.backtest_max_records", "must be at least 1")
+	}
+	if c.API.MaxBodyBytes < 1 {
+		bad("api.max_body_bytes", "must be at least 1")
 	}
 	return errors.Join(errs...)
 }
