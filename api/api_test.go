@@ -218,3 +218,27 @@ func mustJSON(t *testing.T, v any) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+// TestDescribeEveryKind: each rule of examples/rules.yaml (every kind) has
+// a query line that names its kind, its source and its window or delay,
+// and no formatting accident.
+func TestDescribeEveryKind(t *testing.T) {
+	rf := loadRules(t, "../examples/rules.yaml")
+	want := map[string]string{
+		"customer_churn":      `inactivity: no interactions{type=~"login|visit|purchase"} by (tenant, customer_id) for 7d`,
+		"message_undelivered": `absence: receipts{status="sent"} not followed by receipts{status=~"delivered|opened|clicked|soft_bounce|hard_bounce|failed|rejected"} by (tenant, message_id, attempt) within 2h`,
+		"complaint_burst":     `threshold: count(interactions{type="complaint"}) by (tenant, region) over 1h > 10`,
+	}
+	kinds := map[string]bool{}
+	for _, r := range rf.Rules {
+		q := api.Describe(r)
+		kinds[r.Kind] = true
+		require.True(t, strings.HasPrefix(q, r.Kind+": "), q)
+		require.NotContains(t, q, "%!", q)
+		require.Contains(t, q, r.Source, q)
+		if w, ok := want[r.Name]; ok {
+			require.Equal(t, w, q)
+		}
+	}
+	require.Len(t, kinds, 5, "the examples hold every kind")
+}

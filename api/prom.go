@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/common/model"
-
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
@@ -219,8 +217,21 @@ func Describe(r *rules.Rule) string {
 	return b.String()
 }
 
-// dur renders a duration as the rules file writes it (1h, 7d).
-func dur(d rules.Duration) string { return model.Duration(d).String() }
+// dur renders a duration as a rules file writes it (1h, 90m → 1h30m, 7d).
+func dur(d rules.Duration) string {
+	v := d.D()
+	if v != 0 && v%(24*time.Hour) == 0 {
+		return rules.Duration(v).String()
+	}
+	s := v.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
 
 // matchText renders a match map as {field=~"a|b", ...}, fields sorted.
 func matchText(m map[string][]string) string {
