@@ -175,4 +175,3 @@ func (c *receiptCursor) At() time.Time                  { return c.rc.OccurredAt
 func (c *receiptCursor) Feed(e *processor.Engine) error { return e.Receipt(&c.rc) }
 func (c *receiptCursor) Err() error                     { return c.err }
 func (c *receiptCursor) Close() error                   { return c.rows.Close() }
-

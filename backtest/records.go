@@ -23,7 +23,9 @@ var _ Source = Records{}
 // Open implements Source.
 func (r Records) Open(_ context.Context, from, to time.Time) ([]Cursor, error) {
 	ev := slices.DeleteFunc(slices.Clone(r.Interactions), func(e ingest.Interaction) bool { return !inRange(e.OccurredAt, from, to) })
-	slices.SortStableFunc(ev, func(a, b ingest.Interaction) int { return cmp.Compare(a.OccurredAt.UnixNano(), b.OccurredAt.UnixNano()) })
+	slices.SortStableFunc(ev, func(a, b ingest.Interaction) int {
+		return cmp.Compare(a.OccurredAt.UnixNano(), b.OccurredAt.UnixNano())
+	})
 	rc := slices.DeleteFunc(slices.Clone(r.Receipts), func(e ingest.Receipt) bool { return !inRange(e.OccurredAt, from, to) })
 	slices.SortStableFunc(rc, func(a, b ingest.Receipt) int { return cmp.Compare(a.OccurredAt.UnixNano(), b.OccurredAt.UnixNano()) })
 	return []Cursor{
