@@ -39,6 +39,10 @@ const Prefix = "/api/v1/"
 // Config.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 1 << 20
 
+// DefaultBacktestConcurrency is how many backtests run at once when
+// Config.BacktestConcurrency is 0.
+const DefaultBacktestConcurrency = 2
+
 // AlertSource is the set of alerts currently firing in this instance.
 type AlertSource interface {
 	// Firing returns the firing alerts; the caller may keep the slice
@@ -106,12 +110,19 @@ type Config struct {
 	BacktestUnavailable string
 	// MaxBodyBytes bounds a backtest request; DefaultMaxBodyBytes when 0.
 	MaxBodyBytes int64
+	// BacktestConcurrency is how many backtests may run at once (each has
+	// an engine of its own, so memory is bounded by this times one
+	// backtest's); another is refused with 503 unavailable.
+	// DefaultBacktestConcurrency when 0.
+	BacktestConcurrency int
 }
 
 // API serves the endpoints.
 type API struct {
 	cfg Config
 	mux *http.ServeMux
+	// running holds a token per backtest in progress.
+	running chan struct{}
 }
 
 // Route is one endpoint.
@@ -133,10 +144,16 @@ func New(cfg Config) (*API, error) {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.BacktestConcurrency < 0 {
+		return nil, fmt.Errorf("api config: backtest_concurrency: must not be negative, got %d", cfg.BacktestConcurrency)
+	}
+	if cfg.BacktestConcurrency == 0 {
+		cfg.BacktestConcurrency = DefaultBacktestConcurrency
+	}
 	if cfg.BacktestUnavailable == "" {
 		cfg.BacktestUnavailable = "backtests need ClickHouse: set clickhouse.dsn (and clickhouse.raw_events, so there are events to read)"
 	}
-	a := &API{cfg: cfg, mux: http.NewServeMux()}
+	a := &API{cfg: cfg, mux: http.NewServeMux(), running: make(chan struct{}, cfg.BacktestConcurrency)}
 	paths := map[string][]string{}
 	for _, r := range a.routes() {
 		a.mux.HandleFunc(r.Method+" "+r.Path, r.h)

@@ -242,3 +242,47 @@ func TestDescribeEveryKind(t *testing.T) {
 	}
 	require.Len(t, kinds, 5, "the examples hold every kind")
 }
+
+// blockingSource holds every backtest in Open until released.
+type blockingSource struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s blockingSource) Open(ctx context.Context, from, to time.Time) ([]backtest.Cursor, error) {
+	s.entered <- struct{}{}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return draftRecords().Open(ctx, from, to)
+}
+
+// TestBacktestConcurrency: a backtest beyond api.backtest_concurrency is
+// refused as unavailable while the others run, and accepted again once
+// one has finished.
+func TestBacktestConcurrency(t *testing.T) {
+	src := blockingSource{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	r, err := backtest.New(backtest.Config{Source: src, Now: fixedNow})
+	require.NoError(t, err)
+	a, err := api.New(api.Config{Alerts: api.AlertsFunc(func() []processor.Alert { return nil }),
+		Rules: api.RulesFunc(func() *rules.File { return nil }), Backtest: r, BacktestConcurrency: 1})
+	require.NoError(t, err)
+	body := backtestJSON(t, readFile(t, "testdata/draft.yaml"), t0.Add(-time.Hour).Unix(), t0.Add(6*time.Hour).Unix())
+	first := make(chan answer, 1)
+	go func() { first <- do(t, a, context.Background(), http.MethodPost, "/api/v1/backtest", "application/json", body) }()
+	<-src.entered // the first backtest is running
+
+	busy := do(t, a, context.Background(), http.MethodPost, "/api/v1/backtest", "application/json", body)
+	require.Equal(t, http.StatusServiceUnavailable, busy.code)
+	require.Equal(t, "unavailable", busy.json(t)["errorType"])
+	require.Contains(t, busy.json(t)["error"], "api.backtest_concurrency")
+
+	close(src.release)
+	require.Equal(t, http.StatusOK, (<-first).code)
+	again := make(chan answer, 1)
+	go func() { again <- do(t, a, context.Background(), http.MethodPost, "/api/v1/backtest", "application/json", body) }()
+	<-src.entered
+	require.Equal(t, http.StatusOK, (<-again).code, "a slot is free again")
+}

@@ -84,6 +84,14 @@ func (a *API) backtest(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	select {
+	case a.running <- struct{}{}:
+		defer func() { <-a.running }()
+	default:
+		writeError(w, http.StatusServiceUnavailable, errUnavailable,
+			fmt.Errorf("%d backtests are running already (api.backtest_concurrency); retry when one has finished", cap(a.running)), nil)
+		return
+	}
 	res, err := a.cfg.Backtest.Run(r.Context(), q)
 	switch {
 	case err == nil:

@@ -92,6 +92,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	if a.api, err = api.New(api.Config{
 		Alerts: a, Rules: api.RulesFunc(a.currentRules), RulesFile: cfg.Rules,
 		Segments: cfg.Segments, Backtest: cfg.Backtest, MaxBodyBytes: int64(cfg.API.MaxBodyBytes),
+		BacktestConcurrency: cfg.API.BacktestConcurrency,
 	}); err != nil {
 		return nil, err
 	}

@@ -107,10 +107,11 @@ type CHConfig struct {
 
 // APIConfig bounds the query API (api/, docs/api.md).
 type APIConfig struct {
-	BacktestTimeout    Duration `yaml:"backtest_timeout"`
-	BacktestMaxRows    int      `yaml:"backtest_max_rows"`
-	BacktestMaxRecords int      `yaml:"backtest_max_records"`
-	MaxBodyBytes       int      `yaml:"max_body_bytes"`
+	BacktestTimeout     Duration `yaml:"backtest_timeout"`
+	BacktestMaxRows     int      `yaml:"backtest_max_rows"`
+	BacktestMaxRecords  int      `yaml:"backtest_max_records"`
+	MaxBodyBytes        int      `yaml:"max_body_bytes"`
+	BacktestConcurrency int      `yaml:"backtest_concurrency"`
 }
 
 // BacktestLimits are the limits of a backtest.Runner.
@@ -171,6 +172,7 @@ func DefaultConfig() Config {
 		API: APIConfig{
 			BacktestTimeout: Duration(backtest.DefaultTimeout), BacktestMaxRows: backtest.DefaultMaxRows,
 			BacktestMaxRecords: backtest.DefaultMaxRecords, MaxBodyBytes: api.DefaultMaxBodyBytes,
+			BacktestConcurrency: api.DefaultBacktestConcurrency,
 		},
 	}
 }
@@ -314,6 +316,7 @@ var Keys = func() []Key {
 		key("api.backtest_timeout", "longest a POST /api/v1/backtest runs before it is stopped (503 timeout)", dur(func(c *Config) *Duration { return &c.API.BacktestTimeout })),
 		key("api.backtest_max_rows", "raw-event rows a backtest reads at most; it stops there and says truncated_by max_rows", integer(func(c *Config) *int { return &c.API.BacktestMaxRows })),
 		key("api.backtest_max_records", "alert and resend records a backtest returns at most (the counts stay whole); truncated_by max_records", integer(func(c *Config) *int { return &c.API.BacktestMaxRecords })),
+		key("api.backtest_concurrency", "backtests that may run at once, each with an engine of its own; another is refused (503 unavailable)", integer(func(c *Config) *int { return &c.API.BacktestConcurrency })),
 		key("api.max_body_bytes", "largest backtest request body (413 above)", integer(func(c *Config) *int { return &c.API.MaxBodyBytes })),
 	}
 }()
@@ -461,6 +464,9 @@ func (c *Config) Validate() error {
 	}
 	if c.API.BacktestMaxRecords < 1 {
 		bad("api.backtest_max_records", "must be at least 1")
+	}
+	if c.API.BacktestConcurrency < 1 {
+		bad("api.backtest_concurrency", "must be at least 1")
 	}
 	if c.API.MaxBodyBytes < 1 {
 		bad("api.max_body_bytes", "must be at least 1")
