@@ -3,6 +3,7 @@ package backtest
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -70,7 +71,9 @@ ORDER BY occurred_at, occurred_at_nsec, receipt_id`
 
 // Open implements Source: two queries, interactions first.
 func (c *ClickHouse) Open(ctx context.Context, from, to time.Time) ([]Cursor, error) {
-	lo, hi := from.Unix(), to.Unix()
+	// DateTime holds seconds in [0, 2^32); clamp so a far range does not
+	// wrap around on the server.
+	lo, hi := min(max(from.Unix(), 0), math.MaxUint32), min(max(to.Unix(), 0), math.MaxUint32)
 	ri, err := c.conn.Query(ctx, interactionsSQL, lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", rawevents.TableInteractions, err)
