@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/version"
+
 	"github.com/crmpulse/crmpulse/backtest"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
@@ -183,6 +185,7 @@ func (a *API) routes() []route {
 		{Route{http.MethodGet, Prefix + "rules"}, a.rules},
 		{Route{http.MethodGet, Prefix + "segments"}, a.segments},
 		{Route{http.MethodPost, Prefix + "backtest"}, a.backtest},
+		{Route{http.MethodGet, Prefix + "status/buildinfo"}, a.buildinfo},
 		{Route{http.MethodGet, Prefix + "openapi.yaml"}, a.openapi},
 	}
 }
@@ -198,6 +201,15 @@ func (a *API) Routes() []Route {
 
 // ServeHTTP serves every path under Prefix; mount it there.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// buildinfo answers as Prometheus does: tools (Grafana's Prometheus data
+// source among them) ask it to learn what they talk to.
+func (a *API) buildinfo(w http.ResponseWriter, _ *http.Request) {
+	writeData(w, map[string]string{
+		"application": "crmpulse", "version": version.Version, "revision": version.Revision, "branch": version.Branch,
+		"buildUser": version.BuildUser, "buildDate": version.BuildDate, "goVersion": version.GoVersion,
+	})
+}
 
 func (a *API) openapi(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")

@@ -271,7 +271,9 @@ func TestBacktestConcurrency(t *testing.T) {
 	require.NoError(t, err)
 	body := backtestJSON(t, readFile(t, "testdata/draft.yaml"), t0.Add(-time.Hour).Unix(), t0.Add(6*time.Hour).Unix())
 	first := make(chan answer, 1)
-	go func() { first <- do(t, a, context.Background(), http.MethodPost, "/api/v1/backtest", "application/json", body) }()
+	go func() {
+		first <- do(t, a, context.Background(), http.MethodPost, "/api/v1/backtest", "application/json", body)
+	}()
 	<-src.entered // the first backtest is running
 
 	busy := do(t, a, context.Background(), http.MethodPost, "/api/v1/backtest", "application/json", body)
@@ -282,7 +284,9 @@ func TestBacktestConcurrency(t *testing.T) {
 	close(src.release)
 	require.Equal(t, http.StatusOK, (<-first).code)
 	again := make(chan answer, 1)
-	go func() { again <- do(t, a, context.Background(), http.MethodPost, "/api/v1/backtest", "application/json", body) }()
+	go func() {
+		again <- do(t, a, context.Background(), http.MethodPost, "/api/v1/backtest", "application/json", body)
+	}()
 	<-src.entered
 	require.Equal(t, http.StatusOK, (<-again).code, "a slot is free again")
 }

@@ -200,6 +200,10 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 				require.Equal(t, "1.2e+01", first["value"])
 				require.Equal(t, t0.Add(time.Hour).Format(time.RFC3339), first["activeAt"])
 			}},
+		{name: "buildinfo says what answers", srv: full, method: "GET", target: "/api/v1/status/buildinfo", code: 200,
+			check: func(t *testing.T, v map[string]any) {
+				require.Equal(t, "crmpulse", v["data"].(map[string]any)["application"])
+			}},
 		{name: "alerts is an empty list when nothing fires", srv: server{rules: examples}, method: "GET", target: "/api/v1/alerts", code: 200,
 			check: func(t *testing.T, v map[string]any) {
 				require.Equal(t, []any{}, v["data"].(map[string]any)["alerts"])
