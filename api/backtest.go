@@ -209,8 +209,9 @@ func (a *API) parseBacktest(w http.ResponseWriter, r *http.Request) (backtest.Qu
 // ruleErrors lists the problems of a refused rules file, one per entry
 // (rules.Parse joins them).
 func ruleErrors(err error) []string {
-	var joined interface{ Unwrap() []error }
-	if errors.As(err, &joined) {
+	// Only joins are split, not what a wrapped error holds: "rule x: ..."
+	// must keep its prefix even when its own problems are joined.
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []string
 		for _, e := range joined.Unwrap() {
 			out = append(out, ruleErrors(e)...)

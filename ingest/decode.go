@@ -33,7 +33,9 @@ import (
 //   - invalid UTF-8 inside strings is kept byte for byte (encoding/json
 //     substitutes U+FFFD), which is cheaper and loses nothing;
 //   - an empty defaulted string (tenant, segment, region, channel) takes its
-//     default, as an absent one does; an empty recipient_tz is absent.
+//     default, as an absent one does; an empty recipient_tz is absent;
+//   - a time outside [MinTime, MaxTime), a number beyond float64 and a
+//     string over its length limit (limits.go) are refused, never cut.
 
 // DecodeInteraction decodes one crm.interactions record (SPEC §1.1) into ev,
 // replacing everything ev held. Optional fields take their SPEC defaults.
@@ -153,6 +155,7 @@ const (
 	kindAmount
 	kindAttempt
 	kindAttributes
+	kindBool // a JSON boolean (customers' deleted)
 )
 
 type fieldSpec struct {
@@ -354,6 +357,7 @@ type decoder struct {
 	when      time.Time
 	amount    float64
 	attempt   int
+	flag      bool // the kindBool field's value
 	nattrs    int
 	attrs     [inlineAttrs]attr
 	moreAttrs []attr
@@ -459,6 +463,42 @@ func (d *decoder) decode() *RejectError {
 		}
 		return err
 	}
+	// total bounds every string of the record, so a record short enough
+	// (nearly all) cannot hold a value over a length limit: one comparison
+	// instead of one per field, and none in the scanning loop.
+	if d.total > MaxFieldLen {
+		return d.checkLengths()
+	}
+	return nil
+}
+
+// checkLengths refuses a string field, attribute key or attribute value
+// over its limit (limits.go). It looks at what the scan kept, so a value
+// replaced by a later occurrence of its key does not count, as everywhere
+// else in the decoder. Lengths are those after unescaping, which may bring
+// a raw value back under its limit ("\u00e9" is six bytes for two).
+func (d *decoder) checkLengths() *RejectError {
+	for m := d.present & d.schema.strings; m != 0; m &= m - 1 {
+		f := bits.TrailingZeros32(m)
+		if n := d.strs[f].len(); n > MaxFieldLen {
+			if n = d.unescapedLen(d.strs[f]); n > MaxFieldLen {
+				return tooLong(d.schema.fields[f].name, "value", n, MaxFieldLen)
+			}
+		}
+	}
+	for i := 0; i < d.nattrs; i++ {
+		a := d.attr(i)
+		if n := a.key.len(); n > MaxAttributeKeyLen {
+			if n = d.unescapedLen(a.key); n > MaxAttributeKeyLen {
+				return tooLong("attributes", "a key", n, MaxAttributeKeyLen)
+			}
+		}
+		if n := a.val.len(); !a.null && n > MaxAttributeValueLen {
+			if n = d.unescapedLen(a.val); n > MaxAttributeValueLen {
+				return tooLong("attributes."+d.attrKey(*a), "value", n, MaxAttributeValueLen)
+			}
+		}
+	}
 	return nil
 }
 
@@ -488,6 +528,8 @@ func (d *decoder) field(f, i int) (int, *RejectError) {
 			d.nattrs, d.moreAttrs = 0, d.moreAttrs[:0]
 		case kindTime:
 			d.when = time.Time{}
+		case kindBool:
+			d.flag = false
 		}
 		return end, nil
 	}
@@ -511,6 +553,9 @@ func (d *decoder) field(f, i int) (int, *RejectError) {
 		if !ok {
 			return end, d.deferred(&RejectError{Reason: ReasonBadTime, Field: spec.name, Detail: timeDetail(raw)})
 		}
+		if !TimeInRange(t) {
+			return end, d.deferred(timeRangeError(spec.name, t))
+		}
 		d.when = t
 		i = end
 	case kindAmount:
@@ -524,9 +569,13 @@ func (d *decoder) field(f, i int) (int, *RejectError) {
 		// The conversion does not allocate: ParseFloat's argument does not
 		// escape and numbers are short.
 		v, perr := strconv.ParseFloat(string(data[i:end]), 64)
-		if perr != nil { // the grammar is checked, so only ErrRange is left
+		// The grammar is checked, so only ErrRange is left: a magnitude
+		// beyond float64, which ParseFloat gives as ±Inf. JSON has no NaN
+		// or Inf literal, so this is the one way a non-finite amount could
+		// enter, and one Inf would make every sum it joins Inf for good.
+		if perr != nil || math.IsInf(v, 0) || math.IsNaN(v) {
 			return end, d.deferred(&RejectError{Reason: ReasonBadValue, Field: spec.name,
-				Detail: "number " + string(data[i:end]) + " is out of range"})
+				Detail: "number " + string(data[i:end]) + " is out of range: not a finite float64"})
 		}
 		d.amount = v
 		i = end
@@ -544,6 +593,19 @@ func (d *decoder) field(f, i int) (int, *RejectError) {
 				Detail: "expected an integer from 1 to " + strconv.Itoa(maxAttempt) + ", got " + string(data[i:end])})
 		}
 		d.attempt = n
+		i = end
+	case kindBool:
+		want := "false"
+		if c == 't' {
+			want = "true"
+		} else if c != 'f' {
+			return i, d.wrongType(spec.name, "boolean", i)
+		}
+		end, err := literal(data, i, want)
+		if err != nil {
+			return end, err
+		}
+		d.flag = want == "true"
 		i = end
 	case kindAttributes:
 		if c != '{' {
@@ -577,6 +639,12 @@ func (d *decoder) attributes(field string, i int) (int, *RejectError) {
 		if bad != "" {
 			return end, syntaxError(data, end, bad)
 		}
+		// Counted here, not after the scan, so that a huge object is
+		// refused before it is collected.
+		if d.nattrs >= MaxAttributes {
+			return i, d.deferred(&RejectError{Reason: ReasonBadValue, Field: field,
+				Detail: "more than " + strconv.Itoa(MaxAttributes) + " members, over the limit"})
+		}
 		a := attr{key: span{start: int32(i + 1), end: int32(end - 1), esc: esc}}
 		i = skipWS(data, end)
 		if i >= len(data) || data[i] != ':' {
@@ -599,11 +667,7 @@ func (d *decoder) attributes(field string, i int) (int, *RejectError) {
 			a.null = true
 			i = end
 		default:
-			name := data[a.key.start:a.key.end]
-			if a.key.esc {
-				name = appendUnescaped(nil, name)
-			}
-			return i, d.wrongType(field+"."+string(name), "string", i)
+			return i, d.wrongType(field+"."+d.attrKey(a), "string", i)
 		}
 		if d.nattrs < inlineAttrs {
 			d.attrs[d.nattrs] = a
@@ -624,6 +688,25 @@ func (d *decoder) attributes(field string, i int) (int, *RejectError) {
 		}
 		return i, syntaxError(data, i, "after object key:value pair")
 	}
+}
+
+// attrKey is the unescaped key of a, for messages; a is still a span of
+// the input.
+func (d *decoder) attrKey(a attr) string {
+	name := d.data[a.key.start:a.key.end]
+	if a.key.esc {
+		name = appendUnescaped(nil, name)
+	}
+	return string(name)
+}
+
+// unescapedLen is the length of the string at sp, a span of the input,
+// once unescaped. It runs only for strings over a limit.
+func (d *decoder) unescapedLen(sp span) int {
+	if !sp.esc {
+		return sp.len()
+	}
+	return len(appendUnescaped(nil, d.data[sp.start:sp.end]))
 }
 
 func (d *decoder) attr(i int) *attr {

@@ -306,7 +306,53 @@ var interactionRejects = []rejectCase{
 	{"year 10000 in UTC", `{` + minimalInteraction + `,"occurred_at":"9999-12-31T23:59:59-00:01"}`, ReasonBadTime, "occurred_at", "outside 0000-9999"},
 
 	{"amount out of range", `{` + minimalInteraction + `,"amount":1e400}`, ReasonBadValue, "amount", "out of range"},
-	{"negative amount out of range", `{` + minimalInteraction + `,"amount":-1e309}`, ReasonBadValue, "amount", "out of range"},
+	{"negative amount out of range", `{` + minimalInteraction + `,"amount":-1e309}`, ReasonBadValue, "amount", "not a finite float64"},
+	{"amount just past the largest float64", `{` + minimalInteraction + `,"amount":1.8e308}`, ReasonBadValue, "amount", "not a finite float64"},
+
+	// The supported time range, [1970-01-01T00:00:00Z, 2200-01-01T00:00:00Z).
+	{"one ns before 1970", `{` + minimalInteraction + `,"occurred_at":"1969-12-31T23:59:59.999999999Z"}`, ReasonBadTime, "occurred_at", "outside the supported range 1970-01-01T00:00:00Z to 2200-01-01T00:00:00Z"},
+	{"before 1970 by its offset", `{` + minimalInteraction + `,"occurred_at":"1970-01-01T00:30:00+01:00"}`, ReasonBadTime, "occurred_at", "1969-12-31T23:30:00Z is outside"},
+	{"year 1", `{` + minimalInteraction + `,"occurred_at":"0001-01-01T00:00:00Z"}`, ReasonBadTime, "occurred_at", "outside the supported range"},
+	{"2200 exactly", `{` + minimalInteraction + `,"occurred_at":"2200-01-01T00:00:00Z"}`, ReasonBadTime, "occurred_at", "2200-01-01T00:00:00Z is outside"},
+	{"2200 by its offset", `{` + minimalInteraction + `,"occurred_at":"2199-12-31T23:00:00-01:00"}`, ReasonBadTime, "occurred_at", "outside"},
+	{"past int64 nanoseconds", `{` + minimalInteraction + `,"occurred_at":"2300-01-01T00:00:00Z"}`, ReasonBadTime, "occurred_at", "outside"},
+	{"year 9999", `{` + minimalInteraction + `,"occurred_at":"9999-12-31T23:59:59Z"}`, ReasonBadTime, "occurred_at", "outside"},
+	{"out of range hidden by broken JSON", `{"occurred_at":"2300-01-01T00:00:00Z",]`, ReasonNotJSON, "", ""},
+
+	// Length limits: one byte over each (the exact limits are accepted in
+	// TestDecodeAtTheLimits).
+	{"event_id over the limit", `{` + minimalInteraction + `,"event_id":"` + strings.Repeat("e", MaxFieldLen+1) + `"}`, ReasonBadValue, "event_id", "value is 1025 bytes long, over the limit of 1024 bytes"},
+	{"type over the limit", `{` + minimalInteraction + `,"type":"` + strings.Repeat("t", MaxFieldLen+1) + `"}`, ReasonBadValue, "type", "limit of 1024 bytes"},
+	{"customer_id over the limit", `{` + minimalInteraction + `,"customer_id":"` + strings.Repeat("c", MaxFieldLen+1) + `"}`, ReasonBadValue, "customer_id", "limit of 1024 bytes"},
+	{"tenant over the limit", `{` + minimalInteraction + `,"tenant":"` + strings.Repeat("t", MaxFieldLen+1) + `"}`, ReasonBadValue, "tenant", "limit of 1024 bytes"},
+	{"segment over the limit", `{` + minimalInteraction + `,"segment":"` + strings.Repeat("s", MaxFieldLen+1) + `"}`, ReasonBadValue, "segment", "limit of 1024 bytes"},
+	{"region over the limit", `{` + minimalInteraction + `,"region":"` + strings.Repeat("r", MaxFieldLen+1) + `"}`, ReasonBadValue, "region", "limit of 1024 bytes"},
+	{"channel over the limit", `{` + minimalInteraction + `,"channel":"` + strings.Repeat("c", MaxFieldLen+1) + `"}`, ReasonBadValue, "channel", "limit of 1024 bytes"},
+	{"currency over the limit", `{` + minimalInteraction + `,"currency":"` + strings.Repeat("U", MaxFieldLen+1) + `"}`, ReasonBadValue, "currency", "limit of 1024 bytes"},
+	{"escaped value over the limit once unescaped", `{` + minimalInteraction + `,"customer_id":"` + strings.Repeat(`\u00e9`, MaxFieldLen/2) + `x"}`, ReasonBadValue, "customer_id", "value is 1025 bytes long"},
+	{"64 KiB customer_id", `{` + minimalInteraction + `,"customer_id":"` + strings.Repeat("c", 1<<16+1) + `"}`, ReasonBadValue, "customer_id", "65537 bytes long"},
+	{"replaced by a value over the limit", `{` + minimalInteraction + `,"event_id":"e1","event_id":"` + strings.Repeat("e", MaxFieldLen+1) + `"}`, ReasonBadValue, "event_id", "limit"},
+	{"attributes replaced by an object with a value over the limit", `{` + minimalInteraction + `,"attributes":{"a":"1"},"attributes":{"a":"` + strings.Repeat("v", MaxAttributeValueLen+1) + `"}}`, ReasonBadValue, "attributes.a", "limit of 4096"},
+	{"attribute key over the limit", `{` + minimalInteraction + `,"attributes":{"` + strings.Repeat("k", MaxAttributeKeyLen+1) + `":"v"}}`, ReasonBadValue, "attributes", "a key is 1025 bytes long, over the limit of 1024 bytes"},
+	{"attribute key over the limit with a null value", `{` + minimalInteraction + `,"attributes":{"` + strings.Repeat("k", MaxAttributeKeyLen+1) + `":null}}`, ReasonBadValue, "attributes", "a key is 1025 bytes"},
+	{"attribute value over the limit", `{` + minimalInteraction + `,"attributes":{"note":"` + strings.Repeat("v", MaxAttributeValueLen+1) + `"}}`, ReasonBadValue, "attributes.note", "value is 4097 bytes long, over the limit of 4096 bytes"},
+	{"escaped attribute value over the limit once unescaped", `{` + minimalInteraction + `,"attributes":{"n\u00f6te":"` + strings.Repeat(`\n`, MaxAttributeValueLen+1) + `"}}`, ReasonBadValue, "attributes.nöte", "value is 4097 bytes"},
+	{"too many attributes", `{` + minimalInteraction + `,"attributes":` + attributesObject(MaxAttributes+1) + `}`, ReasonBadValue, "attributes", "more than 64 members"},
+	{"length hidden by broken JSON", `{"event_id":"` + strings.Repeat("e", MaxFieldLen+1) + `",]`, ReasonNotJSON, "", ""},
+}
+
+// attributesObject is an attributes object with n distinct members.
+func attributesObject(n int) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"a%d":"%d"`, i, i)
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 var receiptRejects = []rejectCase{
@@ -336,6 +382,19 @@ var receiptRejects = []rejectCase{
 	{"Local is not a zone", `{` + minimalReceipt + `,"recipient_tz":"Local"}`, ReasonBadValue, "recipient_tz", ""},
 	{"path is not a zone", `{` + minimalReceipt + `,"recipient_tz":"../../etc/passwd"}`, ReasonBadValue, "recipient_tz", ""},
 	{"offset is not a zone", `{` + minimalReceipt + `,"recipient_tz":"+08:00"}`, ReasonBadValue, "recipient_tz", ""},
+	{"one ns before 1970", `{` + minimalReceipt + `,"occurred_at":"1969-12-31T23:59:59.999999999Z"}`, ReasonBadTime, "occurred_at", "outside the supported range"},
+	{"2200 exactly", `{` + minimalReceipt + `,"occurred_at":"2200-01-01T00:00:00Z"}`, ReasonBadTime, "occurred_at", "outside the supported range"},
+	{"receipt_id over the limit", `{` + minimalReceipt + `,"receipt_id":"` + strings.Repeat("r", MaxFieldLen+1) + `"}`, ReasonBadValue, "receipt_id", "value is 1025 bytes long, over the limit of 1024 bytes"},
+	{"message_id over the limit", `{` + minimalReceipt + `,"message_id":"` + strings.Repeat("m", MaxFieldLen+1) + `"}`, ReasonBadValue, "message_id", "limit of 1024"},
+	{"customer_id over the limit", `{` + minimalReceipt + `,"customer_id":"` + strings.Repeat("c", MaxFieldLen+1) + `"}`, ReasonBadValue, "customer_id", "limit of 1024"},
+	{"channel over the limit", `{` + minimalReceipt + `,"channel":"` + strings.Repeat("c", MaxFieldLen+1) + `"}`, ReasonBadValue, "channel", "limit of 1024"},
+	{"status over the limit", `{` + minimalReceipt + `,"status":"` + strings.Repeat("s", MaxFieldLen+1) + `"}`, ReasonBadValue, "status", "limit of 1024"},
+	{"tenant over the limit", `{` + minimalReceipt + `,"tenant":"` + strings.Repeat("t", MaxFieldLen+1) + `"}`, ReasonBadValue, "tenant", "limit of 1024"},
+	{"campaign_id over the limit", `{` + minimalReceipt + `,"campaign_id":"` + strings.Repeat("c", MaxFieldLen+1) + `"}`, ReasonBadValue, "campaign_id", "limit of 1024"},
+	{"template_id over the limit", `{` + minimalReceipt + `,"template_id":"` + strings.Repeat("t", MaxFieldLen+1) + `"}`, ReasonBadValue, "template_id", "limit of 1024"},
+	{"provider over the limit", `{` + minimalReceipt + `,"provider":"` + strings.Repeat("p", MaxFieldLen+1) + `"}`, ReasonBadValue, "provider", "limit of 1024"},
+	{"error_code over the limit", `{` + minimalReceipt + `,"error_code":"` + strings.Repeat("e", MaxFieldLen+1) + `"}`, ReasonBadValue, "error_code", "limit of 1024"},
+	{"recipient_tz over the limit", `{` + minimalReceipt + `,"recipient_tz":"` + strings.Repeat("z", MaxFieldLen+1) + `"}`, ReasonBadValue, "recipient_tz", "limit of 1024"},
 }
 
 func TestDecodeInteractionRejects(t *testing.T) {
@@ -520,6 +579,17 @@ func randomTimestamp(rng *rand.Rand) string {
 		return s + "Z"
 	}
 	return s + t.Format("-07:00")
+}
+
+// randomEventTime is a randomTimestamp inside the supported range
+// [MinTime, MaxTime), which the decoder accepts.
+func randomEventTime(rng *rand.Rand) string {
+	for {
+		s := randomTimestamp(rng)
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil && !t.Before(MinTime) && t.Before(MaxTime) {
+			return s
+		}
+	}
 }
 
 // referenceInteraction is the slow, obviously right decoder: encoding/json
@@ -730,7 +800,7 @@ func randomInteraction(rng *rand.Rand) []byte {
 	w := &recordWriter{rng: rng}
 	ms := []member{
 		w.strMember("event_id", 1), w.strMember("type", 1), w.strMember("customer_id", 1),
-		{"occurred_at", func() { w.plain(randomTimestamp(rng)) }},
+		{"occurred_at", func() { w.plain(randomEventTime(rng)) }},
 	}
 	for _, k := range []string{"tenant", "segment", "region", "channel", "currency"} {
 		m := w.strMember(k, 0)
@@ -767,7 +837,7 @@ func randomReceipt(rng *rand.Rand) []byte {
 	ms := []member{
 		w.strMember("receipt_id", 1), w.strMember("message_id", 1), w.strMember("customer_id", 1),
 		w.strMember("channel", 1), w.strMember("status", 1),
-		{"occurred_at", func() { w.plain(randomTimestamp(rng)) }},
+		{"occurred_at", func() { w.plain(randomEventTime(rng)) }},
 	}
 	for _, k := range []string{"tenant", "campaign_id", "template_id", "provider", "error_code"} {
 		m := w.strMember(k, 0)

@@ -25,6 +25,10 @@ type Interaction struct {
 	Amount     float64           `json:"amount"`
 	Currency   string            `json:"currency,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
+	// Profile is the customer's profile version current at OccurredAt
+	// (SPEC §1.3), set by the engine that accepted the record; nil when
+	// there is none. It is not part of the topic's JSON.
+	Profile *Profile `json:"-"`
 }
 
 // Receipt is what happened to one attempt of a message sent to a customer
@@ -43,6 +47,8 @@ type Receipt struct {
 	Provider    string    `json:"provider,omitempty"`
 	ErrorCode   string    `json:"error_code,omitempty"`
 	RecipientTZ string    `json:"recipient_tz,omitempty"`
+	// Profile is as in Interaction.
+	Profile *Profile `json:"-"`
 }
 
 // Source names one of the two input streams.
@@ -66,13 +72,17 @@ const (
 	ReasonBadTime      Reason = "bad_time"
 	ReasonBadValue     Reason = "bad_value"
 	ReasonLate         Reason = "late"
+	// ReasonFuture is a record too far ahead of the watermark (the
+	// engine's future_skew guard): accepting it would move the watermark
+	// so far that every later valid record would be late.
+	ReasonFuture Reason = "future"
 	// ReasonTooLarge is a line or message longer than the reader's limit;
 	// it is refused before decoding, without being held whole.
 	ReasonTooLarge Reason = "too_large"
 )
 
 // Reasons lists every Reason, for metrics that pre-create their series.
-var Reasons = []Reason{ReasonNotJSON, ReasonMissingField, ReasonWrongType, ReasonBadTime, ReasonBadValue, ReasonLate, ReasonTooLarge}
+var Reasons = []Reason{ReasonNotJSON, ReasonMissingField, ReasonWrongType, ReasonBadTime, ReasonBadValue, ReasonLate, ReasonFuture, ReasonTooLarge}
 
 // RejectError is a refused record: a Reason for counting and a message that
 // names the field and what was wrong with it.

@@ -62,6 +62,12 @@ func tp(t time.Time) *time.Time { t = t.UTC(); return &t }
 
 // newAlert builds a firing or resolved alert for rule r and group key.
 func newAlert(r *rules.Rule, key, state string, value, threshold float64, startsAt time.Time) Alert {
+	// No detector gives a non-finite value (sums saturate, rules check
+	// refuses non-finite thresholds); clamping here as well means no
+	// future one can emit an alert that no output can encode, which would
+	// stop the partition.
+	var ignored int64
+	value, threshold = sat(value, &ignored), sat(threshold, &ignored)
 	labels := alertLabels(r, key)
 	return Alert{
 		Fingerprint: Fingerprint(labels),

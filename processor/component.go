@@ -37,7 +37,7 @@ type keyCounter interface{ StateKeys() int }
 // StateKeys is the number of keys the engine's components hold, plus the
 // record ids remembered for deduplication.
 func (e *Engine) StateKeys() int {
-	n := e.DedupKeys()
+	n := e.DedupKeys() + e.profiles.len() + len(e.custLabels)
 	for _, c := range e.comps {
 		if k, ok := c.(keyCounter); ok {
 			n += k.StateKeys()

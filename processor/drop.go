@@ -25,6 +25,7 @@ type drop struct {
 	forgotten map[string]struct{}
 	due       int64 // end of the earliest window not yet evaluated
 	buf       []byte
+	evals     int64 // windows evaluated one by one, for tests of the skip
 }
 
 // dropGroup is one group's state; fields are exported for gob snapshots.
@@ -38,6 +39,10 @@ type dropGroup struct {
 	Firing bool
 	Clear  int64 // while firing: end of the first window that stopped breaching (keep_firing_for)
 	Fresh  bool  // no window evaluated yet: an earlier event may move Next back
+	// nonZero is the number of non-zero values in Hist; recomputed on
+	// restore. With none, an empty window cannot breach or stay firing,
+	// so Advance skips runs of them at once.
+	nonZero int
 }
 
 type winVal struct {
@@ -59,23 +64,23 @@ func (d *drop) Name() string { return "rule:" + d.rule.Name }
 
 func (d *drop) Interaction(ev *ingest.Interaction, out *Output) {
 	if d.rule.Source == rules.SourceInteractions {
-		d.observe(rules.Event{I: ev}, ev.OccurredAt)
+		d.observe(rules.Event{I: ev}, ev.OccurredAt, out)
 	}
 }
 
 func (d *drop) Receipt(r *ingest.Receipt, out *Output) {
 	if d.rule.Source == rules.SourceReceipts {
-		d.observe(rules.Event{R: r}, r.OccurredAt)
+		d.observe(rules.Event{R: r}, r.OccurredAt, out)
 	}
 }
 
-func (d *drop) observe(e rules.Event, at time.Time) {
+func (d *drop) observe(e rules.Event, at time.Time, out *Output) {
 	if !d.rule.Matcher.Match(e) {
 		return
 	}
 	v := 1.0
 	if d.rule.Agg.Op == "sum" {
-		v = d.rule.Agg.Num(e)
+		v = sat(d.rule.Agg.Num(e), &out.Saturated)
 	}
 	d.buf = groupKey(d.rule.Fields, e, d.buf)
 	s := windowStart(at.UnixNano(), d.window)
@@ -93,20 +98,21 @@ func (d *drop) observe(e rules.Event, at time.Time) {
 		// window back (any windows skipped were empty).
 		g.Next = s
 	}
-	g.Open = addWin(g.Open, s, v)
+	g.Open = addWin(g.Open, s, v, &out.Saturated)
 	if d.due == 0 || g.Next+d.window < d.due {
 		d.due = g.Next + d.window
 	}
 }
 
 // addWin adds v to the window starting at s, keeping the slice sorted.
-func addWin(open []winVal, s int64, v float64) []winVal {
+// The sum saturates (satAdd); n counts the clamps.
+func addWin(open []winVal, s int64, v float64, n *int64) []winVal {
 	i := len(open)
 	for i > 0 && open[i-1].Start > s {
 		i--
 	}
 	if i > 0 && open[i-1].Start == s {
-		open[i-1].V += v
+		open[i-1].V = satAdd(open[i-1].V, v, n)
 		return open
 	}
 	open = append(open, winVal{})
@@ -124,6 +130,9 @@ func (d *drop) Advance(wm time.Time, out *Output) {
 	for _, key := range sortedKeys(d.groups) {
 		g := d.groups[key]
 		for g.Next+d.window <= w {
+			if d.skip(g, w) {
+				continue
+			}
 			if d.evaluate(key, g, out) {
 				delete(d.groups, key)
 				d.forgotten[key] = struct{}{}
@@ -136,9 +145,48 @@ func (d *drop) Advance(wm time.Time, out *Output) {
 	}
 }
 
+// skip moves g past a run of windows whose evaluation is known to change
+// nothing but the window count, and reports whether it did. With a history
+// of zeros, an empty window has value 0 against a baseline of 0 (or none
+// yet): it neither breaches nor keeps an alert firing. So when the
+// watermark jumps far over empty windows, Advance costs the windows with
+// data plus the baseline's length, not the jump divided by the window.
+//
+//   - not firing: every empty window up to the next one with data is inert;
+//     without data ahead, evaluate runs instead, so that the group is
+//     forgotten after at most a baseline's worth of windows;
+//   - firing and clearing (keep_firing_for running): every empty window
+//     that ends before keep_firing_for is over.
+func (d *drop) skip(g *dropGroup, w int64) bool {
+	if g.nonZero != 0 || (len(g.Open) > 0 && g.Open[0].Start == g.Next) {
+		return false
+	}
+	n := (w - g.Next) / d.window // windows that are final
+	if len(g.Open) > 0 {
+		n = min(n, (g.Open[0].Start-g.Next)/d.window)
+	}
+	switch {
+	case !g.Firing && len(g.Open) > 0:
+		g.Streak = 0
+	case g.Firing && g.Clear != 0:
+		// the windows ending before Clear + keep_firing_for
+		r := g.Clear + int64(d.rule.KeepFiringFor) - g.Next
+		n = min(n, (r-1)/d.window)
+	default:
+		return false
+	}
+	if n <= 0 {
+		return false
+	}
+	g.Count += int(n)
+	g.Next += n * d.window
+	g.Fresh = false
+	return true
+}
+
 // baseline is the reference for the window numbered i, and whether the
 // group has a full baseline yet.
-func (d *drop) baseline(g *dropGroup, i int) (float64, bool) {
+func (d *drop) baseline(g *dropGroup, i int, sat *int64) (float64, bool) {
 	b := d.rule.Baseline
 	step, n := 1, b.Windows
 	if n == 0 {
@@ -149,7 +197,7 @@ func (d *drop) baseline(g *dropGroup, i int) (float64, bool) {
 	}
 	sum := 0.0
 	for k := 1; k <= n; k++ {
-		sum += g.Hist[(i-k*step)%d.hist]
+		sum = satAdd(sum, g.Hist[(i-k*step)%d.hist], sat)
 	}
 	return sum / float64(n), true
 }
@@ -165,14 +213,21 @@ func (d *drop) evaluate(key string, g *dropGroup, out *Output) (forget bool) {
 		v = g.Open[0].V
 		g.Open = g.Open[1:]
 	}
-	base, full := d.baseline(g, g.Count)
+	d.evals++
+	base, full := d.baseline(g, g.Count, &out.Saturated)
 	bound := base * (1 - d.rule.DropPct/100)
 	breach := full && base >= d.rule.MinBaseline && v < bound
 	stay := breach
 	if rt := d.rule.ResolveThreshold; rt != nil {
 		stay = full && base >= d.rule.MinBaseline && v < base*(1-*rt/100)
 	}
-	g.Hist[g.Count%d.hist] = v
+	h := &g.Hist[g.Count%d.hist]
+	if *h != 0 {
+		g.nonZero--
+	}
+	if *h = v; v != 0 {
+		g.nonZero++
+	}
 	g.Count++
 	g.Next = end
 	g.Fresh = false
@@ -208,15 +263,7 @@ func (d *drop) evaluate(key string, g *dropGroup, out *Output) (forget bool) {
 		a.WindowStart, a.WindowEnd = tp(ts(s)), tp(ts(end))
 		out.Alerts = append(out.Alerts, a)
 	}
-	if len(g.Open) > 0 || g.Count < d.hist {
-		return false
-	}
-	for _, h := range g.Hist {
-		if h != 0 {
-			return false
-		}
-	}
-	return true
+	return len(g.Open) == 0 && g.Count >= d.hist && g.nonZero == 0
 }
 
 type dropState struct {
@@ -246,6 +293,12 @@ func (d *drop) UnmarshalState(b []byte) error {
 	for _, g := range d.groups {
 		if len(g.Hist) != d.hist {
 			return errCorruptState
+		}
+		g.nonZero = 0
+		for _, h := range g.Hist {
+			if h != 0 {
+				g.nonZero++
+			}
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/crmpulse/crmpulse/ingest"
@@ -29,7 +30,28 @@ type Config struct {
 	// Extra components run after the rules' detectors, e.g. the
 	// aggregates for the analytics sink.
 	Extra []Component
+	// ProfilesFromRecords makes the engine read customer.* from the
+	// Profile that records already carry instead of looking it up in its
+	// own store: the group stage, fed by partition engines that hold the
+	// profiles (SPEC §1.3: what a partition engine hands on carries the
+	// customer.* values it read).
+	ProfilesFromRecords bool
+	// FutureSkew, when positive, refuses a record whose occurred_at is
+	// more than this far ahead of the watermark (once there is one) with
+	// reason future, so that one record from a wrong clock cannot move the
+	// watermark and make every later valid record late. Zero disables the
+	// guard; the drivers default to DefaultFutureSkew.
+	FutureSkew time.Duration
 }
+
+// DefaultFutureSkew is the future_skew of `crmpulse run` and `crmpulse
+// replay` unless configured. A week is far beyond any clock error or
+// time-zone mistake (at most a day) and beyond the reordering a partition
+// sees, yet refuses the records dated years ahead that a wrong clock or a
+// typo writes. It is also the longest gap in a partition's event time that
+// the guard lets through: after a silence longer than FutureSkew plus the
+// allowed lateness, the next records are refused (docs/limits.md).
+const DefaultFutureSkew = 7 * 24 * time.Hour
 
 // Stats are counters an engine keeps about its input.
 type Stats struct {
@@ -37,12 +59,27 @@ type Stats struct {
 	Receipts     int64
 	Duplicates   int64
 	Late         int64
+	// Saturated counts sums that would have overflowed float64 and were
+	// held at ±math.MaxFloat64 instead (docs/limits.md).
+	Saturated int64
+	// Customers counts profile versions read (tombstones not included).
+	Customers int64
+	// Ignored counts what a deadline or calendar rule could not read: a
+	// start whose due is missing or unparsable, a profile date that does
+	// not parse.
+	Ignored int64
+	Future  int64
 }
+
+// ignoredCounter is implemented by components that ignore some inputs
+// they cannot read (Stats.Ignored).
+type ignoredCounter interface{ Ignored() int64 }
 
 // Engine runs detectors and resend policies over one ordered input.
 type Engine struct {
 	rules    *rules.File
 	lateness time.Duration
+	skew     time.Duration
 	comps    []Component
 	dedupI   *dedup
 	dedupR   *dedup
@@ -50,7 +87,30 @@ type Engine struct {
 	max      time.Time
 	out      Output
 	stats    Stats
+	// profiles are the customer profiles of SPEC §1.3; fromRecords is
+	// Config.ProfilesFromRecords.
+	profiles    *profileStore
+	fromRecords bool
+	// custRules are the rules with customer_labels, by name; custLabels
+	// holds, by the fingerprint the detector gave a firing alert, the
+	// profile labels added to it, so that its resolved record carries
+	// exactly the same labels.
+	custRules  map[string]*rules.Rule
+	custLabels map[string]map[string]string
+	// names are the components' names, fixed at New so Busy can read them
+	// from another goroutine; busy is the component call in progress
+	// (index+1)<<2 | call, 0 between calls. One atomic store per component
+	// call is what it costs (BenchmarkEngineRecords).
+	names []string
+	busy  atomic.Int32
 }
+
+// The calls Busy reports.
+const (
+	callInteraction = 1 + iota
+	callReceipt
+	callAdvance
+)
 
 // detectorFactories builds a detector for each kind; adding a kind is one
 // new file and one line here.
@@ -60,6 +120,9 @@ var detectorFactories = map[string]func(r *rules.Rule, f *rules.File) Component{
 	rules.KindThreshold:  newThreshold,
 	rules.KindRatio:      newRatio,
 	rules.KindAbsence:    newAbsence,
+	rules.KindEvent:      newEvent,
+	rules.KindDeadline:   newDeadline,
+	rules.KindCalendar:   newCalendar,
 }
 
 // New builds an engine for cfg.
@@ -67,12 +130,21 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Rules == nil {
 		return nil, errors.New("engine config: no rules")
 	}
+	if cfg.FutureSkew < 0 {
+		return nil, fmt.Errorf("engine config: future skew %s is negative (0 disables the guard)", cfg.FutureSkew)
+	}
 	lateness := cfg.Rules.Defaults.AllowedLateness.D()
 	e := &Engine{
 		rules:    cfg.Rules,
 		lateness: lateness,
+		skew:     cfg.FutureSkew,
 		dedupI:   newDedup(lateness),
 		dedupR:   newDedup(lateness),
+
+		profiles:    newProfileStore(readHorizon(cfg.Rules)),
+		fromRecords: cfg.ProfilesFromRecords,
+		custRules:   map[string]*rules.Rule{},
+		custLabels:  map[string]map[string]string{},
 	}
 	for _, r := range cfg.Rules.Rules {
 		mk, ok := detectorFactories[r.Kind]
@@ -85,6 +157,17 @@ func New(cfg Config) (*Engine, error) {
 		e.comps = append(e.comps, newResender(cfg.Rules))
 	}
 	e.comps = append(e.comps, cfg.Extra...)
+	for _, r := range cfg.Rules.Rules {
+		if len(r.CustomerFields) > 0 {
+			e.custRules[r.Name] = r
+		}
+	}
+	for _, c := range e.comps {
+		e.names = append(e.names, c.Name())
+		if pr, ok := c.(profileReader); ok {
+			pr.useProfiles(e.profiles)
+		}
+	}
 	return e, nil
 }
 
@@ -101,7 +184,15 @@ func (e *Engine) MaxEventTime() time.Time { return e.max }
 func (e *Engine) AllowedLateness() time.Duration { return e.lateness }
 
 // Stats returns the engine's counters.
-func (e *Engine) Stats() Stats { return e.stats }
+func (e *Engine) Stats() Stats {
+	st := e.stats
+	for _, c := range e.comps {
+		if ic, ok := c.(ignoredCounter); ok {
+			st.Ignored += ic.Ignored()
+		}
+	}
+	return st
+}
 
 // Output is what the engine produced since the driver last reset it.
 func (e *Engine) Output() *Output { return &e.out }
@@ -122,11 +213,34 @@ func (e *Engine) late(at time.Time) error {
 	}
 }
 
+// future refuses at when the guard is on, there is a watermark, and at is
+// more than the skew ahead of it. A refused record changes nothing, so the
+// watermark stays where the valid records put it.
+func (e *Engine) future(at time.Time) error {
+	if e.skew <= 0 || e.wm.IsZero() || !at.After(e.wm.Add(e.skew)) {
+		return nil
+	}
+	e.stats.Future++
+	return &ingest.RejectError{
+		Reason: ingest.ReasonFuture,
+		Field:  "occurred_at",
+		Detail: fmt.Sprintf("%s is more than %s (future_skew) ahead of the watermark %s",
+			at.UTC().Format(time.RFC3339Nano), e.skew, e.wm.UTC().Format(time.RFC3339Nano)),
+	}
+}
+
+// FutureSkew is the future-skew guard's bound; 0 when it is off.
+func (e *Engine) FutureSkew() time.Duration { return e.skew }
+
 // Interaction feeds one decoded interaction. It returns a *ingest.RejectError
-// with reason late when the record is behind the watermark, ErrDuplicate for
-// a repeated event_id, nil when accepted.
+// with reason late when the record is behind the watermark, future when it is
+// more than the future skew ahead of it, ErrDuplicate for a repeated
+// event_id, nil when accepted.
 func (e *Engine) Interaction(ev *ingest.Interaction) error {
 	if err := e.late(ev.OccurredAt); err != nil {
+		return err
+	}
+	if err := e.future(ev.OccurredAt); err != nil {
 		return err
 	}
 	if e.dedupI.seen(ev.EventID, ev.OccurredAt) {
@@ -137,15 +251,24 @@ func (e *Engine) Interaction(ev *ingest.Interaction) error {
 	if ev.OccurredAt.After(e.max) {
 		e.max = ev.OccurredAt
 	}
-	for _, c := range e.comps {
+	e.attachProfile(&ev.Profile, ev.Tenant, ev.CustomerID, ev.OccurredAt)
+	n := len(e.out.Alerts)
+	for i, c := range e.comps {
+		e.busy.Store(int32(i+1)<<2 | callInteraction)
 		c.Interaction(ev, &e.out)
 	}
+	e.busy.Store(0)
+	e.countSaturated()
+	e.labelAlerts(n)
 	return nil
 }
 
 // Receipt feeds one decoded delivery receipt, like Interaction.
 func (e *Engine) Receipt(r *ingest.Receipt) error {
 	if err := e.late(r.OccurredAt); err != nil {
+		return err
+	}
+	if err := e.future(r.OccurredAt); err != nil {
 		return err
 	}
 	if e.dedupR.seen(r.ReceiptID, r.OccurredAt) {
@@ -156,9 +279,15 @@ func (e *Engine) Receipt(r *ingest.Receipt) error {
 	if r.OccurredAt.After(e.max) {
 		e.max = r.OccurredAt
 	}
-	for _, c := range e.comps {
+	e.attachProfile(&r.Profile, r.Tenant, r.CustomerID, r.OccurredAt)
+	n := len(e.out.Alerts)
+	for i, c := range e.comps {
+		e.busy.Store(int32(i+1)<<2 | callReceipt)
 		c.Receipt(r, &e.out)
 	}
+	e.busy.Store(0)
+	e.countSaturated()
+	e.labelAlerts(n)
 	return nil
 }
 
@@ -169,11 +298,31 @@ func (e *Engine) Advance(wm time.Time) {
 		return
 	}
 	e.wm = wm
-	for _, c := range e.comps {
+	n := len(e.out.Alerts)
+	for i, c := range e.comps {
+		e.busy.Store(int32(i+1)<<2 | callAdvance)
 		c.Advance(wm, &e.out)
 	}
+	e.busy.Store(0)
+	e.countSaturated()
+	e.labelAlerts(n)
+	e.profiles.advance(wm)
 	e.dedupI.evict(wm)
 	e.dedupR.evict(wm)
+}
+
+// Busy names the component the engine is running now (the rule name for a
+// detector) and the call it is in: interaction, receipt or advance. ok is
+// false between component calls. Unlike the other methods it may be called
+// from any goroutine, so that a watchdog can say which rule a stuck
+// partition is in.
+func (e *Engine) Busy() (component, call string, ok bool) {
+	v := e.busy.Load()
+	i := int(v>>2) - 1
+	if i < 0 || i >= len(e.names) {
+		return "", "", false
+	}
+	return e.names[i], [...]string{"", "interaction", "receipt", "advance"}[v&3], true
 }
 
 // AdvanceFromEvents applies SPEC §2's rule for a single input: the
@@ -198,6 +347,10 @@ type engineState struct {
 	DedupI     dedupState
 	DedupR     dedupState
 	Components map[string][]byte
+	// Profiles and CustLabels are absent from snapshots of builds without
+	// customer profiles; those restore to an empty store.
+	Profiles   []byte
+	CustLabels map[string]map[string]string
 }
 
 // Snapshot serialises the engine's whole state. Restoring it into an engine
@@ -208,6 +361,7 @@ func (e *Engine) Snapshot() ([]byte, error) {
 		Watermark: e.wm, Max: e.max, Stats: e.stats,
 		DedupI: e.dedupI.state(), DedupR: e.dedupR.state(),
 		Components: make(map[string][]byte, len(e.comps)),
+		Profiles:   e.profiles.state(), CustLabels: e.custLabels,
 	}
 	for _, c := range e.comps {
 		b, err := c.MarshalState()
@@ -237,6 +391,14 @@ func (e *Engine) Restore(data []byte) error {
 	e.wm, e.max, e.stats = st.Watermark, st.Max, st.Stats
 	e.dedupI.restore(st.DedupI)
 	e.dedupR.restore(st.DedupR)
+	if err := e.profiles.restore(st.Profiles); err != nil {
+		return fmt.Errorf("restoring customer profiles: %w", err)
+	}
+	e.profiles.advance(e.wm)
+	e.custLabels = st.CustLabels
+	if e.custLabels == nil {
+		e.custLabels = map[string]map[string]string{}
+	}
 	for _, c := range e.comps {
 		b, ok := st.Components[c.Name()]
 		if !ok {

@@ -17,13 +17,17 @@ const allKinds = `
 version: 1
 defaults: {timezone: Asia/Shanghai, allowed_lateness: 10m}
 rules:
-  - {name: churn, kind: inactivity, source: interactions, match: {type: [login, purchase]}, key: [tenant, customer_id], idle_for: 6h}
+  - {name: churn, kind: inactivity, source: interactions, match: {type: [login, purchase]}, key: [tenant, customer_id], idle_for: 6h, customer_labels: [account_manager, tier]}
+  - {name: big_gold, kind: event, source: interactions, match: {type: [purchase], customer.tier: [gold]}, group_by: [tenant, customer_id], lasts: 2h, customer_labels: [account_manager]}
+  - {name: by_manager, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant, customer.account_manager], window: 1h, value: count, op: ">=", threshold: 2}
   - {name: revenue, kind: drop, source: interactions, match: {type: [purchase, refund]}, group_by: [tenant, segment], window: 1h, value: sum(amount), baseline: {windows: 3}, drop_pct: 40, min_baseline: 50, for: 2}
   - {name: seasonal, kind: drop, source: interactions, group_by: [tenant], window: 1h, value: count, baseline: {season: 4h, seasons: 2}, drop_pct: 50, min_baseline: 5}
   - {name: burst, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant, region], window: 30m, value: count, op: ">=", threshold: 3, for: 5m, keep_firing_for: 10m}
   - {name: burst_plain, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant], window: 30m, value: count, op: ">=", threshold: 4}
   - {name: complainers, kind: threshold, source: interactions, match: {type: [complaint]}, group_by: [tenant], window: 1h, value: distinct(customer_id), op: ">=", threshold: 3}
   - {name: failures, kind: ratio, source: receipts, group_by: [tenant, channel], window: 1h, numerator: {status: [failed, soft_bounce]}, denominator: {status: [sent]}, op: ">", threshold: 0.3, min_denominator: 3, for: 2, resolve_threshold: 0.2}
+  - {name: followup, kind: deadline, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], due_after: 1h, stages: [{name: soon, at: -30m}, {name: due, at: 0s}, {name: late, at: 2h}], customer_labels: [tier]}
+  - {name: birthday, kind: calendar, source: customers, match: {tier: [gold, silver]}, date: attributes.birthday, repeat: yearly, at: "09:00", lasts: 6h, customer_labels: [account_manager]}
   - {name: unresolved, kind: absence, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], within: 2h}
 resend:
   - name: sms_retry
@@ -34,14 +38,17 @@ resend:
     backoff: {initial: 5m, multiplier: 2, max: 1h}
     quiet_hours: {start: "22:00", end: "08:00"}
     suppress_on: [hard_bounce, complained, unsubscribed]
+    suppress_on_interactions: [unsubscribe, complaint]
     frequency_cap: {max: 3, per: 24h}
     fallback: {after_attempts: 2, channel: email}
 `
 
 // record is one input of a random scenario.
 type record struct {
-	i *ingest.Interaction
-	r *ingest.Receipt
+	i    *ingest.Interaction
+	r    *ingest.Receipt
+	c    *ingest.Customer
+	drop string // a tombstone for this customer_id
 }
 
 // randomInput makes a seeded, roughly time-ordered mix of every record kind
@@ -59,6 +66,19 @@ func randomInput(seed uint64, n int) []record {
 			at = t.Add(-2 * time.Hour) // late
 		}
 		cust := fmt.Sprintf("c%d", rng.IntN(40))
+		if rng.IntN(8) == 0 {
+			// Profiles, some behind the watermark, some ahead of the events.
+			pat := t.Add(time.Duration(rng.IntN(240)-180) * time.Minute)
+			out = append(out, record{c: &ingest.Customer{CustomerID: cust, Tenant: "acme", UpdatedAt: pat,
+				AccountManager: []string{"", "am1@x", "am2@x"}[rng.IntN(3)], Tier: []string{"gold", "silver", "unknown"}[rng.IntN(3)],
+				Segment: "unknown", Region: "unknown", Timezone: []string{"", "Europe/Paris", "America/New_York"}[rng.IntN(3)],
+				Deleted:    rng.IntN(15) == 0,
+				Attributes: map[string]string{"birthday": fmt.Sprintf("11-%02d", 2+rng.IntN(3))}}})
+			if rng.IntN(30) == 0 {
+				out = append(out, record{drop: cust})
+			}
+			continue
+		}
 		if rng.IntN(3) == 0 {
 			msg := fmt.Sprintf("m%d", rng.IntN(200))
 			out = append(out, record{r: &ingest.Receipt{ReceiptID: fmt.Sprintf("r%d", k), MessageID: msg, CustomerID: cust,
@@ -78,10 +98,15 @@ func randomInput(seed uint64, n int) []record {
 
 func feed(e *processor.Engine, recs []record) {
 	for _, r := range recs {
-		if r.i != nil {
+		switch {
+		case r.i != nil:
 			_ = e.Interaction(r.i)
-		} else {
+		case r.r != nil:
 			_ = e.Receipt(r.r)
+		case r.c != nil:
+			_ = e.Customer(r.c)
+		default:
+			e.DropCustomer(r.drop)
 		}
 		e.AdvanceFromEvents()
 	}
@@ -111,9 +136,14 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 	for _, a := range want.Alerts {
 		kinds[a.Kind+"/"+a.State] = true
 	}
-	for _, k := range []string{"inactivity", "drop", "threshold", "ratio", "absence"} {
+	for _, k := range []string{"inactivity", "drop", "threshold", "ratio", "absence", "event", "deadline", "calendar"} {
 		require.True(t, kinds[k+"/firing"], "scenario should fire %s", k)
 	}
+	labelled := map[string]bool{}
+	for _, a := range want.Alerts {
+		labelled[a.Rule] = labelled[a.Rule] || a.Labels["account_manager"] != ""
+	}
+	require.True(t, labelled["churn"] && labelled["big_gold"] && labelled["by_manager"] && labelled["birthday"], "profiles reach the alerts: %v", labelled)
 
 	for _, cut := range []int{1, 500, 1234, 2999} {
 		t.Run(fmt.Sprint(cut), func(t *testing.T) {

@@ -33,6 +33,9 @@ type step struct {
 	i  *ingest.Interaction
 	r  *ingest.Receipt
 	wm string // advance the watermark to this offset
+	c  *ingest.Customer
+	// drop is a customer_id whose profile a Kafka tombstone drops.
+	drop string
 	// wantErr, when set, is the reason the record must be refused with
 	// ("late", "duplicate").
 	wantErr string
@@ -84,6 +87,36 @@ func rc(msg, cust, status, when string, opts ...ropt) step {
 
 func wm(when string) step { return step{wm: when} }
 
+type popt func(*ingest.Customer)
+
+func tier(v string) popt { return func(c *ingest.Customer) { c.Tier = v } }
+func am(v string) popt   { return func(c *ingest.Customer) { c.AccountManager = v } }
+func zone(v string) popt { return func(c *ingest.Customer) { c.Timezone = v } }
+func tenant(v string) popt {
+	return func(c *ingest.Customer) { c.Tenant = v }
+}
+func pattr(k, v string) popt {
+	return func(c *ingest.Customer) {
+		if c.Attributes == nil {
+			c.Attributes = map[string]string{}
+		}
+		c.Attributes[k] = v
+	}
+}
+func deleted() popt { return func(c *ingest.Customer) { c.Deleted = true } }
+
+// prof is a profile version of cust (tenant acme) from when on.
+func prof(cust, when string, opts ...popt) step {
+	c := &ingest.Customer{CustomerID: cust, UpdatedAt: mustAt(when), Tenant: "acme",
+		Tier: "unknown", Segment: "unknown", Region: "unknown"}
+	for _, o := range opts {
+		o(c)
+	}
+	return step{c: c}
+}
+
+func tombstone(cust string) step { return step{drop: cust} }
+
 func dup(s step) step {
 	c := s
 	if s.i != nil {
@@ -111,7 +144,11 @@ func mustAt(s string) time.Time {
 	}
 	d, err := rules.ParseDuration(s)
 	if err != nil {
-		panic(err)
+		// Offsets beyond the rules' maximum duration (a record decades
+		// ahead) are plain Go durations.
+		if d, err = time.ParseDuration(s); err != nil {
+			panic(err)
+		}
 	}
 	return base.Add(d)
 }
@@ -131,6 +168,11 @@ func run(t *testing.T, yaml string, steps ...step) *processor.Output {
 			err = e.Interaction(s.i)
 		case s.r != nil:
 			err = e.Receipt(s.r)
+		case s.c != nil:
+			err = e.Customer(s.c)
+		case s.drop != "":
+			e.DropCustomer(s.drop)
+			continue
 		default:
 			e.Advance(mustAt(s.wm))
 			continue

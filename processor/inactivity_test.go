@@ -1,9 +1,13 @@
 package processor_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/processor/rules"
 )
 
 const churnRules = `
@@ -183,4 +187,42 @@ rules:
 			require.Equal(t, tc.want, briefs(out, "customer_id"))
 		})
 	}
+}
+
+// Group keys are kept whole however long they are: one long customer id is
+// one tracked key (firing once), and two that share their first 64 KiB (the
+// length keys used to be cut at) are two. A snapshot keeps them whole too.
+func TestInactivityLongKeys(t *testing.T) {
+	prefix := strings.Repeat("c", 70<<10)
+	alice, bob := prefix+"-alice", prefix+"-bob"
+	names := map[string]string{alice: "alice", bob: "bob"}
+	short := func(bs []brief) []brief {
+		for i := range bs {
+			bs[i].Key = names[bs[i].Key]
+		}
+		return bs
+	}
+	steps := []step{ev("login", alice, "10:00"), ev("login", bob, "10:30"), ev("login", alice, "11:00"), ev("login", alice, "11:30")}
+	want := []brief{
+		{State: "firing", Key: "bob", Starts: o("12:30"), Value: 7200},
+		{State: "firing", Key: "alice", Starts: o("13:30"), Value: 7200},
+	}
+	out := run(t, churnRules, append(steps, wm("20:00"))...)
+	require.Equal(t, want, short(briefs(out, "customer_id")))
+
+	f, err := rules.Parse([]byte(churnRules))
+	require.NoError(t, err)
+	e1, err := processor.New(processor.Config{Rules: f})
+	require.NoError(t, err)
+	for _, s := range steps {
+		require.NoError(t, e1.Interaction(s.i))
+	}
+	require.Equal(t, 2, e1.StateKeys()-e1.DedupKeys(), "one tracked key per customer")
+	snap, err := e1.Snapshot()
+	require.NoError(t, err)
+	e2, err := processor.New(processor.Config{Rules: f})
+	require.NoError(t, err)
+	require.NoError(t, e2.Restore(snap))
+	e2.Advance(mustAt("20:00"))
+	require.Equal(t, want, short(briefs(e2.Output(), "customer_id")))
 }

@@ -11,17 +11,27 @@ import (
 // addressing table of uint32. A Go map[string]T costs 40+ bytes per entry
 // before the value; with millions of tracked customers that is the
 // difference between fitting in memory and not (DESIGN §3).
+//
+// A key of any length is kept whole: a key too long for the 16-bit length
+// of its offset word (64 KiB or more, which only a group_by over several
+// long fields can build) gets its own allocation in long, and the offset
+// word says so. Cutting it instead would merge two ids that share their
+// first 64 KiB, and give an id longer than that a new index on every
+// event, because its lookup would never match the cut copy.
 type keyTable struct {
 	seed   maphash.Seed
 	chunks [][]byte
-	offs   pages[uint64] // per index: chunk<<40 | pos<<16 | len
+	long   [][]byte      // keys of longKey bytes or more, one allocation each
+	offs   pages[uint64] // per index: chunk<<40 | pos<<16 | len, or i<<40 | longKey for long[i]
 	slots  []uint32      // 0 = empty, else index+1
 	n      int
 }
 
 const (
 	arenaChunk = 1 << 16
-	maxKeyLen  = 1<<16 - 1
+	// longKey, as the length of an offset word, marks a key kept in long.
+	// Shorter keys always fit in one arena chunk.
+	longKey = 1<<16 - 1
 )
 
 func newKeyTable() *keyTable {
@@ -35,6 +45,9 @@ func (t *keyTable) len() int { return t.n }
 func (t *keyTable) key(i uint32) []byte {
 	o := *t.offs.at(i)
 	c, p, l := o>>40, (o>>16)&(1<<24-1), o&0xffff
+	if l == longKey {
+		return t.long[c]
+	}
 	return t.chunks[c][p : p+l]
 }
 
@@ -58,25 +71,23 @@ func (t *keyTable) intern(k []byte) (idx uint32, added bool) {
 	if i, ok := t.lookup(k); ok {
 		return i, false
 	}
-	if len(k) > maxKeyLen {
-		k = k[:maxKeyLen]
-	}
 	if (t.n+1)*4 > len(t.slots)*3 {
 		t.grow()
 	}
-	last := len(t.chunks) - 1
-	if last < 0 || len(t.chunks[last])+len(k) > cap(t.chunks[last]) {
-		size := arenaChunk
-		if len(k) > size {
-			size = len(k)
-		}
-		t.chunks = append(t.chunks, make([]byte, 0, size))
-		last++
-	}
-	pos := len(t.chunks[last])
-	t.chunks[last] = append(t.chunks[last], k...)
 	idx = uint32(t.n)
-	*t.offs.add() = uint64(last)<<40 | uint64(pos)<<16 | uint64(len(k))
+	if len(k) >= longKey {
+		*t.offs.add() = uint64(len(t.long))<<40 | longKey
+		t.long = append(t.long, bytes.Clone(k))
+	} else {
+		last := len(t.chunks) - 1
+		if last < 0 || len(t.chunks[last])+len(k) > cap(t.chunks[last]) {
+			t.chunks = append(t.chunks, make([]byte, 0, arenaChunk))
+			last++
+		}
+		pos := len(t.chunks[last])
+		t.chunks[last] = append(t.chunks[last], k...)
+		*t.offs.add() = uint64(last)<<40 | uint64(pos)<<16 | uint64(len(k))
+	}
 	t.n++
 	t.place(idx, k)
 	return idx, true
@@ -117,4 +128,20 @@ func (p *pages[T]) add() *T {
 	}
 	p.n++
 	return p.at(uint32(p.n - 1))
+}
+
+// lookupString is lookup for a string key, without converting it (which
+// could allocate): profile lookups run once per record.
+func (t *keyTable) lookupString(k string) (uint32, bool) {
+	mask := uint64(len(t.slots) - 1)
+	h := maphash.String(t.seed, k)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			return 0, false
+		}
+		if string(t.key(s-1)) == k {
+			return s - 1, true
+		}
+	}
 }

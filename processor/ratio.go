@@ -19,6 +19,7 @@ type ratio struct {
 	groups map[string]*ratioGroup
 	due    int64
 	buf    []byte
+	evals  int64 // windows evaluated one by one, for tests of the skip
 }
 
 type ratioGroup struct {
@@ -101,7 +102,12 @@ func (d *ratio) Advance(wm time.Time, out *Output) {
 			var win ratioWin
 			switch {
 			case g.Firing && g.Next+d.window <= w:
-				// A firing group is evaluated on every window, empty ones included.
+				// A firing group is evaluated on every window, empty ones
+				// included; runs of empty windows within keep_firing_for
+				// change nothing and are skipped at once.
+				if d.skip(g, w) {
+					continue
+				}
 				win = ratioWin{Start: g.Next}
 				if len(g.Open) > 0 && g.Open[0].Start == g.Next {
 					win, g.Open = g.Open[0], g.Open[1:]
@@ -131,7 +137,29 @@ func (d *ratio) Advance(wm time.Time, out *Output) {
 	}
 }
 
+// skip moves a firing, clearing group past the empty windows that end
+// before keep_firing_for is over (an empty window has no denominator, so
+// it only continues the clearing), and reports whether it did. Advance
+// then costs the windows with data, not the watermark's jump divided by
+// the window.
+func (d *ratio) skip(g *ratioGroup, w int64) bool {
+	if g.Clear == 0 || (len(g.Open) > 0 && g.Open[0].Start == g.Next) {
+		return false
+	}
+	n := (w - g.Next) / d.window
+	if len(g.Open) > 0 {
+		n = min(n, (g.Open[0].Start-g.Next)/d.window)
+	}
+	r := g.Clear + int64(d.rule.KeepFiringFor) - g.Next
+	if n = min(n, (r-1)/d.window); n <= 0 {
+		return false
+	}
+	g.Next += n * d.window
+	return true
+}
+
 func (d *ratio) evaluate(key string, g *ratioGroup, win ratioWin, out *Output) {
+	d.evals++
 	end := win.Start + d.window
 	if !g.Firing && g.Streak > 0 && win.Start != g.Next {
 		g.Streak = 0 // the windows skipped were empty, so not breaching

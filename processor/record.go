@@ -31,6 +31,9 @@ type Alert struct {
 	WindowStart *time.Time        `json:"window_start"`
 	WindowEnd   *time.Time        `json:"window_end"`
 	EmittedAt   time.Time         `json:"emitted_at"`
+	// due is a deadline alert's due time, so that annotations rendered
+	// again (with customer labels) still see {{ .Due }}.
+	due time.Time
 }
 
 // ID is the deterministic identity of this state change: consumers dedup
@@ -76,6 +79,10 @@ type Output struct {
 	Alerts     []Alert
 	Resends    []Resend
 	Aggregates []Aggregate
+	// Saturated counts sums that components clamped at ±math.MaxFloat64
+	// (or an aggregate's own bound) instead of overflowing; the engine
+	// moves it into Stats.Saturated after every call.
+	Saturated int64
 }
 
 // Reset empties o, keeping its capacity.
@@ -84,6 +91,7 @@ func (o *Output) Reset() {
 	clear(o.Resends)
 	clear(o.Aggregates)
 	o.Alerts, o.Resends, o.Aggregates = o.Alerts[:0], o.Resends[:0], o.Aggregates[:0]
+	o.Saturated = 0
 }
 
 // Len is the number of records in o.

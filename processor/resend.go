@@ -25,6 +25,10 @@ type resender struct {
 	custs    map[string]*custState
 	timers   timerHeap // undelivered timers: Key message id, N attempt, Ref sent time
 	sweep    int64     // next event time at which idle messages are forgotten
+	// suppressI are the interaction types some policy suppresses on
+	// (suppress_on_interactions); profiles give the customer's time zone.
+	suppressI map[string]bool
+	profiles  *profileStore
 }
 
 // messageRetention is how long, in event time, a message's state is kept
@@ -77,17 +81,25 @@ type custState struct {
 	Triggers []int64 // failure times of emitted triggers, for the frequency cap
 }
 
+// suppEntry is the earliest receipt with a suppress_on status on a channel
+// or, with an empty Channel (receipts always have one), the earliest
+// interaction of type Status from suppress_on_interactions other than
+// unsubscribe, which custState.Unsub keeps as older snapshots do.
 type suppEntry struct {
 	Channel, Status string
-	At              int64 // earliest such receipt
+	At              int64
 }
 
 func newResender(f *rules.File) *resender {
 	r := &resender{
 		file: f, policies: f.Resend, suppress: map[string]bool{},
 		msgs: map[string]*msgState{}, custs: map[string]*custState{},
+		suppressI: map[string]bool{},
 	}
 	for _, p := range f.Resend {
+		for _, s := range p.SuppressOnInteractions {
+			r.suppressI[s] = true
+		}
 		for _, s := range p.SuppressOn {
 			r.suppress[s] = true
 		}
@@ -107,13 +119,25 @@ func (r *resender) cust(tenant, customer string, create bool) *custState {
 	return c
 }
 
+func (r *resender) useProfiles(s *profileStore) { r.profiles = s }
+
 func (r *resender) Interaction(ev *ingest.Interaction, out *Output) {
-	if ev.Type != "unsubscribe" {
+	if !r.suppressI[ev.Type] {
 		return
 	}
 	c := r.cust(ev.Tenant, ev.CustomerID, true)
-	if t := ev.OccurredAt.UnixNano(); c.Unsub == 0 || t < c.Unsub {
-		c.Unsub = t
+	t := ev.OccurredAt.UnixNano()
+	if ev.Type == "unsubscribe" {
+		if c.Unsub == 0 || t < c.Unsub {
+			c.Unsub = t
+		}
+		return
+	}
+	i := slices.IndexFunc(c.Supp, func(s suppEntry) bool { return s.Channel == "" && s.Status == ev.Type })
+	if i < 0 {
+		c.Supp = append(c.Supp, suppEntry{Status: strings.Clone(ev.Type), At: t})
+	} else if t < c.Supp[i].At {
+		c.Supp[i].At = t
 	}
 }
 
@@ -240,11 +264,17 @@ func (r *resender) trigger(m *msgState, msgID string, pi int, a *attemptState, f
 	}
 	c := r.cust(m.Tenant, m.Customer, false)
 	if c != nil {
-		if c.Unsub != 0 && c.Unsub <= failAt {
+		if c.Unsub != 0 && c.Unsub <= failAt && slices.Contains(p.SuppressOnInteractions, "unsubscribe") {
 			return
 		}
 		for _, s := range c.Supp {
-			if s.Channel == ch && s.At <= failAt && slices.Contains(p.SuppressOn, s.Status) {
+			if s.At > failAt {
+				continue
+			}
+			if s.Channel == "" && slices.Contains(p.SuppressOnInteractions, s.Status) {
+				return // an interaction suppresses every channel
+			}
+			if s.Channel == ch && slices.Contains(p.SuppressOn, s.Status) {
 				return
 			}
 		}
@@ -262,7 +292,7 @@ func (r *resender) trigger(m *msgState, msgID string, pi int, a *attemptState, f
 	}
 	nb := time.Unix(0, failAt+int64(p.Backoff.Delay(a.N)))
 	if p.QuietHours != nil {
-		nb = AfterQuietHours(nb, p.QuietHours, r.location(m.TZ))
+		nb = AfterQuietHours(nb, p.QuietHours, r.location(m, failAt))
 	}
 	a.Triggered, a.TriggerID, a.NotBefore, a.FailedAt = true, TriggerID(msgID, next), nb.UnixNano(), failAt
 	a.Policy, a.Channel, a.Reason = pi, ch, reason
@@ -273,7 +303,17 @@ func (r *resender) trigger(m *msgState, msgID string, pi int, a *attemptState, f
 	out.Resends = append(out.Resends, rec)
 }
 
-func (r *resender) location(tz string) *time.Location {
+// location is the recipient's zone for quiet hours (SPEC §3.2): the failing
+// receipt's recipient_tz, else an earlier receipt's of the message (m.TZ
+// holds the latest one seen, set before the failure is handled), else the
+// customer's profile timezone at the failure time, else defaults.timezone.
+func (r *resender) location(m *msgState, failAt int64) *time.Location {
+	tz := m.TZ
+	if tz == "" && r.profiles != nil {
+		if p := r.profiles.at(m.Tenant, m.Customer, failAt); p != nil && p.Timezone != "" {
+			tz = p.Timezone
+		}
+	}
 	if tz == "" {
 		return r.file.Defaults.Location
 	}
@@ -289,8 +329,10 @@ func (r *resender) location(tz string) *time.Location {
 func AfterQuietHours(t time.Time, q *rules.QuietHours, loc *time.Location) time.Time {
 	lt := t.In(loc)
 	y, mo, d := lt.Date()
-	midnight := time.Date(y, mo, d, 0, 0, 0, 0, loc)
-	tod := lt.Sub(midnight)
+	// The wall-clock time of day: on a DST change day the time elapsed since
+	// midnight is an hour off it.
+	tod := time.Duration(lt.Hour())*time.Hour + time.Duration(lt.Minute())*time.Minute +
+		time.Duration(lt.Second())*time.Second + time.Duration(lt.Nanosecond())
 	start := time.Duration(q.StartMin) * time.Minute
 	end := time.Duration(q.EndMin) * time.Minute
 	endOn := func(day int) time.Time {

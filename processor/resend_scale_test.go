@@ -28,18 +28,18 @@ resend:
     channel: sms
     on: [soft_bounce, failed, undelivered]
     undelivered_after: 15m
-    max_attempts: 1000000
+    max_attempts: 100
     backoff: {initial: 30m, multiplier: 2, max: 6h}
 `
 
 // oneMessageHistory is n receipts of one message: attempts numbered up to
-// about n/3, each getting a few receipts of mixed statuses, the attempt
+// about n/3 (at most 100), each getting a few receipts of mixed statuses, the attempt
 // numbers visited out of order and the times jittered within the allowed
 // lateness (a few beyond it, so some are refused as late).
 func oneMessageHistory(n int, seed uint64) []ingest.Receipt {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	statuses := []string{"sent", "sent", "soft_bounce", "failed", "delivered", "opened"}
-	attempts := max(n/3, 1)
+	attempts := min(max(n/3, 1), 100) // within the max_attempts limit (docs/limits.md)
 	out := make([]ingest.Receipt, n)
 	for i := range out {
 		out[i] = ingest.Receipt{

@@ -196,6 +196,8 @@ func TestAfterQuietHours(t *testing.T) {
 		{"at end is outside", wrap, sh, time.Date(2026, 3, 1, 8, 0, 0, 0, sh), time.Date(2026, 3, 1, 8, 0, 0, 0, sh)},
 		{"after midnight", wrap, ny, time.Date(2026, 3, 1, 3, 0, 0, 0, ny), time.Date(2026, 3, 1, 8, 0, 0, 0, ny)},
 		{"before midnight, across the DST change", wrap, ny, time.Date(2026, 3, 7, 23, 0, 0, 0, ny), time.Date(2026, 3, 8, 8, 0, 0, 0, ny)},
+		{"on the day DST ends, the wall clock counts, not the time since midnight", wrap, ny, time.Date(2026, 11, 1, 7, 10, 0, 0, ny), time.Date(2026, 11, 1, 8, 0, 0, 0, ny)},
+		{"on the day DST starts, likewise", wrap, ny, time.Date(2026, 3, 8, 22, 30, 0, 0, ny), time.Date(2026, 3, 9, 8, 0, 0, 0, ny)},
 		{"non-wrapping inside", day, sh, time.Date(2026, 3, 1, 12, 30, 0, 0, sh), time.Date(2026, 3, 1, 13, 0, 0, 0, sh)},
 		{"non-wrapping outside", day, sh, time.Date(2026, 3, 1, 13, 0, 0, 0, sh), time.Date(2026, 3, 1, 13, 0, 0, 0, sh)},
 	}

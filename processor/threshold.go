@@ -32,7 +32,19 @@ type threshold struct {
 	// something due instead of every firing group on every call.
 	due timerHeap
 	buf []byte
+	sat int64 // saturated values since the last call, moved to Output.Saturated
 }
+
+// Prefix sums are kept scaled by 2⁻⁶⁴, so that they cannot overflow
+// whatever the values (a sum of n values each below math.MaxFloat64·2⁻⁶⁴
+// stays finite for n < 2⁶⁴). Scaling by a power of two is exact, so every
+// window value is the one unscaled float64 arithmetic gives, except that a
+// window whose sum passes ±math.MaxFloat64 saturates there instead of
+// becoming ±Inf (and an Inf − Inf cannot make NaN).
+const (
+	cumScale   = 0x1p-64
+	cumUnscale = 0x1p64
+)
 
 // thrGroup holds one group's entries from Off on; the dead prefix is
 // compacted away once it is half the slice, so pruning is amortised O(1).
@@ -46,6 +58,9 @@ type thrGroup struct {
 	Pending bool  // the condition holds but not yet for `for`
 	Since   int64 // when the condition began to hold: starts_at
 	Clear   int64 // while firing: when it stopped holding (keep_firing_for)
+	// Scaled is set when Cum holds sums scaled by cumScale; snapshots
+	// written before scaling are converted on restore.
+	Scaled bool
 
 	// distinct() keeps value counts for entries [dLo, dHi), moved
 	// incrementally as queries move forward; rebuilt when a query goes back.
@@ -64,12 +79,14 @@ func (d *threshold) Name() string { return "rule:" + d.rule.Name }
 func (d *threshold) Interaction(ev *ingest.Interaction, out *Output) {
 	if d.rule.Source == rules.SourceInteractions {
 		d.observe(rules.Event{I: ev}, ev.OccurredAt, out)
+		out.Saturated, d.sat = out.Saturated+d.sat, 0
 	}
 }
 
 func (d *threshold) Receipt(r *ingest.Receipt, out *Output) {
 	if d.rule.Source == rules.SourceReceipts {
 		d.observe(rules.Event{R: r}, r.OccurredAt, out)
+		out.Saturated, d.sat = out.Saturated+d.sat, 0
 	}
 }
 
@@ -80,7 +97,7 @@ func (d *threshold) observe(e rules.Event, at time.Time, out *Output) {
 	d.buf = groupKey(d.rule.Fields, e, d.buf)
 	g, ok := d.groups[string(d.buf)]
 	if !ok {
-		g = &thrGroup{}
+		g = &thrGroup{Scaled: true}
 		d.groups[string(d.buf)] = g
 	}
 	t := at.UnixNano()
@@ -88,7 +105,7 @@ func (d *threshold) observe(e rules.Event, at time.Time, out *Output) {
 	var s string
 	switch d.rule.Agg.Op {
 	case "sum":
-		v = d.rule.Agg.Num(e)
+		v = sat(d.rule.Agg.Num(e), &d.sat)
 	case "distinct":
 		s = strings.Clone(d.rule.Agg.Field.Get(e))
 	}
@@ -155,6 +172,7 @@ func (g *thrGroup) insert(t int64, v float64, s string, distinct bool) {
 	if i > 0 {
 		prev = g.Cum[i-1]
 	}
+	v *= cumScale
 	g.Cum = slices.Insert(g.Cum, i, prev+v)
 	for j := i + 1; j < len(g.Cum); j++ {
 		g.Cum[j] += v
@@ -175,7 +193,7 @@ func (d *threshold) value(g *thrGroup, x int64) float64 {
 	if lo > 0 { // dead entries before Off still hold valid prefix sums
 		v -= g.Cum[lo-1]
 	}
-	return v
+	return sat(v*cumUnscale, &d.sat)
 }
 
 // distinct is the number of distinct values among entries [lo, hi).
@@ -217,6 +235,7 @@ func (d *threshold) Advance(wm time.Time, out *Output) {
 			d.schedule(tm.Key, g)
 		}
 	}
+	out.Saturated, d.sat = out.Saturated+d.sat, 0
 	if w < d.sweepAt {
 		return
 	}
@@ -380,6 +399,14 @@ func (d *threshold) UnmarshalState(b []byte) error {
 		d.groups = map[string]*thrGroup{}
 	}
 	d.firing = map[string]bool{}
+	for _, g := range d.groups {
+		if !g.Scaled {
+			for i := range g.Cum {
+				g.Cum[i] *= cumScale
+			}
+			g.Scaled = true
+		}
+	}
 	for _, k := range sortedKeys(d.groups) {
 		if g := d.groups[k]; g.Firing || g.Pending {
 			d.firing[k] = true

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmpulse/crmpulse/datagen"
+	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
 
@@ -52,7 +53,10 @@ func TestGoldenScenario(t *testing.T) {
 			var got [2][]byte
 			for run := range got {
 				out := filepath.Join(dir, "out", string(rune('a'+run)))
-				_, err := Run(context.Background(), Config{Rules: rf, Interactions: ipath, Receipts: rpath, OutDir: out})
+				// With the CLI's default future-skew guard, which must leave
+				// realistic data untouched.
+				_, err := Run(context.Background(), Config{Rules: rf, Interactions: ipath, Receipts: rpath, OutDir: out,
+					FutureSkew: processor.DefaultFutureSkew})
 				require.NoError(t, err)
 				got[run] = append(normalise(t, filepath.Join(out, "alerts.jsonl"), "emitted_at"),
 					normalise(t, filepath.Join(out, "resends.jsonl"), "created_at")...)

@@ -25,12 +25,13 @@ func testRulesFile(t *testing.T) *rules.File {
 	return f
 }
 
-// login is an interaction line padded with an attribute to exactly n bytes
-// (n ≥ 120).
+// login is an interaction line padded to exactly n bytes (n ≥ 120) with a
+// field the decoder ignores: an attribute could not be as long (its values
+// have a length limit, docs/limits.md).
 func login(t *testing.T, id string, n int) string {
 	t.Helper()
-	head := `{"event_id":"` + id + `","type":"login","customer_id":"c1","occurred_at":"2026-11-02T10:00:00Z","attributes":{"pad":"`
-	tail := `"}}`
+	head := `{"event_id":"` + id + `","type":"login","customer_id":"c1","occurred_at":"2026-11-02T10:00:00Z","pad":"`
+	tail := `"}`
 	pad := n - len(head) - len(tail)
 	require.GreaterOrEqual(t, pad, 0)
 	return head + strings.Repeat("x", pad) + tail

@@ -35,6 +35,7 @@ type Config struct {
 	Rules        *rules.File
 	Interactions string // path; empty to omit
 	Receipts     string // path; empty to omit
+	Customers    string // path of profile versions (SPEC §1.3); empty to omit
 	OutDir       string
 	// Until, when set, is where the watermark goes at end of input;
 	// otherwise it goes to the highest occurred_at seen.
@@ -43,6 +44,9 @@ type Config struct {
 	// terminator; DefaultMaxLineBytes when 0. A longer line is rejected as
 	// too_large and skipped in bounded memory.
 	MaxLineBytes int
+	// FutureSkew is the engine's future-skew guard
+	// (processor.Config.FutureSkew); 0 disables it.
+	FutureSkew time.Duration
 	// Extra components (e.g. aggregates) and a hook that sees every
 	// batch of output (e.g. the ClickHouse sink) before it is written.
 	Extra    []processor.Component
@@ -54,10 +58,10 @@ type Config struct {
 }
 
 // inputs lists the configured inputs in the order SPEC §5 breaks ties in
-// the merge. A new input kind is one more entry here and one kind value.
+// the merge: the profile, then the interaction, then the receipt. A new input kind is one more entry here and one kind value.
 func (cfg *Config) inputs() []input {
 	var in []input
-	for _, x := range []input{{cfg.Interactions, interactionKind}, {cfg.Receipts, receiptKind}} {
+	for _, x := range []input{{cfg.Customers, customerKind}, {cfg.Interactions, interactionKind}, {cfg.Receipts, receiptKind}} {
 		if x.path != "" {
 			in = append(in, x)
 		}
@@ -88,6 +92,12 @@ var (
 		at:     func(b *batch, k int) time.Time { return b.ev[k].OccurredAt },
 		feed:   func(e *processor.Engine, b *batch, k int) error { return e.Interaction(&b.ev[k]) },
 	}
+	customerKind = &kind{
+		source: ingest.SourceCustomers,
+		decode: func(line []byte, b *batch, k int) error { return ingest.DecodeCustomer(line, &b.cu[k]) },
+		at:     func(b *batch, k int) time.Time { return b.cu[k].UpdatedAt },
+		feed:   func(e *processor.Engine, b *batch, k int) error { return e.Customer(&b.cu[k]) },
+	}
 	receiptKind = &kind{
 		source: ingest.SourceReceipts,
 		decode: func(line []byte, b *batch, k int) error { return ingest.DecodeReceipt(line, &b.rc[k]) },
@@ -103,6 +113,7 @@ var outputNames = []string{"alerts.jsonl", "resends.jsonl", "rejected.jsonl"}
 type Summary struct {
 	Interactions int64
 	Receipts     int64
+	Customers    int64 // profile versions read
 	Rejected     map[ingest.Reason]int64
 	Duplicates   int64
 	Firing       int64
@@ -116,6 +127,9 @@ type Summary struct {
 	// of its input: the counts are what was done until then, and the
 	// watermark was not advanced to the end.
 	Interrupted bool
+	// Saturated counts sums held at ±MaxFloat64 instead of overflowing
+	// (processor.Stats.Saturated); the summary names it only when non-zero.
+	Saturated int64
 }
 
 // RejectedTotal is the number of rejected records.
@@ -147,9 +161,16 @@ func (s Summary) String() string {
 	if s.Interrupted {
 		prefix = "replay: interrupted; "
 	}
-	total := s.Interactions + s.Receipts + s.RejectedTotal() + s.Duplicates
+	if s.Saturated > 0 {
+		detail += fmt.Sprintf(", %d saturated sums", s.Saturated)
+	}
+	profiles := ""
+	if s.Customers > 0 {
+		profiles = fmt.Sprintf(", %d profiles", s.Customers)
+	}
+	total := s.Interactions + s.Receipts + s.Customers + s.RejectedTotal() + s.Duplicates
 	rate := float64(total) / max(s.Elapsed.Seconds(), 1e-9)
-	return fmt.Sprintf(prefix+"%d interactions, %d receipts, %d rejected%s, %d duplicates; "+
+	return fmt.Sprintf(prefix+"%d interactions, %d receipts"+profiles+", %d rejected%s, %d duplicates; "+
 		"%d alerts (%d firing, %d resolved), %d resends, %d cancels; watermark %s; %s (%.0f records/s)",
 		s.Interactions, s.Receipts, s.RejectedTotal(), detail, s.Duplicates,
 		s.Firing+s.Resolved, s.Firing, s.Resolved, s.Resends, s.Cancels,
@@ -202,7 +223,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err := checkOutputsAreNotInputs(cfg.OutDir, inputs); err != nil {
 		return sum, err
 	}
-	eng, err := processor.New(processor.Config{Rules: cfg.Rules, Extra: cfg.Extra})
+	eng, err := processor.New(processor.Config{Rules: cfg.Rules, Extra: cfg.Extra, FutureSkew: cfg.FutureSkew})
 	if err != nil {
 		return sum, err
 	}
@@ -336,6 +357,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	st := eng.Stats()
 	sum.Interactions, sum.Receipts, sum.Duplicates = st.Interactions, st.Receipts, st.Duplicates
+	sum.Saturated = st.Saturated
+	sum.Customers = st.Customers
 	sum.Watermark = eng.Watermark()
 	if err := w.close(); err != nil {
 		return sum, err
@@ -413,6 +436,7 @@ type batch struct {
 	err     [batchSize]error
 	ev      [batchSize]ingest.Interaction
 	rc      [batchSize]ingest.Receipt
+	cu      []ingest.Customer // only in a customers source's batches
 	raw     []byte
 	readErr error
 }
@@ -465,6 +489,9 @@ func (s *source) read(ctx context.Context) {
 		case b = <-s.free:
 		default:
 			b = &batch{}
+			if s.kind == customerKind {
+				b.cu = make([]ingest.Customer, batchSize)
+			}
 		}
 		b.n, b.raw, b.readErr = 0, b.raw[:0], nil
 		for b.n < batchSize && !eof {

@@ -68,7 +68,9 @@ func firingOf(t *testing.T, o *outputs) []string {
 // TestKfakeQueryAPI: `crmpulse run` serves the query API on its listener.
 // Once the outputs equal replay's, /api/v1/alerts lists exactly the alerts
 // replay leaves firing, /api/v1/rules the running rules with those alerts,
-// and a backtest without ClickHouse is refused as unavailable.
+// and a backtest without ClickHouse is refused as unavailable. A new
+// instance taking over the partitions lists the same alerts from their
+// restored state, though it emits nothing.
 func TestKfakeQueryAPI(t *testing.T) {
 	brokers := newKfake(t)
 	ds := generate(t, genConfig{customers: 60, days: 3, seed: 5})
@@ -145,6 +147,23 @@ func TestKfakeQueryAPI(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+
+	r.stop(t)
+	r2 := startApp(t, appConfig(brokers, tp, tp.prefix), "b")
+	base = "http://" + r2.app.Addr()
+	var last []string
+	require.Eventually(t, func() bool {
+		get("/api/v1/alerts", &alerts)
+		last = last[:0]
+		for _, a := range alerts.Data.Alerts {
+			last = append(last, a.Fingerprint)
+		}
+		slices.Sort(last)
+		return slices.Equal(wantFiring, last)
+	}, time.Minute, 100*time.Millisecond, "after the takeover: %v", last)
+	got2, diffs := c.result()
+	require.Empty(t, diffs)
+	require.Empty(t, diff(want, got2), "the new instance emitted nothing new")
 }
 
 // TestKfakeBacktestOverStreamedRawEvents: the whole path. `crmpulse run`

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,9 @@ type App struct {
 	wms      *watermarks
 	out      *producer
 	snaps    *snapshotStore
+	outEnds  *outputEnds   // output end offsets for checkpoints (outputdedup.go)
+	dm       *dedupMetrics // the output deduplication's
+	health   *health
 	restored atomic.Int64
 	assigned atomic.Int64
 	joined   atomic.Bool
@@ -76,7 +80,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	}
 	a := &App{
 		cfg: cfg, log: logger, rules: rf, workers: map[*worker]struct{}{},
-		wms: newWatermarks(cfg.IdleTimeout.D()), now: cfg.Now,
+		wms: newWatermarks(cfg.IdleTimeout.D()), now: cfg.Now, health: newHealth(),
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -85,8 +89,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 		logger.Warn("kafka: " + fmt.Sprintf(msg, args...))
 	})
 	// The firing set sees every batch the partitions and the group stage
-	// emit, as the other sinks do; last, so a batch a sink refused (and
-	// that is emitted again) is not counted before it.
+	// emit, and their restored sets, as the other sinks do; last, so a
+	// batch a sink refused (and that is emitted again) is not counted
+	// before it.
 	a.firing = newFiringTracker()
 	a.cfg.Sinks = append(slices.Clip(a.cfg.Sinks), a.firing)
 	if a.api, err = api.New(api.Config{
@@ -97,6 +102,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 		return nil, err
 	}
 	a.m = newMetrics(reg, []string{cfg.Topics.Interactions, cfg.Topics.Receipts})
+	a.dm = newDedupMetrics(reg)
 	a.noteRules(rf)
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		a.gatherer = g
@@ -112,7 +118,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 }
 
 // Firing is the set of alerts firing in this instance (api.AlertSource):
-// for now the tracker fed from the emitted alerts (firing.go).
+// the union of its partitions' and group stage's firing sets (firing.go).
 func (a *App) Firing() []processor.Alert { return a.firing.Firing() }
 
 // components builds the extra engine components for partition p.
@@ -147,7 +153,11 @@ func (a *App) Ready() bool {
 }
 
 // Run runs the pipeline until ctx ends. Partitions are handed over with a
-// final checkpoint each before it returns.
+// final checkpoint each before it returns. A stop takes at most
+// shutdown_timeout from the moment ctx ends (or the pipeline failed): then
+// Run logs the partitions that did not stop and returns an error while
+// they may still be running (a rule evaluation cannot be interrupted), so
+// the process can exit.
 func (a *App) Run(ctx context.Context) (err error) {
 	defer func() {
 		if a.ln != nil {
@@ -167,6 +177,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return err
 	}
 	a.out = newProducer(a.brokers, a.cfg.Topics, a.kafkaLog)
+	a.outEnds = newOutputEnds(a.brokers, a.dedupTopics(), a.cfg.CommitInterval.D())
 	a.snaps = newSnapshotStore(a.brokers, a.cfg.Topics.Snapshots, a.cfg.Kafka.GroupID, n, a.kafkaLog)
 	start := kafkago.FirstOffset
 	if a.cfg.Kafka.StartOffset == "latest" {
@@ -198,13 +209,41 @@ func (a *App) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return a.serveHTTP(gctx) })
 	g.Go(func() error { a.watchRules(gctx); return nil })
 	g.Go(func() error { a.reportWatermark(gctx); return nil })
-	err = g.Wait()
-	// Closing the group ends the generation: workers write their final
-	// checkpoints (which need the writers) and the member leaves.
-	errs := []error{err, group.Close(), a.out.close(), a.snaps.close()}
+	g.Go(func() error { a.watchHealth(gctx); return nil })
+	stopped := make(chan error, 1)
+	go func() {
+		err := g.Wait()
+		// Closing the group ends the generation: workers write their final
+		// checkpoints (which need the writers) and the member leaves.
+		stopped <- errors.Join(err, group.Close(), a.out.close(), a.snaps.close())
+	}()
+	select {
+	case err = <-stopped:
+	case <-gctx.Done():
+		// gctx ends with ctx or with the first failure: the stop starts.
+		a.log.Info("pipeline stopping", "shutdown_timeout", a.cfg.ShutdownTimeout)
+		t := time.NewTimer(a.cfg.ShutdownTimeout.D())
+		defer t.Stop()
+		select {
+		case err = <-stopped:
+		case <-t.C:
+			left := a.health.stillRunning()
+			if len(left) == 0 {
+				left = []string{"the consumer group and output writers"}
+			}
+			a.log.Error("shutdown timed out; partitions did not stop", "partitions", left,
+				"shutdown_timeout", a.cfg.ShutdownTimeout)
+			return fmt.Errorf("shutdown: %s did not stop within shutdown_timeout %s: %w",
+				strings.Join(left, ", "), a.cfg.ShutdownTimeout, ErrShutdownTimeout)
+		}
+	}
 	a.log.Info("pipeline stopped")
-	return errors.Join(errs...)
+	return err
 }
+
+// ErrShutdownTimeout is returned by Run when partitions did not stop
+// within shutdown_timeout; they may still be running.
+var ErrShutdownTimeout = errors.New("shutdown timed out")
 
 // prepareTopics checks that the inputs exist and are co-partitioned and
 // creates the topics the pipeline writes. It returns the partition count.
@@ -296,6 +335,8 @@ func (a *App) consume(ctx context.Context, group *kafkago.ConsumerGroup) error {
 		if slices.Contains(parts, 0) {
 			// The owner of partition 0 runs the group stage.
 			gen.Start(func(gctx context.Context) {
+				a.health.started("group stage")
+				defer a.health.stopped("group stage")
 				if err := a.runGroupStage(gctx, upstreams); err != nil {
 					failed.Store(true)
 					a.log.Error("group stage stopped", "err", err)
@@ -304,6 +345,9 @@ func (a *App) consume(ctx context.Context, group *kafkago.ConsumerGroup) error {
 		}
 		for _, p := range parts {
 			gen.Start(func(gctx context.Context) {
+				name := "partition " + strconv.Itoa(p)
+				a.health.started(name)
+				defer a.health.stopped(name)
 				if err := a.runPartition(gctx, p, committed[p], commit); err != nil {
 					failed.Store(true)
 					a.log.Error("partition stopped", "partition", p, "err", err)
@@ -456,3 +500,13 @@ func (a *App) checkRepartition(ctx context.Context) error {
 	}
 	return nil
 }
+
+// minReaderWait is the least MaxWait given to a kafka-go Reader (the group
+// stage's). A Reader asks the broker to long-poll for 3/4 of MaxWait and
+// drops the connection when the answer is not back by MaxWait: at 250ms
+// that leaves 60ms, which a loaded broker or host overruns, and every idle
+// poll then logs an i/o timeout and reconnects. With MinBytes 1 a record
+// is returned when it arrives, so a longer poll adds no latency.
+const minReaderWait = 2 * time.Second
+
+func readerMaxWait(configured time.Duration) time.Duration { return max(configured, minReaderWait) }

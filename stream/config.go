@@ -29,13 +29,18 @@ type Config struct {
 	Topics         TopicsConfig `yaml:"topics"`
 	Rules          string       `yaml:"rules"`
 	IdleTimeout    Duration     `yaml:"idle_timeout"`
+	FutureSkew     Duration     `yaml:"future_skew"`
 	CommitInterval Duration     `yaml:"commit_interval"`
 	HTTP           HTTPConfig   `yaml:"http"`
-	EmbeddedKafka  bool         `yaml:"embedded_kafka"`
-	Alertmanager   AMConfig     `yaml:"alertmanager"`
-	Webhooks       HooksConfig  `yaml:"webhooks"`
-	ClickHouse     CHConfig     `yaml:"clickhouse"`
-	API            APIConfig    `yaml:"api"`
+	Health         HealthConfig `yaml:"health"`
+	// ShutdownTimeout bounds a stop: after it Run returns an error naming
+	// the partitions that did not stop, even if a worker is stuck.
+	ShutdownTimeout Duration    `yaml:"shutdown_timeout"`
+	EmbeddedKafka   bool        `yaml:"embedded_kafka"`
+	Alertmanager    AMConfig    `yaml:"alertmanager"`
+	Webhooks        HooksConfig `yaml:"webhooks"`
+	ClickHouse      CHConfig    `yaml:"clickhouse"`
+	API             APIConfig   `yaml:"api"`
 
 	// Sinks receive every engine output batch besides the Kafka topics
 	// (e.g. the ClickHouse sink); offsets are committed only after each
@@ -124,6 +129,16 @@ type HTTPConfig struct {
 	Listen string `yaml:"listen"`
 }
 
+// HealthConfig is when /healthz fails and a slow step is logged.
+type HealthConfig struct {
+	// StallTimeout: a partition worker that made no progress for this long
+	// while it had work to do fails /healthz.
+	StallTimeout Duration `yaml:"stall_timeout"`
+	// SlowStep: a worker busy on one step this long is logged at WARN once,
+	// with the rule it is in.
+	SlowStep Duration `yaml:"slow_step"`
+}
+
 // Duration is a time.Duration written as "30s" in YAML.
 type Duration time.Duration
 
@@ -161,10 +176,13 @@ func DefaultConfig() Config {
 			Snapshots:    "crmpulse.snapshots",
 			Repartition:  "crmpulse.repartition",
 		},
-		IdleTimeout:    Duration(30 * time.Second),
-		CommitInterval: Duration(time.Second),
-		HTTP:           HTTPConfig{Listen: "127.0.0.1:9464"},
-		Alertmanager:   AMConfig{ResendDelay: Duration(time.Minute)},
+		IdleTimeout:     Duration(30 * time.Second),
+		FutureSkew:      Duration(processor.DefaultFutureSkew),
+		CommitInterval:  Duration(time.Second),
+		HTTP:            HTTPConfig{Listen: "127.0.0.1:9464"},
+		Health:          HealthConfig{StallTimeout: Duration(2 * time.Minute), SlowStep: Duration(10 * time.Second)},
+		ShutdownTimeout: Duration(30 * time.Second),
+		Alertmanager:    AMConfig{ResendDelay: Duration(time.Minute)},
 		ClickHouse: CHConfig{
 			Migrate: true, BatchRows: 50_000, FlushInterval: Duration(time.Second), MaxBufferedRows: 200_000,
 			Window: Duration(time.Hour), ActivityWindow: Duration(24 * time.Hour),
@@ -294,8 +312,12 @@ var Keys = func() []Key {
 		key("topics.repartition", "internal single-partition topic carrying accepted records and watermark markers to the group stage, which runs the rules grouping across customers", str(func(c *Config) *string { return &c.Topics.Repartition })),
 		key("rules", "rules file (YAML, SPEC §3); reloaded on SIGHUP and when it changes", str(func(c *Config) *string { return &c.Rules })),
 		key("idle_timeout", "a partition without records for this long stops holding the watermark back", dur(func(c *Config) *Duration { return &c.IdleTimeout })),
+		key("future_skew", "a record more than this far ahead of its partition's watermark is dead-lettered with reason future, so one wrong clock cannot make the partition's later records late; 0 disables (docs/limits.md)", dur(func(c *Config) *Duration { return &c.FutureSkew })),
 		key("commit_interval", "how often each partition's outputs are flushed, its state snapshotted and its offsets committed", dur(func(c *Config) *Duration { return &c.CommitInterval })),
 		key("http.listen", "address of /metrics, /healthz and /readyz; empty disables the listener", str(func(c *Config) *string { return &c.HTTP.Listen })),
+		key("health.stall_timeout", "/healthz fails (503, naming the partition) while a partition worker has made no progress for this long with work to do: input waiting, or a step (a rule, an output flush) that does not end; a caught-up idle partition is healthy", dur(func(c *Config) *Duration { return &c.Health.StallTimeout })),
+		key("health.slow_step", "a partition worker busy on one step this long is logged at WARN once, naming the rule it is in (crmpulse_stream_partition_busy_seconds shows it meanwhile)", dur(func(c *Config) *Duration { return &c.Health.SlowStep })),
+		key("shutdown_timeout", "longest a stop (SIGTERM, SIGINT) may take, final checkpoints included; after it the partitions that did not stop are logged and the process exits 1", dur(func(c *Config) *Duration { return &c.ShutdownTimeout })),
 		key("embedded_kafka", "start an in-process Kafka-protocol broker (franz-go kfake) with the input topics pre-created and use it", boolean(func(c *Config) *bool { return &c.EmbeddedKafka })),
 		key("alertmanager.urls", "Alertmanager base URLs (v2 API) that receive every firing and resolved alert; several for HA; empty: none", list(func(c *Config) *[]string { return &c.Alertmanager.URLs })),
 		key("alertmanager.resend_delay", "how often alerts that keep firing are re-posted to Alertmanager", dur(func(c *Config) *Duration { return &c.Alertmanager.ResendDelay })),
@@ -448,8 +470,20 @@ func (c *Config) Validate() error {
 	if c.IdleTimeout.D() <= 0 {
 		bad("idle_timeout", "must be positive")
 	}
+	if c.FutureSkew.D() < 0 {
+		bad("future_skew", "must not be negative (0 disables the guard)")
+	}
 	if c.CommitInterval.D() <= 0 {
 		bad("commit_interval", "must be positive")
+	}
+	if c.Health.StallTimeout.D() <= 0 {
+		bad("health.stall_timeout", "must be positive")
+	}
+	if c.Health.SlowStep.D() <= 0 {
+		bad("health.slow_step", "must be positive")
+	}
+	if c.ShutdownTimeout.D() <= 0 {
+		bad("shutdown_timeout", "must be positive")
 	}
 	if c.HTTP.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {

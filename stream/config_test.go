@@ -31,8 +31,12 @@ func TestLoadConfig(t *testing.T) {
 				require.Equal(t, "crm.resend-triggers", c.Topics.Resends)
 				require.Equal(t, "crmpulse.snapshots", c.Topics.Snapshots)
 				require.Equal(t, 30*time.Second, c.IdleTimeout.D())
+				require.Equal(t, 7*24*time.Hour, c.FutureSkew.D())
 				require.Equal(t, time.Second, c.CommitInterval.D())
 				require.Equal(t, "127.0.0.1:9464", c.HTTP.Listen)
+				require.Equal(t, 2*time.Minute, c.Health.StallTimeout.D())
+				require.Equal(t, 10*time.Second, c.Health.SlowStep.D())
+				require.Equal(t, 30*time.Second, c.ShutdownTimeout.D())
 				require.NoError(t, c.Validate())
 			},
 		},
@@ -47,6 +51,39 @@ func TestLoadConfig(t *testing.T) {
 				require.Equal(t, 7*time.Second, c.IdleTimeout.D())
 				require.True(t, c.EmbeddedKafka)
 				require.Equal(t, "x.alerts", c.Topics.Alerts)
+			},
+		},
+		{
+			name: "future_skew from the file, 0 disables",
+			yaml: "kafka: {brokers: [a:1]}\nrules: r.yaml\nfuture_skew: 0s\n",
+			check: func(t *testing.T, c Config) {
+				require.Zero(t, c.FutureSkew.D())
+				require.NoError(t, c.Validate())
+			},
+		},
+		{
+			name:  "future_skew from the environment",
+			yaml:  "kafka: {brokers: [a:1]}\nrules: r.yaml\nfuture_skew: 1h\n",
+			env:   map[string]string{"CRMPULSE_FUTURE_SKEW": "48h"},
+			check: func(t *testing.T, c Config) { require.Equal(t, 48*time.Hour, c.FutureSkew.D()) },
+		},
+		{
+			name:  "future_skew from the flag",
+			yaml:  "kafka: {brokers: [a:1]}\nrules: r.yaml\n",
+			env:   map[string]string{"CRMPULSE_FUTURE_SKEW": "48h"},
+			flags: []string{"--future-skew", "720h"},
+			check: func(t *testing.T, c Config) { require.Equal(t, 720*time.Hour, c.FutureSkew.D()) },
+		},
+		{
+			name:  "health and shutdown keys from the file, the environment and flags",
+			yaml:  "kafka: {brokers: [a:1]}\nrules: r.yaml\nhealth: {slow_step: 3s}\n",
+			env:   map[string]string{"CRMPULSE_HEALTH_STALL_TIMEOUT": "45s"},
+			flags: []string{"--shutdown-timeout", "5s"},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, 3*time.Second, c.Health.SlowStep.D())
+				require.Equal(t, 45*time.Second, c.Health.StallTimeout.D())
+				require.Equal(t, 5*time.Second, c.ShutdownTimeout.D())
+				require.NoError(t, c.Validate())
 			},
 		},
 		{name: "unknown key refused", yaml: "kafka: {brokers: [a:1], grup_id: x}\n", wantErr: "field grup_id not found"},
@@ -79,9 +116,13 @@ func TestValidateNamesTheKey(t *testing.T) {
 	c.Topics.Alerts = c.Topics.Interactions
 	c.CommitInterval = 0
 	c.Kafka.StartOffset = "middle"
+	c.FutureSkew = Duration(-time.Hour)
+	c.Health.StallTimeout = 0
+	c.ShutdownTimeout = -1
 	err := c.Validate()
 	require.Error(t, err)
-	for _, k := range []string{"kafka.brokers", "topics.alerts", "commit_interval", "kafka.start_offset", "rules"} {
+	for _, k := range []string{"kafka.brokers", "topics.alerts", "commit_interval", "kafka.start_offset", "rules", "future_skew",
+		"health.stall_timeout", "shutdown_timeout"} {
 		require.Contains(t, err.Error(), k+":")
 	}
 }

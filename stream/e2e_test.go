@@ -40,6 +40,7 @@ func testEqualsReplay(t *testing.T, brokers []string, gc genConfig) {
 	c := collect(t, brokers, tp)
 	startApp(t, appConfig(brokers, tp, tp.prefix), "a")
 	c.waitEqual(t, want, 2*time.Minute)
+	c.requireNoDups(t)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	require.NotEmpty(t, c.dlqHdr)

@@ -68,6 +68,7 @@ func testTwoInstances(t *testing.T, brokers []string, gc genConfig) {
 		return gauge(t, b.reg, "crmpulse_stream_assigned_partitions") == 4 && b.app.Ready()
 	}, time.Minute, 50*time.Millisecond, "b never took a's partitions")
 	c.waitEqual(t, want, 3*time.Minute)
+	c.requireNoDups(t) // handovers write final checkpoints: nothing is re-produced
 	mfs, err := b.reg.Gather()
 	require.NoError(t, err)
 	for _, mf := range mfs {

@@ -174,6 +174,8 @@ type groupStage struct {
 	dirty     bool
 	lastFeed  time.Time
 	released  int64
+	dedup     *outputDedup  // suppresses what a restore re-produces (outputdedup.go)
+	alerts    *activeAlerts // the alerts the stage holds as firing
 }
 
 // runGroupStage serves the group stage until ctx ends (the generation
@@ -181,17 +183,22 @@ type groupStage struct {
 func (a *App) runGroupStage(ctx context.Context, upstreams int) error {
 	s := &groupStage{
 		a: a, log: a.log.With("stage", "groups"), upstreams: upstreams, marks: map[int]int64{},
-		enc: newEncoder(a.cfg.Topics), epoch: newEpoch(), lastFeed: a.now(),
+		enc: newEncoder(a.cfg.Topics, a.cfg.Kafka.GroupID, name(groupStageID)), epoch: newEpoch(), lastFeed: a.now(),
+		alerts: newActiveAlerts(name(groupStageID)),
 	}
+	s.dedup = a.newOutputDedup(name(groupStageID), s.log)
+	defer s.dedup.close()
 	if err := s.restore(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
+	s.alerts.assigned(a.cfg.Sinks)
+	defer s.alerts.revoked(a.cfg.Sinks) // after the final checkpoint
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers: a.brokers, Topic: a.cfg.Topics.Repartition, Partition: 0,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: a.cfg.Kafka.MaxWait.D(), QueueCapacity: 10000,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: readerMaxWait(a.cfg.Kafka.MaxWait.D()), QueueCapacity: 10000,
 		ErrorLogger: a.kafkaLog,
 	})
 	defer r.Close()
@@ -319,13 +326,22 @@ func (s *groupStage) restore(ctx context.Context) error {
 	}
 	if !ok {
 		s.log.Info("group stage starting without a snapshot")
-		return s.setRules(a.currentRules())
+		if err := s.setRules(a.currentRules()); err != nil {
+			return err
+		}
+		// A first snapshot records the output offsets, so that a crash
+		// before the first regular checkpoint is deduplicated as well.
+		return s.checkpoint(ctx)
 	}
 	var st groupState
 	if err := gob.NewDecoder(bytes.NewReader(cp.Engine)).Decode(&st); err != nil {
 		return fmt.Errorf("restoring the group stage from snapshot %s: %w", mf.ID, err)
 	}
 	s.next, s.marks, s.pending, s.last = st.Next, st.Marks, pendingHeap(st.Pending), mf
+	_, groupRules := splitRules(a.currentRules())
+	if err := s.alerts.restore(cp.Firing, groupRules); err != nil {
+		return fmt.Errorf("restoring the group stage from snapshot %s: %w", mf.ID, err)
+	}
 	if s.marks == nil {
 		s.marks = map[int]int64{}
 	}
@@ -346,6 +362,7 @@ func (s *groupStage) restore(ctx context.Context) error {
 	} else if err := s.setRules(a.currentRules()); err != nil {
 		return err
 	}
+	s.dedup.restore(ctx, cp.Outputs, s.position())
 	s.log.Info("group stage restored", "snapshot", mf.ID, "offset", s.next, "pending", len(s.pending))
 	return nil
 }
@@ -508,7 +525,8 @@ func (s *groupStage) emit(ctx context.Context) (err error) {
 	if s.eng.Output().Len() > 0 {
 		s.dirty = true
 	}
-	s.msgs, err = s.a.emit(ctx, s.eng.Output(), s.enc, s.msgs, s.epoch)
+	s.tag()
+	s.msgs, err = s.a.emit(s.alerts.observe(ctx, s.eng.Output()), s.eng.Output(), s.enc, s.msgs, s.epoch)
 	if err != nil {
 		return fmt.Errorf("group stage: %w", err)
 	}
@@ -516,7 +534,7 @@ func (s *groupStage) emit(ctx context.Context) (err error) {
 }
 
 func (s *groupStage) flush() (err error) {
-	s.msgs, err = s.a.flush(s.msgs)
+	s.msgs, err = s.a.flush(s.dedup.filter(s.msgs, s.position))
 	return err
 }
 
@@ -548,8 +566,14 @@ func (s *groupStage) checkpoint(ctx context.Context) error {
 			return fmt.Errorf("group stage: flushing a sink: %w", err)
 		}
 	}
+	firing, err := s.alerts.marshal()
+	if err != nil {
+		return fmt.Errorf("group stage: %w", err)
+	}
 	cp := checkpoint{Engine: buf.Bytes(), RulesHash: s.hash,
-		Offsets: map[string]int64{s.a.cfg.Topics.Repartition: s.next}}
+		Offsets: map[string]int64{s.a.cfg.Topics.Repartition: s.next},
+		// Still before any record of the new epoch reaches the writer.
+		Outputs: s.dedup.checkpointMarks(ctx), Firing: firing}
 	if s.eng != nil {
 		cp.Watermark = s.eng.Watermark()
 	}

@@ -354,6 +354,7 @@ type collector struct {
 	mu     sync.Mutex
 	out    *outputs
 	dups   int // the same id seen again (re-emitted after a restart)
+	dupIDs []string
 	diffs  []string
 	dlqHdr []map[string]string
 	done   chan struct{}
@@ -389,6 +390,7 @@ func (c *collector) add(tp topics, r *kgo.Record) {
 	put := func(dst map[string]string, id, val string) {
 		if old, ok := dst[id]; ok {
 			c.dups++
+			c.dupIDs = append(c.dupIDs, r.Topic+" "+id)
 			if old != val {
 				c.diffs = append(c.diffs, fmt.Sprintf("id %s re-emitted differently:\n  %s\n  %s", id, old, val))
 			}
@@ -413,14 +415,26 @@ func (c *collector) add(tp topics, r *kgo.Record) {
 		// Dead letters: count each source record once (a restart may
 		// dead-letter it again).
 		id := hdr[stream.HeaderSourceTopic] + "/" + hdr[stream.HeaderSourcePartition] + "/" + hdr[stream.HeaderSourceOffset]
+		if hdr[stream.HeaderID] != id {
+			c.diffs = append(c.diffs, "dead letter header id "+hdr[stream.HeaderID]+" != "+id)
+		}
 		if _, ok := c.out.alerts["dlq:"+id]; ok {
 			c.dups++
+			c.dupIDs = append(c.dupIDs, r.Topic+" "+id)
 			return
 		}
 		c.out.alerts["dlq:"+id] = ""
 		c.out.rejected[hdr[stream.HeaderReason]]++
 		c.dlqHdr = append(c.dlqHdr, hdr)
 	}
+}
+
+// requireNoDups fails when an id was written twice to one topic.
+func (c *collector) requireNoDups(t testing.TB) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	require.Zero(t, c.dups, "ids written more than once, first of them: %v", c.dupIDs[:min(len(c.dupIDs), 10)])
 }
 
 // result is a copy of what was collected, without the dead-letter markers.

@@ -15,7 +15,14 @@ func (a *App) handler() http.Handler {
 		mux.Handle("/metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
 	}
 	mux.Handle(api.Prefix, a.api) // the query API (docs/api.md), under the same wrapper as /metrics
+	// /healthz fails while a partition has made no progress for
+	// health.stall_timeout with work to do (the watchdog's last look);
+	// a restart is then the remedy. /readyz says whether to send traffic.
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if why := a.health.unhealthy(); why != "" {
+			http.Error(w, why, http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

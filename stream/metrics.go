@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/processor"
 )
 
 // metrics are the streaming driver's; names follow
@@ -30,6 +31,11 @@ type metrics struct {
 	reloadOK       prometheus.Gauge
 	reloadTime     prometheus.Gauge
 	rulesHash      prometheus.Gauge
+	partBusy       *prometheus.GaugeVec
+	partStalled    *prometheus.GaugeVec
+	slowSteps      prometheus.Counter
+	fetches        *prometheus.CounterVec
+	reconnects     *prometheus.CounterVec
 }
 
 // Output kinds counted by crmpulse_stream_outputs_total.
@@ -127,9 +133,31 @@ func newMetrics(reg prometheus.Registerer, topics []string) *metrics {
 			Namespace: "crmpulse", Subsystem: "rules", Name: "config_hash",
 			Help: "Hash of the running rules file (its first 48 bits), to tell instances' versions apart.",
 		}),
+		partBusy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "crmpulse", Subsystem: "stream", Name: "partition_busy_seconds",
+			Help: "How long a partition worker has been on its current step (a record, a watermark advance, an output flush) without finishing it; 0 while it waits for input.",
+		}, []string{"partition"}),
+		partStalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "crmpulse", Subsystem: "stream", Name: "partition_stalled",
+			Help: "1 while a partition worker has made no progress for health.stall_timeout with work to do (/healthz fails meanwhile), else 0.",
+		}, []string{"partition"}),
+		slowSteps: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "crmpulse", Subsystem: "stream", Name: "slow_steps_total",
+			Help: "Steps of a partition worker that took longer than health.slow_step (each is logged once at WARN with the rule it was in).",
+		}),
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "crmpulse", Subsystem: "kafka", Name: "fetches_total",
+			Help: "Fetch responses read from an input topic, with records or empty after kafka.max_wait.",
+		}, []string{"topic"}),
+		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "crmpulse", Subsystem: "kafka", Name: "reconnects_total",
+			Help: "Input connections dropped after a failed fetch, or dials retried; 0 on a healthy cluster.",
+		}, []string{"topic"}),
 	}
 	for _, t := range topics {
 		m.consumed.WithLabelValues(t)
+		m.fetches.WithLabelValues(t)
+		m.reconnects.WithLabelValues(t)
 	}
 	for _, r := range ingest.Reasons {
 		m.rejected.WithLabelValues(string(r))
@@ -149,7 +177,12 @@ func newMetrics(reg prometheus.Registerer, topics []string) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.consumed, m.rejected, m.duplicates, m.late, m.lag, m.watermark, m.partWatermark,
 			m.stateKeys, m.snapshotBytes, m.snapshotTime, m.checkpointTime, m.checkpoints, m.restores,
-			m.outputs, m.assigned, m.rebalances, m.workerErrors, m.reloads, m.reloadOK, m.reloadTime, m.rulesHash)
+			m.outputs, m.assigned, m.rebalances, m.workerErrors, m.reloads, m.reloadOK, m.reloadTime, m.rulesHash,
+			m.partBusy, m.partStalled, m.slowSteps, m.fetches, m.reconnects)
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "crmpulse", Subsystem: "engine", Name: "saturated_sums_total",
+			Help: "Sums held at ±MaxFloat64 (or a revenue row at ±MaxMoney) instead of overflowing, all engines of the process.",
+		}, func() float64 { return float64(processor.SaturatedSums()) }))
 	}
 	return m
 }

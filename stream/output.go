@@ -134,16 +134,64 @@ func (p *producer) write(ctx context.Context, msgs []kafkago.Message) error {
 
 func (p *producer) close() error { return p.w.Close() }
 
-// encoder turns engine output into Kafka messages.
+// encoder turns engine output into Kafka messages. Every message carries
+// its id and its origin (see originHeaders), which a restore reads back to
+// suppress what it re-produces (outputdedup.go).
 type encoder struct {
 	topics TopicsConfig
+	group  []byte
+	origin []byte
+	// The producing state, set by at before each emit.
+	offsets []int64
+	wm      time.Time
 }
 
-func newEncoder(topics TopicsConfig) *encoder { return &encoder{topics: topics} }
+// newEncoder encodes the outputs of origin (a partition number, or
+// "groups" for the group stage) in consumer group group.
+func newEncoder(topics TopicsConfig, group, origin string) *encoder {
+	return &encoder{topics: topics, group: []byte(group), origin: []byte(origin)}
+}
+
+// at records the origin's state for the headers of what it produces next:
+// the next input offsets and the engine's watermark.
+func (e *encoder) at(wm time.Time, offsets ...int64) {
+	e.wm = wm
+	e.offsets = append(e.offsets[:0], offsets...)
+}
+
+// originHeaders are the headers naming where and at which state a record
+// was produced.
+func (e *encoder) originHeaders() []kafkago.Header {
+	offs := make([]byte, 0, 24)
+	for i, o := range e.offsets {
+		if i > 0 {
+			offs = append(offs, ',')
+		}
+		offs = strconv.AppendInt(offs, o, 10)
+	}
+	var wm []byte
+	if !e.wm.IsZero() {
+		wm = e.wm.UTC().AppendFormat(nil, time.RFC3339Nano)
+	}
+	return []kafkago.Header{
+		{Key: HeaderOrigin, Value: e.origin},
+		{Key: HeaderGroup, Value: e.group},
+		{Key: HeaderOriginOffsets, Value: offs},
+		{Key: HeaderOriginWatermark, Value: wm},
+	}
+}
+
+// headers are a record's id followed by the origin headers.
+func headers(id string, origin []kafkago.Header) []kafkago.Header {
+	h := make([]kafkago.Header, 0, 1+len(origin))
+	h = append(h, kafkago.Header{Key: HeaderID, Value: []byte(id)})
+	return append(h, origin...)
+}
 
 // output appends the alerts and resends of out, stamped with now, to msgs.
 func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time.Time, ep *epoch) ([]kafkago.Message, error) {
 	now = now.UTC()
+	origin := e.originHeaders()
 	for i := range out.Alerts {
 		a := &out.Alerts[i]
 		a.EmittedAt = now
@@ -153,7 +201,7 @@ func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time
 		}
 		msgs = append(msgs, kafkago.Message{
 			Topic: e.topics.Alerts, Key: []byte(a.Fingerprint), Value: v, WriterData: ep,
-			Headers: []kafkago.Header{{Key: HeaderID, Value: []byte(a.ID())}},
+			Headers: headers(a.ID(), origin),
 		})
 	}
 	for i := range out.Resends {
@@ -165,26 +213,31 @@ func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time
 		}
 		msgs = append(msgs, kafkago.Message{
 			Topic: e.topics.Resends, Key: []byte(r.CustomerID), Value: v, WriterData: ep,
-			Headers: []kafkago.Header{{Key: HeaderID, Value: []byte(r.ID())}},
+			Headers: headers(r.ID(), origin),
 		})
 	}
 	return msgs, nil
 }
 
+// deadLetterID is a dead letter's crmpulse-id: where the refused record
+// was, <topic>/<partition>/<offset>.
+func deadLetterID(m *kafkago.Message) string {
+	return m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10)
+}
+
 // deadLetter is the DLQ record for a refused input record: the original key
 // and value, and headers saying why and where it came from.
-func deadLetter(rec *ikafka.Record, reason ingest.Reason, detail string, ep *epoch) kafkago.Message {
+func (e *encoder) deadLetter(rec *ikafka.Record, reason ingest.Reason, detail string, ep *epoch) kafkago.Message {
 	m := &rec.Msg
-	return kafkago.Message{
-		Topic: m.Topic + DLQSuffix, Key: m.Key, Value: m.Value, WriterData: ep,
-		Headers: []kafkago.Header{
-			{Key: HeaderReason, Value: []byte(reason)},
-			{Key: HeaderError, Value: []byte(detail)},
-			{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
-			{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(m.Partition))},
-			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
-		},
-	}
+	h := headers(deadLetterID(m), e.originHeaders())
+	h = append(h,
+		kafkago.Header{Key: HeaderReason, Value: []byte(reason)},
+		kafkago.Header{Key: HeaderError, Value: []byte(detail)},
+		kafkago.Header{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
+		kafkago.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(m.Partition))},
+		kafkago.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	)
+	return kafkago.Message{Topic: m.Topic + DLQSuffix, Key: m.Key, Value: m.Value, WriterData: ep, Headers: h}
 }
 
 // rejection classifies a refused record's error.

@@ -4,12 +4,18 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -89,9 +95,15 @@ type proc struct {
 	cmd   *exec.Cmd
 	ready chan struct{}
 	done  chan struct{}
+	// http is the address of its HTTP listener, once it logged it.
+	http atomic.Pointer[string]
 }
 
-func startProc(t *testing.T, brokers []string, tp topics, group, name string) *proc {
+var httpAddrRE = regexp.MustCompile(`http=(127\.0\.0\.1:[0-9]+)`)
+
+// startProc starts `crmpulse run` on tp; extra flags override the test
+// defaults.
+func startProc(t *testing.T, brokers []string, tp topics, group, name string, extra ...string) *proc {
 	t.Helper()
 	bin, pre, env := crmpulseBinary(t)
 	args := append(pre, "run",
@@ -101,6 +113,7 @@ func startProc(t *testing.T, brokers []string, tp topics, group, name string) *p
 		"--topics.alerts", tp.cfg.Alerts, "--topics.resends", tp.cfg.Resends, "--topics.snapshots", tp.cfg.Snapshots,
 		"--topics.repartition", tp.cfg.Repartition,
 		"--rules", groupRulesFile, "--idle-timeout", "2s", "--commit-interval", "200ms", "--http.listen", "127.0.0.1:0")
+	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
@@ -115,6 +128,9 @@ func startProc(t *testing.T, brokers []string, tp topics, group, name string) *p
 			line := sc.Text()
 			if os.Getenv("CRMPULSE_TEST_LOG") != "" {
 				fmt.Fprintf(os.Stderr, "%s: %s\n", name, line)
+			}
+			if m := httpAddrRE.FindStringSubmatch(line); m != nil && p.http.Load() == nil {
+				p.http.Store(&m[1])
 			}
 			if strings.Contains(line, "partition restored") || strings.Contains(line, "without a snapshot") {
 				once.Do(func() { close(p.ready) })
@@ -152,35 +168,116 @@ func (p *proc) waitReady(t *testing.T) {
 }
 
 func TestKfakeKillAndRestart(t *testing.T) {
-	testKillAndRestart(t, newKfake(t), genConfig{customers: 600, days: 3, seed: 3})
+	testKillAndRestart(t, newKfake(t), genConfig{customers: 600, days: 3, seed: 3}, 4)
 }
 
 func TestKafkaKillAndRestart(t *testing.T) {
-	testKillAndRestart(t, realBrokers(t), genConfig{customers: 2000, days: 3, seed: 4})
+	testKillAndRestart(t, realBrokers(t), genConfig{customers: 1000, days: 3, seed: 4}, 20)
 }
 
-// testKillAndRestart kills `crmpulse run` with SIGKILL at several points
-// and restarts it: the outputs, deduplicated by id, are replay's, with
-// nothing missing and nothing that differs for an id.
-func testKillAndRestart(t *testing.T, brokers []string, gc genConfig) {
+// testKillAndRestart kills `crmpulse run` with SIGKILL kills times, at
+// random points (some before it took its partitions, most while it
+// processes, restores or idles), restarting it each time: the outputs are
+// replay's, with nothing missing and nothing that differs for an id, and no
+// id is written twice to the alerts, resends or dead-letter topics.
+func testKillAndRestart(t *testing.T, brokers []string, gc genConfig, kills int) {
 	ds := generate(t, gc)
 	want := replayOutputsWith(t, ds, groupRulesFile)
 	tp := newTopics(t)
 	createInputs(t, brokers, tp, 4)
 	produce(t, brokers, tp, ds)
 	c := collect(t, brokers, tp)
-	for i, after := range []time.Duration{50 * time.Millisecond, 400 * time.Millisecond, 1200 * time.Millisecond, 3 * time.Second} {
+	seed := time.Now().UnixNano()
+	t.Logf("kill points seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	for i := range kills {
 		p := startProc(t, brokers, tp, tp.prefix, fmt.Sprintf("run%d", i))
-		p.waitReady(t)
-		time.Sleep(after)
+		var when string
+		if rng.IntN(5) == 0 {
+			// Anywhere from start-up to the first records.
+			d := time.Duration(rng.Int64N(int64(1500 * time.Millisecond)))
+			time.Sleep(d)
+			when = fmt.Sprintf("%s after start", d)
+		} else {
+			p.waitReady(t)
+			d := time.Duration(rng.Int64N(int64(2 * time.Second)))
+			time.Sleep(d)
+			when = fmt.Sprintf("%s after taking partitions", d)
+		}
 		p.kill()
 		got, _ := c.result()
-		t.Logf("killed run %d %s after taking partitions: %d alerts, %d resends so far", i, after, len(got.alerts), len(got.resends))
+		t.Logf("killed run %d %s: %d alerts, %d resends so far", i, when, len(got.alerts), len(got.resends))
 	}
 	p := startProc(t, brokers, tp, tp.prefix, "final")
 	c.waitEqual(t, want, 3*time.Minute)
 	p.stop(t)
-	c.mu.Lock()
-	t.Logf("records re-emitted with the same id after restarts: %d", c.dups)
-	c.mu.Unlock()
+	c.requireNoDups(t)
+}
+
+// TestKafkaCrashBeforeCheckpoint: a run writes every output and is killed
+// before any checkpoint after its first (commit_interval 1h); the restart
+// re-processes everything from the first snapshot and writes none of it
+// again, suppressing every re-produced record.
+func TestKafkaCrashBeforeCheckpoint(t *testing.T) {
+	brokers := realBrokers(t)
+	ds := generate(t, genConfig{customers: 300, days: 2, seed: 9})
+	want := replayOutputsWith(t, ds, groupRulesFile)
+	tp := newTopics(t)
+	createInputs(t, brokers, tp, 4)
+	produce(t, brokers, tp, ds)
+	c := collect(t, brokers, tp)
+	first := startProc(t, brokers, tp, tp.prefix, "first", "--commit-interval", "1h")
+	first.waitReady(t)
+	c.waitEqual(t, want, 2*time.Minute)
+	first.kill()
+	got, _ := c.result()
+	total := len(got.alerts) + len(got.resends)
+	for _, n := range got.rejected {
+		total += n
+	}
+
+	second := startProc(t, brokers, tp, tp.prefix, "second", "--commit-interval", "1h")
+	second.waitReady(t)
+	// Every output is re-produced (the same input, the same state) and
+	// found already written.
+	deadline := time.Now().Add(2 * time.Minute)
+	var suppressed float64
+	for time.Now().Before(deadline) {
+		if suppressed = procMetric(t, second, "crmpulse_output_duplicates_suppressed_total"); suppressed >= float64(total) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.Equal(t, float64(total), suppressed, "re-produced records suppressed")
+	require.Zero(t, procMetric(t, second, "crmpulse_output_dedup_held_ids"), "ids still held after everything was re-produced")
+	require.Zero(t, procMetric(t, second, "crmpulse_output_dedup_fallbacks_total"))
+	time.Sleep(2 * time.Second)
+	got, diffs := c.result()
+	require.Empty(t, diffs)
+	require.Empty(t, diff(want, got))
+	second.stop(t)
+	c.requireNoDups(t)
+}
+
+// procMetric sums the samples of one metric on p's /metrics.
+func procMetric(t *testing.T, p *proc, name string) float64 {
+	t.Helper()
+	addr := p.http.Load()
+	require.NotNil(t, addr, "the process has not logged its HTTP address")
+	resp, err := http.Get("http://" + *addr + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	sum := 0.0
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if line != name && !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		require.NoError(t, err, line)
+		sum += v
+	}
+	return sum
 }

@@ -17,3 +17,40 @@ type OutputSink interface {
 	Write(ctx context.Context, out *processor.Output) error
 	Flush(ctx context.Context) error
 }
+
+// AlertStateSink is an optional interface of an OutputSink that keeps alert
+// state per owner of engine state, such as the Alertmanager notifier.
+//
+// An owner is a partition worker ("0", "1", … as in the snapshot keys) or
+// the group stage ("groups"); within a process a partition has at most one
+// worker at a time, and Revoked(owner) comes before the next Assigned(owner).
+// Different owners call from their own goroutines, at once. Every sink is
+// handed the same firing slice, which it must not modify.
+type AlertStateSink interface {
+	// Assigned says that owner restored its state, in which firing are the
+	// alerts it holds as firing (the last firing record of each). The sink
+	// announces them again at once: the instance that held them before may
+	// have stopped re-announcing them. Output written later with a context
+	// naming owner (OutputOwner) is owner's.
+	Assigned(owner string, firing []processor.Alert)
+	// Revoked says that owner stopped: its partition moved, or the process
+	// is stopping. The sink stops re-announcing owner's firing alerts, but
+	// does not resolve them, since the next owner announces them again.
+	Revoked(owner string)
+}
+
+type ownerKey struct{}
+
+// WithOutputOwner returns ctx naming owner as the producer of the output
+// written with it; see OutputOwner.
+func WithOutputOwner(ctx context.Context, owner string) context.Context {
+	return context.WithValue(ctx, ownerKey{}, owner)
+}
+
+// OutputOwner names the owner (see AlertStateSink) of the output an
+// OutputSink receives with ctx: "" when none is known, e.g. for output
+// written by a test.
+func OutputOwner(ctx context.Context) string {
+	s, _ := ctx.Value(ownerKey{}).(string)
+	return s
+}

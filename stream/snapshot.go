@@ -25,6 +25,14 @@ type checkpoint struct {
 	Offsets   map[string]int64 // topic → next offset of this partition
 	RulesHash string
 	Watermark time.Time
+	// Outputs are, per output topic and partition, the offset from which a
+	// restore reads back what was already written since this checkpoint
+	// (outputdedup.go); nil in snapshots of older versions, which restore
+	// without deduplication.
+	Outputs map[string]map[int]int64
+	// Firing is the owner's set of firing alerts (activealerts.go), stored
+	// in chunks after the engine's; nil in snapshots written without it.
+	Firing []byte
 }
 
 // manifest is the record that makes a snapshot visible. The state itself
@@ -44,6 +52,30 @@ type manifest struct {
 	Offsets   map[string]int64 `json:"offsets"`
 	Watermark time.Time        `json:"watermark"`
 	WrittenAt time.Time        `json:"written_at"`
+	// OutputOffsets is checkpoint.Outputs; absent in older manifests.
+	OutputOffsets map[string]map[int]int64 `json:"output_offsets,omitempty"`
+	// Firing describes the last chunks, which hold checkpoint.Firing; nil
+	// when there are none (and in manifests written before it existed), so
+	// Chunks, Bytes and SHA256 above stay the engine state's.
+	Firing *chunkSpan `json:"firing,omitempty"`
+}
+
+// chunkSpan is a part of a snapshot stored in chunks of its own.
+type chunkSpan struct {
+	Chunks int    `json:"chunks"`
+	Bytes  int    `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// span returns how data is split into chunks, and its chunks.
+func span(data []byte) (chunkSpan, [][]byte) {
+	sum := sha256.Sum256(data)
+	sp := chunkSpan{Chunks: (len(data) + chunkSize - 1) / chunkSize, Bytes: len(data), SHA256: hex.EncodeToString(sum[:])}
+	chunks := make([][]byte, 0, sp.Chunks)
+	for i := 0; i < sp.Chunks; i++ {
+		chunks = append(chunks, data[i*chunkSize:min((i+1)*chunkSize, len(data))])
+	}
+	return sp, chunks
 }
 
 const (
@@ -130,18 +162,20 @@ func (s *snapshotStore) target(p int) int { return max(p, 0) % s.partitions }
 func (s *snapshotStore) save(ctx context.Context, p int, cp *checkpoint, prev manifest, now time.Time) (manifest, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	sum := sha256.Sum256(cp.Engine)
+	eng, parts := span(cp.Engine)
 	mf := manifest{
 		Version: manifestVersion, ID: hex.EncodeToString(rnd[:]), Partition: p,
-		Chunks: (len(cp.Engine) + chunkSize - 1) / chunkSize, Bytes: len(cp.Engine),
-		SHA256: hex.EncodeToString(sum[:]), RulesHash: cp.RulesHash, Offsets: cp.Offsets,
-		Watermark: cp.Watermark.UTC(), WrittenAt: now.UTC(),
+		Chunks: eng.Chunks, Bytes: eng.Bytes, SHA256: eng.SHA256, RulesHash: cp.RulesHash, Offsets: cp.Offsets,
+		Watermark: cp.Watermark.UTC(), WrittenAt: now.UTC(), OutputOffsets: cp.Outputs,
+	}
+	if len(cp.Firing) > 0 {
+		fs, more := span(cp.Firing)
+		mf.Firing, parts = &fs, append(parts, more...)
 	}
 	target := s.target(p)
-	chunks := make([]kafkago.Message, 0, mf.Chunks)
-	for i := 0; i < mf.Chunks; i++ {
-		end := min((i+1)*chunkSize, len(cp.Engine))
-		chunks = append(chunks, kafkago.Message{Key: []byte(s.chunkKey(p, mf.ID, i)), Value: cp.Engine[i*chunkSize : end], WriterData: target})
+	chunks := make([]kafkago.Message, 0, len(parts))
+	for i, part := range parts {
+		chunks = append(chunks, kafkago.Message{Key: []byte(s.chunkKey(p, mf.ID, i)), Value: part, WriterData: target})
 	}
 	if len(chunks) > 0 {
 		if err := s.w.WriteMessages(ctx, chunks...); err != nil {
@@ -156,8 +190,12 @@ func (s *snapshotStore) save(ctx context.Context, p int, cp *checkpoint, prev ma
 		return prev, fmt.Errorf("writing snapshot manifest of partition %d to %s: %w", p, s.topic, err)
 	}
 	if prev.ID != "" {
-		tombs := make([]kafkago.Message, 0, prev.Chunks)
-		for i := 0; i < prev.Chunks; i++ {
+		n := prev.Chunks
+		if prev.Firing != nil {
+			n += prev.Firing.Chunks
+		}
+		tombs := make([]kafkago.Message, 0, n)
+		for i := 0; i < n; i++ {
 			tombs = append(tombs, kafkago.Message{Key: []byte(s.chunkKey(p, prev.ID, i)), WriterData: target})
 		}
 		// A tombstone that fails leaves garbage for compaction, not an
@@ -218,16 +256,32 @@ func (s *snapshotStore) load(ctx context.Context, p int) (cp *checkpoint, mf man
 	if mf.Version != manifestVersion {
 		return nil, mf, false, fmt.Errorf("%w: partition %d: manifest version %d, this build reads %d", errCorruptSnapshot, p, mf.Version, manifestVersion)
 	}
-	data := make([]byte, 0, mf.Bytes)
-	for i := 0; i < mf.Chunks; i++ {
+	data, err := s.gather(latest, p, mf, 0, chunkSpan{Chunks: mf.Chunks, Bytes: mf.Bytes, SHA256: mf.SHA256})
+	if err != nil {
+		return nil, mf, false, err
+	}
+	cp = &checkpoint{Engine: data, Offsets: mf.Offsets, RulesHash: mf.RulesHash, Watermark: mf.Watermark, Outputs: mf.OutputOffsets}
+	if mf.Firing != nil {
+		if cp.Firing, err = s.gather(latest, p, mf, mf.Chunks, *mf.Firing); err != nil {
+			return nil, mf, false, err
+		}
+	}
+	return cp, mf, true, nil
+}
+
+// gather joins the chunks of sp, which start at chunk index first of the
+// snapshot mf, and checks them against sp's checksum.
+func (s *snapshotStore) gather(latest map[string][]byte, p int, mf manifest, first int, sp chunkSpan) ([]byte, error) {
+	data := make([]byte, 0, sp.Bytes)
+	for i := first; i < first+sp.Chunks; i++ {
 		c, ok := latest[s.chunkKey(p, mf.ID, i)]
 		if !ok {
-			return nil, mf, false, fmt.Errorf("%w: partition %d: snapshot %s lacks chunk %d of %d", errCorruptSnapshot, p, mf.ID, i, mf.Chunks)
+			return nil, fmt.Errorf("%w: partition %d: snapshot %s lacks chunk %d of %d", errCorruptSnapshot, p, mf.ID, i, first+sp.Chunks)
 		}
 		data = append(data, c...)
 	}
-	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != mf.SHA256 {
-		return nil, mf, false, fmt.Errorf("%w: partition %d: snapshot %s fails its checksum", errCorruptSnapshot, p, mf.ID)
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != sp.SHA256 {
+		return nil, fmt.Errorf("%w: partition %d: snapshot %s (chunks %d to %d) fails its checksum", errCorruptSnapshot, p, mf.ID, first, first+sp.Chunks-1)
 	}
-	return &checkpoint{Engine: data, Offsets: mf.Offsets, RulesHash: mf.RulesHash, Watermark: mf.Watermark}, mf, true, nil
+	return data, nil
 }

@@ -64,10 +64,15 @@ type worker struct {
 
 	consumed [2]int64
 	partName string
+	live     *progress // what the health watchdog sees of the loop
 	// forward says the rules have group-level rules, whose records go to
 	// the group stage; lastMark is the last watermark marker sent there.
 	forward  bool
 	lastMark time.Time
+	// dedup suppresses what a restore re-produces (outputdedup.go).
+	dedup *outputDedup
+	// alerts is the set of alerts the partition holds as firing.
+	alerts *activeAlerts
 }
 
 type cpJob struct {
@@ -91,13 +96,14 @@ type reloadReq struct {
 func (a *App) runPartition(ctx context.Context, p int, committed map[string]int64, commit func(map[string]map[int]int64) error) (err error) {
 	w := &worker{
 		a: a, p: p, log: a.log.With("partition", p), commit: commit,
-		reload: make(chan reloadReq, 1), enc: newEncoder(a.cfg.Topics), epoch: newEpoch(),
+		reload: make(chan reloadReq, 1), enc: newEncoder(a.cfg.Topics, a.cfg.Kafka.GroupID, strconv.Itoa(p)), epoch: newEpoch(),
 		cpJobs: make(chan cpJob, 1), cpDone: make(chan error, 1), partName: strconv.Itoa(p),
-		done: make(chan struct{}),
+		done: make(chan struct{}), alerts: newActiveAlerts(name(p)),
 	}
 	stopReloads := func() { w.doneOnce.Do(func() { close(w.done) }) }
 	rf := a.register(w)
 	defer a.unregister(w)
+	defer func() { w.dedup.close() }()
 	defer stopReloads() // runs before unregister, which waits for a reload in progress
 	if ctx.Err() != nil {
 		return nil
@@ -115,6 +121,8 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 	}
 	a.restored.Add(1)
 	defer a.restored.Add(-1)
+	w.alerts.assigned(a.cfg.Sinks)
+	defer w.alerts.revoked(a.cfg.Sinks) // after the final checkpoint
 
 	g, gctx := errgroup.WithContext(ctx)
 	chI, chR := make(chan *ikafka.Batch, 4), make(chan *ikafka.Batch, 4)
@@ -130,10 +138,12 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 		{a.cfg.Topics.Receipts, ingest.SourceReceipts, startR, chR, freeR},
 	} {
 		lag := a.m.lag.WithLabelValues(f.topic, w.partName)
+		fetches, reconnects := a.m.fetches.WithLabelValues(f.topic), a.m.reconnects.WithLabelValues(f.topic)
 		fe, err := ikafka.NewFetcher(ikafka.FetcherConfig{
 			Brokers: a.brokers, Topic: f.topic, Partition: p, Source: f.source, Offset: f.start,
 			MaxWait: a.cfg.Kafka.MaxWait.D(), Out: f.out, Free: f.free,
 			Lag: func(n int64) { lag.Set(float64(n)) }, ErrorLogger: a.kafkaLog,
+			OnFetch: fetches.Inc, OnReconnect: reconnects.Inc,
 		})
 		if err != nil {
 			return err
@@ -151,7 +161,10 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 	// checkpoint; after an output or checkpoint error it is not (some
 	// output may be lost), and the next owner restarts from the last good
 	// snapshot instead.
+	w.live = &progress{part: w.partName}
+	a.health.add(w.live)
 	err = w.loop(gctx)
+	a.forget(w.live)
 	stopReloads()
 	switch {
 	case err == nil:
@@ -179,11 +192,12 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[string]int64) (int64, int64, error) {
 	a := w.a
 	local, groups := splitRules(rf)
-	eng, err := processor.New(processor.Config{Rules: local, Extra: a.components(w.p)})
+	eng, err := processor.New(processor.Config{Rules: local, Extra: a.components(w.p), FutureSkew: a.cfg.FutureSkew.D()})
 	if err != nil {
 		return 0, 0, err
 	}
 	w.eng, w.forward = eng, groups != nil
+	w.dedup = a.newOutputDedup(w.partName, w.log)
 	startI, startR := committed[a.cfg.Topics.Interactions], committed[a.cfg.Topics.Receipts]
 	cp, mf, ok, err := a.snaps.load(ctx, w.p)
 	if err != nil {
@@ -192,9 +206,12 @@ func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[stri
 	if !ok {
 		a.m.restores.WithLabelValues("empty").Inc()
 		w.log.Info("partition assigned without a snapshot", "interactions_offset", startI, "receipts_offset", startR)
-		return startI, startR, nil
+		return startI, startR, w.firstCheckpoint(ctx, startI, startR)
 	}
 	if err := eng.Restore(cp.Engine); err != nil {
+		return 0, 0, fmt.Errorf("restoring partition %d from snapshot %s: %w", w.p, mf.ID, err)
+	}
+	if err := w.alerts.restore(cp.Firing, local); err != nil {
 		return 0, 0, fmt.Errorf("restoring partition %d from snapshot %s: %w", w.p, mf.ID, err)
 	}
 	if cp.RulesHash != rf.Hash {
@@ -210,6 +227,7 @@ func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[stri
 		startR = o
 	}
 	w.last = mf
+	w.dedup.restore(ctx, cp.Outputs, position{offsets: []int64{startI, startR}, wm: wmNanos(eng.Watermark())})
 	a.m.restores.WithLabelValues("snapshot").Inc()
 	a.m.snapshotBytes.WithLabelValues(w.partName).Set(float64(mf.Bytes))
 	w.log.Info("partition restored", "snapshot", mf.ID, "bytes", mf.Bytes, "watermark", eng.Watermark(),
@@ -229,6 +247,7 @@ func (w *worker) loop(ctx context.Context) error {
 	orderTimer.Stop()
 	w.nextCP = w.a.now().Add(w.a.cfg.CommitInterval.D())
 	for {
+		w.live.awake(phaseRecords, w.eng)
 		now := time.Now()
 		n := 0
 		for ; n < drainBudget; n++ {
@@ -242,6 +261,7 @@ func (w *worker) loop(ctx context.Context) error {
 			if err := w.process(ctx, rec, src); err != nil {
 				return err
 			}
+			w.live.records.Add(1)
 		}
 		if n > 0 {
 			// The end of what is at hand ends the run.
@@ -267,6 +287,8 @@ func (w *worker) loop(ctx context.Context) error {
 		if n == drainBudget {
 			more = closedChan
 		}
+		// Input is waiting when records are at hand or a fetch saw more.
+		w.live.park(n == drainBudget || w.merger.Lag(ikafka.Interactions)+w.merger.Lag(ikafka.Receipts) > 0)
 		select {
 		case b := <-chI:
 			w.merger.Feed(ikafka.Interactions, b)
@@ -274,15 +296,18 @@ func (w *worker) loop(ctx context.Context) error {
 			w.merger.Feed(ikafka.Receipts, b)
 		case <-waitC:
 		case <-tick.C:
+			w.live.awake(phaseTick, w.eng)
 			if err := w.onTick(ctx); err != nil {
 				return err
 			}
 		case err := <-w.cpDone:
+			w.live.awake(phaseCheckpoint, w.eng)
 			w.cpBusy = false
 			if err != nil {
 				return err
 			}
 		case req := <-w.reload:
+			w.live.awake(phaseReload, w.eng)
 			w.onReload(ctx, req)
 		case <-ctx.Done():
 			return nil
@@ -357,23 +382,26 @@ func (w *worker) reject(rec *ikafka.Record, err error) error {
 		w.a.m.late.Inc()
 	}
 	w.epoch.add(1)
-	w.msgs = append(w.msgs, deadLetter(rec, reason, detail, w.epoch))
+	w.tag()
+	w.msgs = append(w.msgs, w.enc.deadLetter(rec, reason, detail, w.epoch))
 	w.a.m.outputs.WithLabelValues(kindDeadLetter).Inc()
 	return nil
 }
 
 // emit hands the engine's output to the sinks and queues it for Kafka.
 func (w *worker) emit(ctx context.Context) (err error) {
-	w.msgs, err = w.a.emit(ctx, w.eng.Output(), w.enc, w.msgs, w.epoch)
+	w.tag()
+	w.msgs, err = w.a.emit(w.alerts.observe(ctx, w.eng.Output()), w.eng.Output(), w.enc, w.msgs, w.epoch)
 	if err != nil {
 		return fmt.Errorf("partition %d: %w", w.p, err)
 	}
 	return nil
 }
 
-// flushMsgs hands queued records to the producer (App.flush).
+// flushMsgs hands queued records to the producer (App.flush), less those
+// a restore found already written.
 func (w *worker) flushMsgs(context.Context) (err error) {
-	w.msgs, err = w.a.flush(w.msgs)
+	w.msgs, err = w.a.flush(w.dedup.filter(w.msgs, w.position))
 	return err
 }
 
@@ -433,12 +461,18 @@ func (w *worker) checkpoint(ctx context.Context) (cpJob, error) {
 	if err != nil {
 		return cpJob{}, fmt.Errorf("snapshotting partition %d: %w", w.p, err)
 	}
+	firing, err := w.alerts.marshal()
+	if err != nil {
+		return cpJob{}, fmt.Errorf("snapshotting partition %d: %w", w.p, err)
+	}
 	took := time.Since(t0)
 	w.a.m.snapshotTime.Observe(took.Seconds())
 	w.a.m.snapshotBytes.WithLabelValues(w.partName).Set(float64(len(snap)))
 	ep := w.epoch
 	w.epoch = newEpoch()
 	ep.seal()
+	// Before any record of the new epoch reaches the writer.
+	outputs := w.dedup.checkpointMarks(ctx)
 	w.dirty = false
 	w.nextCP = w.a.now().Add(max(w.a.cfg.CommitInterval.D(), time.Duration(float64(took)/snapshotShare)))
 	return cpJob{epoch: ep, cp: checkpoint{
@@ -449,6 +483,8 @@ func (w *worker) checkpoint(ctx context.Context) (cpJob, error) {
 			w.a.cfg.Topics.Interactions: w.merger.Offset(ikafka.Interactions),
 			w.a.cfg.Topics.Receipts:     w.merger.Offset(ikafka.Receipts),
 		},
+		Outputs: outputs,
+		Firing:  firing,
 	}}, nil
 }
 
@@ -552,7 +588,7 @@ func (w *worker) rebuild(rf *rules.File) (*processor.Engine, error) {
 		return nil, fmt.Errorf("partition %d: snapshotting for reload: %w", w.p, err)
 	}
 	local, _ := splitRules(rf)
-	ne, err := processor.New(processor.Config{Rules: local, Extra: w.a.components(w.p)})
+	ne, err := processor.New(processor.Config{Rules: local, Extra: w.a.components(w.p), FutureSkew: w.a.cfg.FutureSkew.D()})
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: %w", w.p, err)
 	}

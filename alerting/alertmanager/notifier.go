@@ -11,6 +11,14 @@
 // exponential backoff, and the first post that gets through carries the
 // whole current state, so nothing is lost across an outage or a restart of
 // Alertmanager (which keeps alerts in memory only).
+//
+// Each entry remembers its owner: the partition worker or group stage whose
+// engine state holds the alert. Assign re-announces the firing alerts an
+// owner restored (from a snapshot written by this or another instance), and
+// Release forgets an owner's firing alerts without resolving them when the
+// owner moves away, so that an instance re-posts only the alerts of the
+// state it owns and the owner's next instance takes over (docs/run.md,
+// "Alerts across restarts and rebalances").
 package alertmanager
 
 import (
@@ -44,8 +52,10 @@ type Notifier struct {
 
 // entry is one alert of the active set.
 type entry struct {
-	fp   string
-	base postableAlert // EndsAt is zero while firing
+	fp    string
+	owner string        // who holds the alert's state; "" for none
+	start time.Time     // the record's starts_at, before any clamping
+	base  postableAlert // EndsAt is zero while firing
 	// owed[i] is true while target i has not accepted this resolution;
 	// owing counts them. Both are unused while firing.
 	owed  []bool
@@ -104,11 +114,50 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 	return n, nil
 }
 
-// Notify records state changes of alerts; it never blocks on the network. A
-// firing alert joins (or updates) the active set; a resolved one replaces
-// it until every Alertmanager has accepted the resolution. Records of other
-// states are ignored.
-func (n *Notifier) Notify(alerts ...processor.Alert) {
+// Notify records state changes of alerts without an owner; see NotifyFor.
+func (n *Notifier) Notify(alerts ...processor.Alert) { n.NotifyFor("", alerts...) }
+
+// NotifyFor records state changes of alerts produced by owner; it never
+// blocks on the network. A firing alert joins (or updates) the active set;
+// a resolved one replaces it until every Alertmanager has accepted the
+// resolution. Records of other states are ignored.
+func (n *Notifier) NotifyFor(owner string, alerts ...processor.Alert) {
+	n.update(owner, false, alerts)
+}
+
+// Assign re-announces the firing alerts that owner restored with its state,
+// at once, and makes owner theirs. A restored alert does not replace a
+// resolution of it still being delivered unless it started later: that
+// resolution is newer than the restored state.
+func (n *Notifier) Assign(owner string, firing []processor.Alert) {
+	if len(firing) > 0 {
+		n.logger.Info("re-posting the firing alerts of restored state", "owner", owner, "alerts", len(firing))
+	}
+	n.update(owner, true, firing)
+}
+
+// Release forgets owner's firing alerts without resolving them: owner's
+// state moved to another instance (or this one, later), which re-announces
+// them; resolving them here would flap them. They stay active in
+// Alertmanager until their endsAt. Resolutions still owed are delivered.
+func (n *Notifier) Release(owner string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	released := 0
+	for fp, e := range n.alerts {
+		if e.owner == owner && !e.resolved() {
+			delete(n.alerts, fp)
+			released++
+		}
+	}
+	n.firing -= released
+	n.metrics.active.Set(float64(n.firing))
+	if released > 0 {
+		n.logger.Info("no longer re-posting the firing alerts of revoked state", "owner", owner, "alerts", released)
+	}
+}
+
+func (n *Notifier) update(owner string, restored bool, alerts []processor.Alert) {
 	if len(alerts) == 0 {
 		return
 	}
@@ -121,11 +170,17 @@ func (n *Notifier) Notify(alerts ...processor.Alert) {
 			n.logger.Warn("ignoring alert with unknown state", "fingerprint", a.Fingerprint, "state", a.State)
 			continue
 		}
-		e := &entry{fp: a.Fingerprint, base: n.postable(a, now)}
+		if restored && a.State != processor.StateFiring {
+			continue // only firing alerts are restored
+		}
+		e := &entry{fp: a.Fingerprint, owner: owner, start: a.StartsAt, base: n.postable(a, now)}
 		if e.fp == "" {
 			e.fp = processor.Fingerprint(a.Labels)
 		}
 		old := n.alerts[e.fp]
+		if restored && old != nil && old.resolved() && !a.StartsAt.After(old.start) {
+			continue
+		}
 		wasFiring := old != nil && !old.resolved()
 		if e.resolved() {
 			e.owed = make([]bool, len(n.targets))

@@ -2,7 +2,11 @@
 // batch of engine output goes to Alertmanager (alerts), to the alert and
 // resend webhooks, and through the resend follow-up tracker. It is a
 // stream.OutputSink: the pipeline commits Kafka offsets only after Flush,
-// which waits until every webhook record is delivered or dead-lettered.
+// which waits until every webhook record is delivered or dead-lettered, and
+// a stream.AlertStateSink: the firing alerts a partition restored are
+// re-posted to Alertmanager, and a partition that moves away stops
+// re-posting its alerts (docs/run.md, "Alerts across restarts and
+// rebalances").
 package delivery
 
 import (
@@ -21,6 +25,7 @@ import (
 	"github.com/crmpulse/crmpulse/alerting/alertmanager"
 	"github.com/crmpulse/crmpulse/alerting/webhook"
 	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/stream"
 )
 
 // Config says where alerts and resend triggers are delivered. Every part is
@@ -125,12 +130,15 @@ func (s *Sink) Run(ctx context.Context) error {
 	return err
 }
 
+var _ stream.AlertStateSink = (*Sink)(nil)
+
 // Write hands a batch to the notifiers. Alertmanager takes it at once (its
-// active set is the truth it re-posts); webhooks queue it and may block
-// while their queues are full, which is the pipeline's backpressure.
+// active set is the truth it re-posts), as alerts of the batch's owner
+// (stream.OutputOwner); webhooks queue it and may block while their queues
+// are full, which is the pipeline's backpressure.
 func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 	if s.am != nil && len(out.Alerts) > 0 {
-		s.am.Notify(out.Alerts...)
+		s.am.NotifyFor(stream.OutputOwner(ctx), out.Alerts...)
 	}
 	if s.alerts != nil {
 		for i := range out.Alerts {
@@ -149,6 +157,25 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 		}
 	}
 	return nil
+}
+
+// Assigned re-posts the firing alerts owner restored to Alertmanager at
+// once. Webhooks get nothing: each of their records is one state change,
+// already delivered (or dead-lettered) before the checkpoint that holds it
+// was written; resolutions that happened after that checkpoint are produced
+// again as owner re-reads its input, and are delivered then.
+func (s *Sink) Assigned(owner string, firing []processor.Alert) {
+	if s.am != nil {
+		s.am.Assign(owner, firing)
+	}
+}
+
+// Revoked makes Alertmanager stop re-posting owner's firing alerts, without
+// resolving them: their next owner re-posts them.
+func (s *Sink) Revoked(owner string) {
+	if s.am != nil {
+		s.am.Release(owner)
+	}
 }
 
 // Flush returns once every webhook record written so far is delivered or

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/stream"
 )
 
 // TestSinkDeliversAndFlushWaits: alerts reach Alertmanager and the alert
@@ -81,4 +82,59 @@ func TestSinkDeliversAndFlushWaits(t *testing.T) {
 func out0ID(at time.Time) string {
 	a := processor.Alert{Fingerprint: "f1", State: processor.StateFiring, StartsAt: at}
 	return a.ID()
+}
+
+// TestSinkForwardsOwnersToAlertmanagerOnly: the firing alerts a partition
+// restored are re-posted to Alertmanager but not to the alert webhook, and
+// when the partition is revoked its alerts (restored or written since) are
+// no longer re-posted, while other owners' are.
+func TestSinkForwardsOwnersToAlertmanagerOnly(t *testing.T) {
+	var mu sync.Mutex
+	posted := map[string]int{}
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body []struct {
+			Labels map[string]string `json:"labels"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		for _, a := range body {
+			posted[a.Labels["customer_id"]]++
+		}
+		mu.Unlock()
+	}))
+	defer am.Close()
+	var hooked atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		hooked.Add(1)
+	}))
+	defer hook.Close()
+	s, err := New(Config{AlertmanagerURLs: []string{am.URL}, AlertWebhook: hook.URL}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	alert := func(customer string) processor.Alert {
+		labels := map[string]string{"alertname": "churn", "customer_id": customer}
+		return processor.Alert{Fingerprint: processor.Fingerprint(labels), Rule: "churn", State: processor.StateFiring, StartsAt: at, Labels: labels}
+	}
+	s.Assigned("3", []processor.Alert{alert("restored")})
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return posted["restored"] > 0 }, 5*time.Second, 10*time.Millisecond,
+		"restored alerts are posted to Alertmanager at once")
+	require.NoError(t, s.Write(stream.WithOutputOwner(ctx, "3"), &processor.Output{Alerts: []processor.Alert{alert("new")}}))
+	require.NoError(t, s.Write(stream.WithOutputOwner(ctx, "4"), &processor.Output{Alerts: []processor.Alert{alert("other")}}))
+	require.NoError(t, s.Flush(ctx))
+	require.Equal(t, int64(2), hooked.Load(), "the webhook gets the written alerts, not the restored one")
+	require.Len(t, s.am.Active(), 3)
+
+	s.Revoked("3")
+	active := s.am.Active()
+	require.Len(t, active, 1, "partition 3's alerts are no longer re-posted")
+	for _, labels := range active {
+		require.Equal(t, "other", labels["customer_id"])
+	}
+	require.Equal(t, int64(2), hooked.Load(), "a revocation posts nothing to the webhook")
 }

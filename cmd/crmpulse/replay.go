@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/crmpulse/crmpulse/alerting/followup"
+	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/replay"
 	"github.com/crmpulse/crmpulse/stream"
@@ -22,9 +24,11 @@ func cmdReplay(ctx context.Context, args []string) int {
 	rulesPath := fs.String("rules", "", "rules file (YAML, SPEC §3)")
 	inter := fs.String("interactions", "", "interactions JSON Lines file")
 	rec := fs.String("receipts", "", "delivery receipts JSON Lines file")
+	cust := fs.String("customers", "", "customer profile versions JSON Lines file (SPEC §1.3), merged by updated_at")
 	out := fs.String("out", "", "output directory for alerts.jsonl, resends.jsonl, rejected.jsonl")
 	until := fs.String("until", "", "RFC 3339 time the watermark advances to at end of input (default: the highest occurred_at seen)")
 	maxLine := fs.Int("max-line-bytes", replay.DefaultMaxLineBytes, "longest input line decoded, in bytes without the newline; a longer line goes to rejected.jsonl as too_large (docs/replay.md)")
+	futureSkew := fs.Duration("future-skew", processor.DefaultFutureSkew, "a record more than this far ahead of the watermark is rejected with reason future; 0 disables (docs/limits.md)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	chDSN := fs.String("clickhouse", "", "also compute the aggregates and store them, the alerts, resends and outcomes in ClickHouse at this native-protocol DSN (clickhouse://host:9000/db), migrating its schema first")
 	chWindow := fs.Duration("clickhouse-window", time.Hour, "with --clickhouse: window of the revenue, complaint and delivery aggregates")
@@ -33,8 +37,8 @@ func cmdReplay(ctx context.Context, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if *rulesPath == "" || *out == "" || (*inter == "" && *rec == "") {
-		fmt.Fprintln(os.Stderr, "crmpulse replay: --rules, --out and at least one of --interactions, --receipts are required")
+	if *rulesPath == "" || *out == "" || (*inter == "" && *rec == "" && *cust == "") {
+		fmt.Fprintln(os.Stderr, "crmpulse replay: --rules, --out and at least one of --interactions, --receipts, --customers are required")
 		fs.Usage()
 		return exitUsage
 	}
@@ -52,7 +56,12 @@ func cmdReplay(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "crmpulse replay: %v\n", err)
 		return exitUsage
 	}
-	cfg := replay.Config{Rules: rf, Interactions: *inter, Receipts: *rec, OutDir: *out, MaxLineBytes: *maxLine}
+	if *futureSkew < 0 {
+		fmt.Fprintln(os.Stderr, "crmpulse replay: --future-skew: must not be negative (0 disables the guard)")
+		return exitUsage
+	}
+	cfg := replay.Config{Rules: rf, Interactions: *inter, Receipts: *rec, Customers: *cust, OutDir: *out,
+		MaxLineBytes: *maxLine, FutureSkew: *futureSkew}
 	// Resend outcomes (did the resent attempt get through?) as aggregate
 	// rows, as in streaming; a backtest's metrics are not served anywhere.
 	tracker, err := followup.New(followup.Config{}, nil)
@@ -63,6 +72,12 @@ func cmdReplay(ctx context.Context, args []string) int {
 	cfg.Extra = append(cfg.Extra, followup.NewComponent(tracker))
 	if *until != "" {
 		t, err := time.Parse(time.RFC3339Nano, *until)
+		var re *ingest.RejectError
+		if err == nil && errors.As(ingest.CheckTime("until", t), &re) {
+			// Past 2262 the engine's nanosecond clock wraps, and no event
+			// outside the range is ever accepted anyway.
+			err = errors.New(re.Detail)
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "crmpulse replay: --until: %v\n", err)
 			return exitUsage

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -90,12 +91,18 @@ func cmdRun(ctx context.Context, args []string) int {
 		cfg.Sinks = append(cfg.Sinks, notifiers)
 	}
 	var an *analytics
+	// forced: the stop overran; nothing more may wait on a stuck part.
+	forced := false
 	if cfg.ClickHouse.DSN != "" {
 		if an, err = openAnalytics(ctx, cfg.ClickHouse, logger, reg); err != nil {
 			fmt.Fprintf(os.Stderr, "crmpulse run: %v\n", err)
 			return exitFailure
 		}
-		defer an.sink.Close()
+		defer func() {
+			if !forced {
+				an.sink.Close()
+			}
+		}()
 		cfg.Sinks = append(cfg.Sinks, an.sink)
 		// POST /api/v1/backtest reads the raw events through the sink's
 		// connection (docs/api.md).
@@ -148,9 +155,41 @@ func cmdRun(ctx context.Context, args []string) int {
 		g.Go(func() error { return an.sink.Run(sctx) })
 	}
 	g.Go(func() error { defer stopSinks(); return app.Run(gctx) })
-	if err := g.Wait(); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err = <-done:
+	case <-gctx.Done():
+		// The app bounds its own stop by shutdown_timeout (and then
+		// returns, naming what did not stop); the sinks get a moment more
+		// to flush what its last checkpoints handed them.
+		t := time.NewTimer(cfg.ShutdownTimeout.D() + sinkStopGrace)
+		defer t.Stop()
+		// A second signal does not wait for the stop.
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(again)
+		select {
+		case err = <-done:
+		case <-t.C:
+			forced = true
+			err = fmt.Errorf("the outputs did not stop within shutdown_timeout %s + %s: %w",
+				cfg.ShutdownTimeout, sinkStopGrace, stream.ErrShutdownTimeout)
+		case s := <-again:
+			forced = true
+			err = fmt.Errorf("%s again while stopping; not waiting for the final checkpoints: %w", s, stream.ErrShutdownTimeout)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, stream.ErrShutdownTimeout) {
+			forced = true
+		}
 		logger.Error("crmpulse run failed", "err", err)
 		return exitFailure
 	}
 	return exitOK
 }
+
+// sinkStopGrace is how long the notifiers and the ClickHouse sink may take
+// to stop after the pipeline did (or gave up at shutdown_timeout).
+const sinkStopGrace = 5 * time.Second

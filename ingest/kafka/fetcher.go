@@ -74,6 +74,12 @@ type FetcherConfig struct {
 	Lag func(records int64)
 	// Logger receives kafka-go's error log lines; nil discards them.
 	ErrorLogger kafkago.Logger
+	// OnFetch, when set, is called after each fetch that succeeded (with
+	// or without records); OnReconnect when a failed fetch or dial
+	// drops the connection to connect again. Both run on the fetcher's
+	// goroutine and must be cheap (a counter).
+	OnFetch     func()
+	OnReconnect func()
 }
 
 // Defaults for FetcherConfig fields left zero.
@@ -155,6 +161,9 @@ func (f *Fetcher) Run(ctx context.Context) error {
 					return nil
 				}
 				f.logf("fetching %s/%d: %v (retrying in %s)", c.Topic, c.Partition, err, pause)
+				if c.OnReconnect != nil {
+					c.OnReconnect()
+				}
 				if !sleep(ctx, pause) {
 					return nil
 				}
@@ -162,14 +171,20 @@ func (f *Fetcher) Run(ctx context.Context) error {
 				continue
 			}
 		}
+		// The socket deadline is well past MaxWait, the broker's long poll:
+		// a fetch that waited MaxWait at the end of the partition comes
+		// back in time, empty, and is not a timeout of the connection.
 		_ = conn.SetReadDeadline(time.Now().Add(c.MaxWait + fetchTimeout))
+		fetched := offset
 		batch := conn.ReadBatchWith(kafkago.ReadBatchConfig{MinBytes: c.MinBytes, MaxBytes: c.MaxBytes, MaxWait: c.MaxWait})
 		hwm := batch.HighWaterMark()
+		read := 0
 		for {
 			m, err := batch.ReadMessage()
 			if err != nil {
 				break // io.EOF at the end; anything else is Close's error too
 			}
+			read++
 			f.add(b, m)
 			offset = m.Offset + 1
 			if len(b.Records) >= c.BatchSize {
@@ -183,7 +198,14 @@ func (f *Fetcher) Run(ctx context.Context) error {
 		}
 		// Past control records (transaction markers) too.
 		offset = max(offset, batch.Offset())
-		if err := batch.Close(); err != nil {
+		err := batch.Close()
+		if err != nil && read == 0 && hwm == fetched && errors.Is(err, kafkago.RequestTimedOut) {
+			// kafka-go's word for an empty answer at the high watermark:
+			// the long poll ended with nothing new. The connection is
+			// fine (kafka-go keeps it open after a Kafka error code).
+			err = nil
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -201,6 +223,9 @@ func (f *Fetcher) Run(ctx context.Context) error {
 			}
 			conn.Close()
 			conn = nil
+			if c.OnReconnect != nil {
+				c.OnReconnect()
+			}
 			if !sleep(ctx, pause) {
 				return nil
 			}
@@ -208,6 +233,9 @@ func (f *Fetcher) Run(ctx context.Context) error {
 			continue
 		}
 		pause = retryMin
+		if c.OnFetch != nil {
+			c.OnFetch()
+		}
 		if len(b.Records) > 0 || offset > b.Next {
 			b.CaughtUp, b.HighWaterMark, b.Next = offset >= hwm, hwm, offset
 			if c.Lag != nil {

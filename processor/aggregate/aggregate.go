@@ -135,7 +135,7 @@ func (c *Component) Name() string { return Name }
 // Interaction implements processor.Component. Revenue follows the drop
 // detector's sum(amount): a purchase adds its amount as given, a refund
 // subtracts the absolute value of its amount.
-func (c *Component) Interaction(ev *ingest.Interaction, _ *processor.Output) {
+func (c *Component) Interaction(ev *ingest.Interaction, out *processor.Output) {
 	t := ev.OccurredAt.UnixNano()
 	a := c.activity.acc(t, activityKey{ev.Tenant, ev.CustomerID})
 	a.Events++
@@ -143,11 +143,11 @@ func (c *Component) Interaction(ev *ingest.Interaction, _ *processor.Output) {
 	switch ev.Type {
 	case typePurchase:
 		r := c.revenue.acc(t, revenueKey{ev.Tenant, ev.Segment, ev.Region, ev.Channel})
-		r.Amount = r.Amount.Add(MoneyFromFloat(ev.Amount))
+		r.Amount = addMoney(r.Amount, ev.Amount, out)
 		r.Purchases++
 	case typeRefund:
 		r := c.revenue.acc(t, revenueKey{ev.Tenant, ev.Segment, ev.Region, ev.Channel})
-		r.Amount = r.Amount.Add(-MoneyFromFloat(math.Abs(ev.Amount)))
+		r.Amount = addMoney(r.Amount, -math.Abs(ev.Amount), out)
 		r.Refunds++
 	case typeComplaint:
 		c.complaints.acc(t, complaintsKey{ev.Tenant, ev.Region, ev.Segment}).Complaints++
@@ -156,6 +156,19 @@ func (c *Component) Interaction(ev *ingest.Interaction, _ *processor.Output) {
 	case typeComplaintResolved:
 		c.complaints.acc(t, complaintsKey{ev.Tenant, ev.Region, ev.Segment}).Resolved++
 	}
+}
+
+// addMoney is sum + f as Money, saturated at ±MaxMoney (MoneyFromFloat,
+// Money.Add); a clamp of either is counted in out.Saturated, which the
+// engine reports as Stats.Saturated.
+func addMoney(sum Money, f float64, out *processor.Output) Money {
+	m := MoneyFromFloat(f)
+	s := sum.Add(m)
+	// Both are within ±MaxMoney, so sum+m is exact in int64.
+	if f != f || math.Abs(f) >= MaxMoney.Float() || s != sum+m {
+		out.Saturated++
+	}
+	return s
 }
 
 // Receipt implements processor.Component.

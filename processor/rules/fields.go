@@ -15,6 +15,24 @@ import (
 type Event struct {
 	I *ingest.Interaction
 	R *ingest.Receipt
+	// C is a profile version, for rules on source customers (then I and R
+	// are nil).
+	C *ingest.Profile
+}
+
+// Profile is the customer profile version current at the event's time,
+// as the engine attached it to the record; nil when there is none.
+func (e Event) Profile() *ingest.Profile {
+	if e.C != nil {
+		return e.C
+	}
+	if e.I != nil {
+		return e.I.Profile
+	}
+	if e.R != nil {
+		return e.R.Profile
+	}
+	return nil
 }
 
 // Getter reads one field of an event as a string.
@@ -29,6 +47,67 @@ type Field struct {
 	Path  string
 	Label string
 	Get   Getter
+	// Customer says the path reads the profile (customer.f), so it may not
+	// be part of a key or a correlation (SPEC §3).
+	Customer bool
+}
+
+// CustomerPrefix starts a field path that reads the record's customer
+// profile (SPEC §3): customer.tier, customer.attributes.x.
+const CustomerPrefix = "customer."
+
+// ProfileGetter reads one field of a profile version; "" when absent.
+type ProfileGetter func(*ingest.Profile) string
+
+// ProfileField is a compiled profile field path (account_manager, tier,
+// attributes.x) and the label name it gets.
+type ProfileField struct {
+	Path  string
+	Label string
+	Get   ProfileGetter
+}
+
+var profileFields = map[string]ProfileGetter{
+	"account_manager": func(p *ingest.Profile) string { return p.AccountManager },
+	"tier":            func(p *ingest.Profile) string { return p.Tier },
+	"segment":         func(p *ingest.Profile) string { return p.Segment },
+	"region":          func(p *ingest.Profile) string { return p.Region },
+	"timezone":        func(p *ingest.Profile) string { return p.Timezone },
+}
+
+// CompileProfileField resolves a path of the profile's own fields (§1.3).
+func CompileProfileField(path string) (ProfileField, error) {
+	if name, ok := strings.CutPrefix(path, "attributes."); ok {
+		if name == "" {
+			return ProfileField{}, fmt.Errorf("unknown profile field %q: attribute name is empty", path)
+		}
+		return ProfileField{Path: path, Label: name, Get: func(p *ingest.Profile) string { return p.Attr(name) }}, nil
+	}
+	if g, ok := profileFields[path]; ok {
+		return ProfileField{Path: path, Label: path, Get: g}, nil
+	}
+	return ProfileField{}, fmt.Errorf("unknown profile field %q (want account_manager, tier, segment, region, timezone or attributes.x)", path)
+}
+
+// compileCustomerField resolves customer.f for an event: the field of the
+// version current at the record's time, UnknownDim when there is no
+// profile or no such field.
+func compileCustomerField(path string) (Field, error) {
+	pf, err := CompileProfileField(strings.TrimPrefix(path, CustomerPrefix))
+	if err != nil {
+		return Field{}, err
+	}
+	get := pf.Get
+	return Field{Path: path, Label: pf.Label, Customer: true, Get: func(e Event) string {
+		p := e.Profile()
+		if p == nil {
+			return ingest.UnknownDim
+		}
+		if v := get(p); v != "" {
+			return v
+		}
+		return ingest.UnknownDim
+	}}, nil
 }
 
 var interactionFields = map[string]Getter{
@@ -60,6 +139,12 @@ var receiptFields = map[string]Getter{
 
 // CompileField resolves a field path for a source.
 func CompileField(source, path string) (Field, error) {
+	if source == SourceCustomers {
+		return profileSourceField(path)
+	}
+	if strings.HasPrefix(path, CustomerPrefix) {
+		return compileCustomerField(path)
+	}
 	if source == SourceInteractions {
 		if name, ok := strings.CutPrefix(path, "attributes."); ok {
 			if name == "" {

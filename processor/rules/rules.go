@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -33,7 +34,12 @@ const (
 	KindThreshold  = "threshold"
 	KindRatio      = "ratio"
 	KindAbsence    = "absence"
+	KindEvent      = "event"
 )
+
+// DefaultEventLasts is how long an event rule's alert keeps firing after
+// its latest matching record when the rule leaves lasts out (SPEC §3.1).
+const DefaultEventLasts = 24 * time.Hour
 
 // DefaultAllowedLateness applies when the file's defaults leave it out.
 const DefaultAllowedLateness = 10 * time.Minute
@@ -94,6 +100,25 @@ type Rule struct {
 	Stop      map[string][]string `yaml:"stop"`
 	Correlate []string            `yaml:"correlate"`
 	Within    Duration            `yaml:"within"`
+	// event, calendar
+	Lasts Duration `yaml:"lasts"`
+	// deadline (start, stop and correlate as in absence)
+	DueField string    `yaml:"due"`
+	DueAfter Duration  `yaml:"due_after"`
+	Stages   []Stage   `yaml:"stages"`
+	DueOf    DueGetter `yaml:"-"`
+	// calendar (and lasts)
+	DateField string         `yaml:"date"`
+	Repeat    string         `yaml:"repeat"`
+	At        string         `yaml:"at"`
+	Offset    SignedDuration `yaml:"offset"`
+	AtMin     int            `yaml:"-"` // At in minutes after local midnight
+	DateOf    ProfileGetter  `yaml:"-"`
+
+	// CustomerLabels are profile fields copied into the labels of each
+	// firing record (SPEC §3), compiled into CustomerFields.
+	CustomerLabels []string       `yaml:"customer_labels"`
+	CustomerFields []ProfileField `yaml:"-"`
 
 	// Lifecycle options (threshold, ratio, drop): keep firing this long
 	// after the condition stops, and resolve only once the value crosses
@@ -119,6 +144,11 @@ type Rule struct {
 	StopMatch   *Matcher                `yaml:"-"`
 	Compare     func(v, t float64) bool `yaml:"-"`
 	annotations map[string]*template.Template
+	// opGiven and thresholdGiven record that the keys are present, so
+	// that an empty value is refused rather than taken as missing.
+	opGiven, thresholdGiven bool
+	// defaultLoc is defaults.timezone, for dates without a zone.
+	defaultLoc *time.Location
 }
 
 // Baseline is a drop rule's reference: the mean of the N preceding windows,
@@ -138,16 +168,19 @@ type Aggregation struct {
 
 // Policy is one resend policy (SPEC §3.2).
 type Policy struct {
-	Name             string        `yaml:"name"`
-	Channel          string        `yaml:"channel"`
-	On               []string      `yaml:"on"`
-	UndeliveredAfter Duration      `yaml:"undelivered_after"`
-	MaxAttempts      int           `yaml:"max_attempts"`
-	Backoff          Backoff       `yaml:"backoff"`
-	QuietHours       *QuietHours   `yaml:"quiet_hours"`
-	SuppressOn       []string      `yaml:"suppress_on"`
-	FrequencyCap     *FrequencyCap `yaml:"frequency_cap"`
-	Fallback         *Fallback     `yaml:"fallback"`
+	Name             string      `yaml:"name"`
+	Channel          string      `yaml:"channel"`
+	On               []string    `yaml:"on"`
+	UndeliveredAfter Duration    `yaml:"undelivered_after"`
+	MaxAttempts      int         `yaml:"max_attempts"`
+	Backoff          Backoff     `yaml:"backoff"`
+	QuietHours       *QuietHours `yaml:"quiet_hours"`
+	SuppressOn       []string    `yaml:"suppress_on"`
+	// SuppressOnInteractions are interaction types that suppress every
+	// channel of the customer (default [unsubscribe]).
+	SuppressOnInteractions []string      `yaml:"suppress_on_interactions"`
+	FrequencyCap           *FrequencyCap `yaml:"frequency_cap"`
+	Fallback               *Fallback     `yaml:"fallback"`
 }
 
 // Backoff is the delay before attempt k+1: Initial × Multiplier^(k−1),
@@ -158,17 +191,22 @@ type Backoff struct {
 	Max        Duration `yaml:"max"`
 }
 
-// Delay is the backoff after attempt k (k ≥ 1).
+// Delay is the backoff after attempt k (k ≥ 1). It never exceeds
+// MaxDuration, whatever the multiplier and k: the float64 product is capped
+// before it is converted, where a value beyond int64 would wrap.
 func (b Backoff) Delay(k int) time.Duration {
-	d := float64(b.Initial)
-	for i := 1; i < k; i++ {
-		d *= b.Multiplier
-		if b.Max > 0 && d >= float64(b.Max) {
-			return b.Max.D()
-		}
+	limit := float64(MaxDuration)
+	if b.Max > 0 {
+		limit = float64(b.Max)
 	}
-	if b.Max > 0 && d > float64(b.Max) {
-		return b.Max.D()
+	d := float64(b.Initial)
+	// Past MaxAttempts no policy triggers, so the loop need not go further
+	// (k comes from a receipt's attempt number).
+	for i := 1; i < min(k, MaxAttempts+1) && d < limit; i++ {
+		d *= b.Multiplier
+	}
+	if d >= limit || d != d {
+		return time.Duration(limit)
 	}
 	return time.Duration(d)
 }
@@ -196,7 +234,7 @@ type Fallback struct {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_]+$`)
 
-var commonKeys = []string{"name", "kind", "source", "match", "severity", "labels", "annotations", "for"}
+var commonKeys = []string{"name", "kind", "source", "match", "severity", "labels", "annotations", "for", "customer_labels"}
 
 var kindKeys = map[string][]string{
 	KindInactivity: {"key", "idle_for"},
@@ -204,6 +242,9 @@ var kindKeys = map[string][]string{
 	KindThreshold:  {"group_by", "window", "value", "op", "threshold", "keep_firing_for", "resolve_threshold"},
 	KindRatio:      {"group_by", "window", "numerator", "denominator", "op", "threshold", "min_denominator", "keep_firing_for", "resolve_threshold"},
 	KindAbsence:    {"start", "stop", "correlate", "within"},
+	KindEvent:      {"group_by", "lasts"},
+	KindDeadline:   {"start", "stop", "correlate", "due", "due_after", "stages"},
+	KindCalendar:   {"date", "repeat", "at", "offset", "lasts"},
 }
 
 // ForSpec is a `for` value: an integer count of windows or a duration.
@@ -225,7 +266,7 @@ func (f *ForSpec) UnmarshalYAML(n *yaml.Node) error {
 	return f.Dur.UnmarshalText([]byte(n.Value))
 }
 
-var policyKeys = []string{"name", "channel", "on", "undelivered_after", "max_attempts", "backoff", "quiet_hours", "suppress_on", "frequency_cap", "fallback"}
+var policyKeys = []string{"name", "channel", "on", "undelivered_after", "max_attempts", "backoff", "quiet_hours", "suppress_on", "suppress_on_interactions", "frequency_cap", "fallback"}
 
 // Load reads and parses a rules file.
 func Load(path string) (*File, error) {
@@ -270,6 +311,8 @@ func Parse(data []byte) (*File, error) {
 		case "defaults":
 			if err := checkKeys(v, []string{"timezone", "allowed_lateness"}); err != nil {
 				errs = append(errs, fmt.Errorf("defaults: %w", err))
+			} else if err := checkDurations(v, "allowed_lateness"); err != nil {
+				errs = append(errs, fmt.Errorf("defaults: %w", err))
 			} else if err := v.Decode(&f.Defaults); err != nil {
 				errs = append(errs, fmt.Errorf("defaults: %w", yamlErr(err)))
 			}
@@ -308,6 +351,7 @@ func Parse(data []byte) (*File, error) {
 	}
 	seen := map[string]bool{}
 	for _, r := range f.Rules {
+		r.defaultLoc = f.Defaults.Location
 		if r.Name != "" && seen[r.Name] {
 			errs = append(errs, fmt.Errorf("rule %q: field name: duplicate rule name", r.Name))
 		}
@@ -396,9 +440,12 @@ func decodeRule(n *yaml.Node) (*Rule, error) {
 		if kind == "" {
 			return nil, wrap(errors.New("field kind: missing required field"))
 		}
-		return nil, wrap(fmt.Errorf("field kind: unknown kind %q (want inactivity, drop, threshold, ratio or absence)", kind))
+		return nil, wrap(fmt.Errorf("field kind: unknown kind %q (want %s)", kind, strings.Join(kindNames(), ", ")))
 	}
 	if err := checkKeys(n, append(slices.Clone(commonKeys), params...)); err != nil {
+		return nil, wrap(err)
+	}
+	if err := checkDurations(n, durationPaths...); err != nil {
 		return nil, wrap(err)
 	}
 	r := &Rule{}
@@ -437,8 +484,19 @@ func (r *Rule) compile(n *yaml.Node) error {
 	} else if !nameRE.MatchString(r.Name) {
 		fail("name", "%q must match [a-z0-9_]+", r.Name)
 	}
+	checkFinite(r, fail)
+	checkWindow("window", r.Window, fail)
 	switch r.Source {
 	case SourceInteractions, SourceReceipts:
+		if r.Kind == KindCalendar {
+			fail("source", "a calendar rule reads profiles: source must be customers")
+			return errors.Join(errs...)
+		}
+	case SourceCustomers:
+		if r.Kind != KindCalendar {
+			fail("source", "only calendar rules read source customers")
+			return errors.Join(errs...)
+		}
 	case "":
 		fail("source", "missing required field (interactions or receipts)")
 		return errors.Join(errs...)
@@ -460,6 +518,11 @@ func (r *Rule) compile(n *yaml.Node) error {
 			f, err := CompileField(r.Source, p)
 			if err != nil {
 				fail(field, "%v", err)
+				continue
+			}
+			if f.Customer && field != "group_by" {
+				// A key must not change when a profile does.
+				fail(field, "%q reads the customer profile: customer.* paths are allowed in match and group_by, not in %s", p, field)
 				continue
 			}
 			r.Fields = append(r.Fields, f)
@@ -493,9 +556,18 @@ func (r *Rule) compile(n *yaml.Node) error {
 			case b.Windows > 0 && (b.Season > 0 || b.Seasons > 0):
 				fail("baseline", "give either windows or season+seasons, not both")
 			case b.Windows > 0:
+				if b.Windows > MaxBaselineBuckets {
+					fail("baseline.windows", "%d windows is more than the limit of %d", b.Windows, MaxBaselineBuckets)
+				}
 			case b.Season > 0 && b.Seasons > 0:
 				if r.Window > 0 && (b.Season.D()%r.Window.D() != 0) {
 					fail("baseline.season", "must be a multiple of window %s", r.Window)
+				} else if r.Window > 0 {
+					// Compare in float64: season/window × seasons can exceed int64.
+					if n := float64(b.Season.D()/r.Window.D()) * float64(b.Seasons); n > MaxBaselineBuckets {
+						fail("baseline", "season %s / window %s × seasons %d is %.0f windows, more than the limit of %d",
+							b.Season, r.Window, b.Seasons, n, MaxBaselineBuckets)
+					}
 				}
 			default:
 				fail("baseline", "needs windows: N, or season: D with seasons: N")
@@ -503,6 +575,7 @@ func (r *Rule) compile(n *yaml.Node) error {
 		}
 	case KindThreshold:
 		require("group_by", "window", "value", "op", "threshold")
+		r.opGiven, r.thresholdGiven = has(n, "op"), has(n, "threshold")
 		compileFields("group_by", r.GroupBy)
 		positive("window", r.Window)
 		if has(n, "value") {
@@ -511,6 +584,7 @@ func (r *Rule) compile(n *yaml.Node) error {
 		r.compileOp(fail)
 	case KindRatio:
 		require("group_by", "window", "numerator", "denominator", "op", "threshold")
+		r.opGiven, r.thresholdGiven = has(n, "op"), has(n, "threshold")
 		compileFields("group_by", r.GroupBy)
 		positive("window", r.Window)
 		r.compileOp(fail)
@@ -523,6 +597,33 @@ func (r *Rule) compile(n *yaml.Node) error {
 		if r.MinDenominator < 0 {
 			fail("min_denominator", "must not be negative")
 		}
+	case KindEvent:
+		require("group_by")
+		compileFields("group_by", r.GroupBy)
+		positive("lasts", r.Lasts)
+		if r.Lasts == 0 {
+			r.Lasts = Duration(DefaultEventLasts)
+		}
+		if r.For.Set {
+			fail("for", "not a parameter of kind event (every matching record fires at once)")
+		}
+	case KindCalendar:
+		r.compileCalendar(func(k string) bool { return has(n, k) }, fail)
+	case KindDeadline:
+		require("start", "stop", "correlate", "stages")
+		compileFields("correlate", r.Correlate)
+		if r.StartMatch, err = compileMatch(r.Source, r.Start); err != nil {
+			fail("start", "%v", err)
+		}
+		if r.StopMatch, err = compileMatch(r.Source, r.Stop); err != nil {
+			fail("stop", "%v", err)
+		}
+		if r.For.Set {
+			fail("for", "not a parameter of kind deadline (its stages say when it fires)")
+		}
+		checkStageKeys(n, fail)
+		r.compileDeadline(fail)
+		r.compileDue(fail, has(n, "due"), has(n, "due_after"))
 	case KindAbsence:
 		require("start", "stop", "correlate", "within")
 		compileFields("correlate", r.Correlate)
@@ -541,11 +642,16 @@ func (r *Rule) compile(n *yaml.Node) error {
 		}
 	}
 	r.compileLifecycle(fail)
+	r.compileCustomerLabels(fail)
 	r.annotations = map[string]*template.Template{}
 	for k, v := range r.Annotations {
 		t, err := template.New(k).Option("missingkey=zero").Funcs(templateFuncs).Parse(v)
 		if err != nil {
 			fail("annotations."+k, "bad template: %v", err)
+			continue
+		}
+		if err := checkTemplate(v, t); err != nil {
+			fail("annotations."+k, "template not allowed: %v", err)
 			continue
 		}
 		r.annotations[k] = t
@@ -556,6 +662,53 @@ func (r *Rule) compile(n *yaml.Node) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// kindNames lists the detector kinds, for messages.
+func kindNames() []string { return slices.Sorted(maps.Keys(kindKeys)) }
+
+// hasCustomerID says whether the rule's key, group_by or correlate holds
+// customer_id, which customer_labels need: the labels come from one
+// customer's profile.
+func (r *Rule) hasCustomerID() bool {
+	return slices.ContainsFunc(r.Fields, func(f Field) bool { return f.Path == "customer_id" })
+}
+
+// compileCustomerLabels compiles customer_labels and refuses two fields of
+// the rule that would give one label name (SPEC §3).
+func (r *Rule) compileCustomerLabels(fail func(string, string, ...any)) {
+	if len(r.CustomerLabels) > 0 && !r.hasCustomerID() {
+		fail("customer_labels", "needs customer_id in the rule's key, group_by or correlate (the labels come from that customer's profile)")
+	}
+	for _, p := range r.CustomerLabels {
+		pf, err := CompileProfileField(strings.TrimPrefix(p, CustomerPrefix))
+		if err != nil {
+			fail("customer_labels", "%v", err)
+			continue
+		}
+		r.CustomerFields = append(r.CustomerFields, pf)
+	}
+	owner := map[string]string{"alertname": "the alert name"}
+	if r.Kind == KindDeadline {
+		owner["stage"] = "the stage label"
+	}
+	claim := func(field, path, label string) {
+		if prev, ok := owner[label]; ok {
+			fail(field, "%q gives label %q, as %s does", path, label, prev)
+			return
+		}
+		owner[label] = fmt.Sprintf("%q", path)
+	}
+	fieldParam := map[string]string{KindInactivity: "key", KindAbsence: "correlate", KindDeadline: "correlate"}[r.Kind]
+	if fieldParam == "" {
+		fieldParam = "group_by"
+	}
+	for _, f := range r.Fields {
+		claim(fieldParam, f.Path, f.Label)
+	}
+	for _, f := range r.CustomerFields {
+		claim("customer_labels", f.Path, f.Label)
+	}
 }
 
 func (r *Rule) compileLifecycle(fail func(string, string, ...any)) {
@@ -652,8 +805,16 @@ func (r *Rule) compileOp(fail func(string, string, ...any)) {
 	case "<=":
 		r.Compare = func(v, t float64) bool { return v <= t }
 	case "":
+		// missing is reported by require; given but empty (`op:`) would
+		// leave the rule without a comparison
+		if r.opGiven {
+			fail("op", "empty operator (want >, >=, < or <=)")
+		}
 	default:
 		fail("op", "unknown operator %q (want >, >=, < or <=)", r.Op)
+	}
+	if r.thresholdGiven && r.Threshold == nil {
+		fail("threshold", "must be a number")
 	}
 }
 
@@ -667,22 +828,30 @@ func (r *Rule) ThresholdValue() float64 {
 
 // RenderAnnotations expands the rule's annotation templates for an alert.
 // A template that fails at run time keeps its raw text, so an alert is
-// never lost to a typo in an annotation.
+// never lost to a typo in an annotation. One whose output would pass
+// MaxAnnotationBytes is cut there and ends with TruncatedMarker.
 func (r *Rule) RenderAnnotations(labels map[string]string, value float64) map[string]string {
 	out := make(map[string]string, len(r.Annotations))
 	data := struct {
 		Labels map[string]string
 		Value  float64
 	}{labels, value}
-	var buf bytes.Buffer
+	w := capWriter{max: MaxAnnotationBytes}
 	for k, raw := range r.Annotations {
 		t := r.annotations[k]
-		buf.Reset()
-		if t == nil || t.Execute(&buf, data) != nil {
+		w.buf = w.buf[:0]
+		if t == nil {
 			out[k] = raw
 			continue
 		}
-		out[k] = buf.String()
+		switch err := t.Execute(&w, data); {
+		case err == nil:
+			out[k] = string(w.buf)
+		case errors.Is(err, errBudget):
+			out[k] = truncated(w.buf)
+		default:
+			out[k] = raw
+		}
 	}
 	return out
 }
@@ -714,6 +883,9 @@ func decodePolicy(n *yaml.Node) (*Policy, error) {
 			}
 		}
 	}
+	if err := checkDurations(n, durationPaths...); err != nil {
+		return nil, wrap(err)
+	}
 	p := &Policy{}
 	if err := n.Decode(p); err != nil {
 		return nil, wrap(yamlErr(err))
@@ -722,6 +894,7 @@ func decodePolicy(n *yaml.Node) (*Policy, error) {
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("field %s: %s", field, fmt.Sprintf(format, args...)))
 	}
+	checkFinite(p, fail)
 	if p.Name == "" {
 		fail("name", "missing required field")
 	} else if !nameRE.MatchString(p.Name) {
@@ -746,8 +919,18 @@ func decodePolicy(n *yaml.Node) (*Policy, error) {
 			fail("suppress_on", "unknown status %q", s)
 		}
 	}
+	if p.SuppressOnInteractions == nil {
+		p.SuppressOnInteractions = []string{"unsubscribe"}
+	}
+	for _, s := range p.SuppressOnInteractions {
+		if s == "" {
+			fail("suppress_on_interactions", "an interaction type must not be empty")
+		}
+	}
 	if p.MaxAttempts < 1 {
 		fail("max_attempts", "must be at least 1")
+	} else if p.MaxAttempts > MaxAttempts {
+		fail("max_attempts", "%d is more than the limit of %d", p.MaxAttempts, MaxAttempts)
 	}
 	if p.Backoff.Multiplier == 0 {
 		p.Backoff.Multiplier = 1

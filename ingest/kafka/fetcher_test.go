@@ -1,0 +1,110 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/crmpulse/crmpulse/ingest"
+)
+
+// TestFetcherCaughtUpIsQuiet: a fetcher at the end of its partition goes
+// through empty long polls without logging and without reconnecting, and
+// still hands over a record produced afterwards. On kfake, and on the
+// real Kafka when CRMPULSE_KAFKA_BROKERS is set.
+func TestFetcherCaughtUpIsQuiet(t *testing.T) {
+	brokers := map[string][]string{}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	brokers["kfake"] = c.ListenAddrs()
+	if b := os.Getenv("CRMPULSE_KAFKA_BROKERS"); b != "" {
+		brokers["kafka"] = strings.Split(b, ",")
+	}
+	for name, bs := range brokers {
+		t.Run(name, func(t *testing.T) { testFetcherQuiet(t, bs) })
+	}
+}
+
+type lines struct {
+	mu sync.Mutex
+	s  []string
+}
+
+func (l *lines) Printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.s = append(l.s, fmt.Sprintf(format, args...))
+}
+
+func (l *lines) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.s...)
+}
+
+func testFetcherQuiet(t *testing.T, brokers []string) {
+	topic := fmt.Sprintf("fetcher-quiet-%d", time.Now().UnixNano())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	require.NoError(t, EnsureTopics(ctx, brokers, TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: -1}))
+	w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), BatchTimeout: time.Millisecond, RequiredAcks: kafkago.RequireAll}
+	defer w.Close()
+	value := func(id string) []byte {
+		return []byte(`{"event_id":"` + id + `","type":"login","customer_id":"c1","occurred_at":"2026-01-01T00:00:00Z"}`)
+	}
+	require.NoError(t, w.WriteMessages(ctx, kafkago.Message{Topic: topic, Value: value("e1")}))
+
+	var fetches, reconnects atomic.Int64
+	logs := &lines{}
+	out := make(chan *Batch, 16)
+	f, err := NewFetcher(FetcherConfig{
+		Brokers: brokers, Topic: topic, Source: ingest.SourceInteractions, Offset: kafkago.FirstOffset,
+		MaxWait: 50 * time.Millisecond, Out: out, ErrorLogger: logs,
+		OnFetch: func() { fetches.Add(1) }, OnReconnect: func() { reconnects.Add(1) },
+	})
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.Run(runCtx) }()
+	defer func() { stop(); require.NoError(t, <-done) }()
+
+	next := func() *Batch {
+		t.Helper()
+		for {
+			select {
+			case b := <-out:
+				if len(b.Records) > 0 {
+					return b
+				}
+			case <-ctx.Done():
+				t.Fatal("no batch with records")
+			}
+		}
+	}
+	b := next()
+	require.Len(t, b.Records, 1)
+	require.True(t, b.CaughtUp)
+	f0 := fetches.Load()
+	// Twenty empty polls, or the first reconnect.
+	require.Eventually(t, func() bool { return fetches.Load() >= f0+20 || reconnects.Load() > 0 }, time.Minute, 10*time.Millisecond)
+	require.Zero(t, reconnects.Load(), "reconnects while caught up; logged: %q", logs.get())
+	require.Empty(t, logs.get())
+
+	require.NoError(t, w.WriteMessages(ctx, kafkago.Message{Topic: topic, Value: value("e2")}))
+	b = next()
+	require.Len(t, b.Records, 1)
+	require.Equal(t, "e2", b.Records[0].I.EventID)
+	require.Equal(t, int64(1), b.Records[0].Msg.Offset)
+	require.Zero(t, reconnects.Load())
+	require.Empty(t, logs.get())
+}
