@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/crmpulse/crmpulse/api"
 	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
 	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
@@ -57,6 +58,9 @@ type App struct {
 	joined   atomic.Bool
 	// embeddedAddr is where the embedded broker listens, once started.
 	embeddedAddr atomic.Pointer[[]string]
+	// firing and api are the query API (api/) and the alerts it lists.
+	firing *firingTracker
+	api    *api.API
 }
 
 // New checks cfg, loads the rules, registers metrics on reg (a
@@ -94,6 +98,19 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	a.kafkaLog = kafkago.LoggerFunc(func(msg string, args ...any) {
 		logger.Warn("kafka: " + fmt.Sprintf(msg, args...))
 	})
+	// The firing set sees every batch the partitions and the group stage
+	// emit, and their restored sets, as the other sinks do; last, so a
+	// batch a sink refused (and that is emitted again) is not counted
+	// before it.
+	a.firing = newFiringTracker()
+	a.cfg.Sinks = append(slices.Clip(a.cfg.Sinks), a.firing)
+	if a.api, err = api.New(api.Config{
+		Alerts: a, Rules: api.RulesFunc(a.currentRules), RulesFile: cfg.Rules,
+		Segments: cfg.Segments, Backtest: cfg.Backtest, MaxBodyBytes: int64(cfg.API.MaxBodyBytes),
+		BacktestConcurrency: cfg.API.BacktestConcurrency,
+	}); err != nil {
+		return nil, err
+	}
 	a.m = newMetrics(reg, []string{cfg.Topics.Interactions, cfg.Topics.Receipts})
 	a.dm = newDedupMetrics(reg)
 	a.noteRules(rf)
@@ -113,6 +130,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	}
 	return a, nil
 }
+
+// Firing is the set of alerts firing in this instance (api.AlertSource):
+// the union of its partitions' and group stage's firing sets (firing.go).
+func (a *App) Firing() []processor.Alert { return a.firing.Firing() }
 
 // components builds the extra engine components for partition p.
 func (a *App) components(p int) []processor.Component {

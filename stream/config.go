@@ -14,6 +14,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/crmpulse/crmpulse/api"
+	"github.com/crmpulse/crmpulse/backtest"
 	"github.com/crmpulse/crmpulse/httpclient"
 	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
@@ -42,6 +44,7 @@ type Config struct {
 	Webhooks        HooksConfig   `yaml:"webhooks"`
 	ClickHouse      CHConfig      `yaml:"clickhouse"`
 	Privacy         PrivacyConfig `yaml:"privacy"`
+	API             APIConfig     `yaml:"api"`
 
 	// Sinks receive every engine output batch besides the Kafka topics
 	// (e.g. the ClickHouse sink); offsets are committed only after each
@@ -51,6 +54,11 @@ type Config struct {
 	// partition's engine (aggregates, resend follow-up); they are
 	// snapshotted with the engine. Not part of the YAML.
 	Components func(partition int) []processor.Component `yaml:"-"`
+	// Backtest runs POST /api/v1/backtest (backtest.Runner over the
+	// ClickHouse raw events); nil answers 503. Segments gives
+	// /api/v1/segments; nil is no segment sets. Not part of the YAML.
+	Backtest api.Backtester    `yaml:"-"`
+	Segments api.SegmentSource `yaml:"-"`
 	// Now is the wall clock, for the idle watermark and emitted_at;
 	// time.Now when nil. Not part of the YAML.
 	Now func() time.Time `yaml:"-"`
@@ -154,6 +162,20 @@ type CHConfig struct {
 	ContactPatterns []string `yaml:"contact_patterns"`
 }
 
+// APIConfig bounds the query API (api/, docs/api.md).
+type APIConfig struct {
+	BacktestTimeout     Duration `yaml:"backtest_timeout"`
+	BacktestMaxRows     int      `yaml:"backtest_max_rows"`
+	BacktestMaxRecords  int      `yaml:"backtest_max_records"`
+	MaxBodyBytes        int      `yaml:"max_body_bytes"`
+	BacktestConcurrency int      `yaml:"backtest_concurrency"`
+}
+
+// BacktestLimits are the limits of a backtest.Runner.
+func (c APIConfig) BacktestLimits() backtest.Limits {
+	return backtest.Limits{MaxRows: int64(c.BacktestMaxRows), MaxRecords: c.BacktestMaxRecords, Timeout: c.BacktestTimeout.D()}
+}
+
 // HTTPConfig is the metrics and health endpoint.
 type HTTPConfig struct {
 	Listen string `yaml:"listen"`
@@ -222,6 +244,11 @@ func DefaultConfig() Config {
 		ClickHouse: CHConfig{
 			Migrate: true, BatchRows: 50_000, FlushInterval: Duration(time.Second), MaxBufferedRows: 200_000,
 			Window: Duration(time.Hour), ActivityWindow: Duration(24 * time.Hour),
+		},
+		API: APIConfig{
+			BacktestTimeout: Duration(backtest.DefaultTimeout), BacktestMaxRows: backtest.DefaultMaxRows,
+			BacktestMaxRecords: backtest.DefaultMaxRecords, MaxBodyBytes: api.DefaultMaxBodyBytes,
+			BacktestConcurrency: api.DefaultBacktestConcurrency,
 		},
 	}
 }
@@ -396,6 +423,11 @@ var Keys = func() []Key {
 		key("clickhouse.activity_window", "tumbling window of per-customer activity", dur(func(c *Config) *Duration { return &c.ClickHouse.ActivityWindow })),
 		key("clickhouse.raw_events", "also store every accepted interaction and receipt in interactions_raw / receipts_raw, contact attributes hashed (docs/clickhouse.md)", boolean(func(c *Config) *bool { return &c.ClickHouse.RawEvents })),
 		key("clickhouse.contact_attributes", "exact attribute keys (case-insensitive) holding contact data: hashed in the raw tables, and per privacy.* elsewhere; empty: the defaults of docs/security.md (email, phone, mobile, address, name, first_name, last_name, ip, ...)", list(func(c *Config) *[]string { return &c.ClickHouse.ContactAttrs })),
+		key("api.backtest_timeout", "longest a POST /api/v1/backtest runs before it is stopped (503 timeout)", dur(func(c *Config) *Duration { return &c.API.BacktestTimeout })),
+		key("api.backtest_max_rows", "raw-event rows a backtest reads at most; it stops there and says truncated_by max_rows", integer(func(c *Config) *int { return &c.API.BacktestMaxRows })),
+		key("api.backtest_max_records", "alert and resend records a backtest returns at most (the counts stay whole); truncated_by max_records", integer(func(c *Config) *int { return &c.API.BacktestMaxRecords })),
+		key("api.backtest_concurrency", "backtests that may run at once, each with an engine of its own; another is refused (503 unavailable)", integer(func(c *Config) *int { return &c.API.BacktestConcurrency })),
+		key("api.max_body_bytes", "largest backtest request body (413 above)", integer(func(c *Config) *int { return &c.API.MaxBodyBytes })),
 	}
 	ks = append(ks, key("clickhouse.contact_patterns", "attribute key patterns (case-insensitive globs: * any run, ? one character) also holding contact data; empty: *email*, *phone*, *mobile*, *address*, *_name, *name_*, *birth*, *ip_addr*, ...; - alone: none",
 		list(func(c *Config) *[]string { return &c.ClickHouse.ContactPatterns })))
@@ -629,6 +661,21 @@ func (c *Config) Validate() error {
 		case m == privacy.Hash && c.ClickHouse.HashKey == "":
 			bad(p.key, "hash needs clickhouse.hash_key (the HMAC key)")
 		}
+	}
+	if c.API.BacktestTimeout.D() <= 0 {
+		bad("api.backtest_timeout", "must be positive")
+	}
+	if c.API.BacktestMaxRows < 1 {
+		bad("api.backtest_max_rows", "must be at least 1")
+	}
+	if c.API.BacktestMaxRecords < 1 {
+		bad("api.backtest_max_records", "must be at least 1")
+	}
+	if c.API.BacktestConcurrency < 1 {
+		bad("api.backtest_concurrency", "must be at least 1")
+	}
+	if c.API.MaxBodyBytes < 1 {
+		bad("api.max_body_bytes", "must be at least 1")
 	}
 	return errors.Join(errs...)
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/crmpulse/crmpulse/api"
 	"github.com/crmpulse/crmpulse/internal/testpki"
+	"github.com/crmpulse/crmpulse/processor/rules"
 )
 
 // serveSecured serves the App's real handler on a real listener behind the
@@ -25,7 +27,9 @@ func serveSecured(t *testing.T, cfg HTTPConfig) string {
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	a := &App{gatherer: prometheus.NewRegistry(), health: newHealth()}
+	a := &App{gatherer: prometheus.NewRegistry(), health: newHealth(), firing: newFiringTracker(), rules: &rules.File{}}
+	a.api, err = api.New(api.Config{Alerts: a, Rules: api.RulesFunc(a.currentRules)})
+	require.NoError(t, err)
 	srv := &http.Server{Handler: sec.handler(a.handler())}
 	go func() { _ = srv.Serve(sec.listener(ln)) }()
 	t.Cleanup(func() { _ = srv.Close() })
@@ -89,6 +93,9 @@ func TestHTTPEndpointsBehindTLSAndAuth(t *testing.T) {
 		{"/metrics with a wrong bearer token is refused", "/metrics", bearer("tok-8"), 401},
 		{"/readyz without credentials is refused", "/readyz", nil, 401},
 		{"/readyz with credentials answers (not ready: no partitions)", "/readyz", basic("prom", "scrape-pw"), 503},
+		{"the query API without credentials is refused", "/api/v1/alerts", nil, 401},
+		{"the query API with the bearer token is served", "/api/v1/alerts", bearer("tok-9"), 200},
+		{"the OpenAPI document without credentials is refused", "/api/v1/openapi.yaml", nil, 401},
 		{"an unknown path is refused before it is a 404", "/api/anything", nil, 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/crmpulse/crmpulse/alerting/delivery"
 	"github.com/crmpulse/crmpulse/alerting/followup"
+	"github.com/crmpulse/crmpulse/backtest"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/stream"
 )
@@ -114,6 +115,14 @@ func cmdRun(ctx context.Context, args []string) int {
 			}
 		}()
 		cfg.Sinks = append(cfg.Sinks, an.sink)
+		// POST /api/v1/backtest reads the raw events through the sink's
+		// connection (docs/api.md).
+		if cfg.Backtest, err = backtest.New(backtest.Config{
+			Source: backtest.NewClickHouse(an.sink.Conn()), Limits: cfg.API.BacktestLimits(),
+		}); err != nil {
+			fmt.Fprintf(os.Stderr, "crmpulse run: %v\n", err)
+			return exitUsage
+		}
 	}
 	// Every partition's engine follows its resend triggers to the resent
 	// attempts' receipts (outcomes are metrics, and rows for the sinks),
