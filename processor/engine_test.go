@@ -41,6 +41,19 @@ resend:
     suppress_on_interactions: [unsubscribe, complaint]
     frequency_cap: {max: 3, per: 24h}
     fallback: {after_attempts: 2, channel: email}
+digests:
+  - name: am_daily
+    schedule: {every: day, at: "09:00", timezone: Asia/Shanghai}
+    group_by: [tenant, customer.account_manager]
+    alerts: [churn, big_gold, by_manager, birthday, followup]
+    metrics:
+      - {name: revenue, source: interactions, match: {type: [purchase, refund]}, value: sum(amount)}
+      - {name: complainers, source: interactions, match: {type: [complaint]}, value: distinct(customer_id)}
+      - {name: failures, source: receipts, match: {status: [failed, soft_bounce]}, value: count}
+  - name: tenant_weekly
+    schedule: {every: week, at: "00:30", timezone: Europe/Paris}
+    group_by: [tenant]
+    alerts: [revenue, failures, unresolved]
 `
 
 // record is one input of a random scenario.
@@ -132,6 +145,15 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 	want := *whole.Output()
 	require.NotEmpty(t, want.Alerts)
 	require.NotEmpty(t, want.Resends)
+	require.NotEmpty(t, want.Digests)
+	digestLists := map[string]bool{}
+	for _, d := range want.Digests {
+		digestLists["fired"] = digestLists["fired"] || len(d.Fired) > 0
+		digestLists["resolved"] = digestLists["resolved"] || len(d.Resolved) > 0
+		digestLists["open"] = digestLists["open"] || len(d.Open) > 0
+	}
+	require.Len(t, digestLists, 3)
+	require.True(t, digestLists["fired"] && digestLists["resolved"] && digestLists["open"], "digests list alerts: %v", digestLists)
 	kinds := map[string]bool{}
 	for _, a := range want.Alerts {
 		kinds[a.Kind+"/"+a.State] = true
@@ -161,6 +183,7 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 			}
 			require.Equal(t, want.Alerts, got.Alerts)
 			require.Equal(t, want.Resends, got.Resends)
+			require.Equal(t, want.Digests, append(append([]processor.Digest{}, first.Output().Digests...), second.Output().Digests...))
 			require.Equal(t, whole.Stats(), second.Stats())
 		})
 	}
