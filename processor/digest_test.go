@@ -180,7 +180,7 @@ func TestDigest(t *testing.T) {
 			name:  "digests start with the first E after the first record: a record on an instant opens the period it begins",
 			rules: daily,
 			steps: []step{ann, buy("c1", "09:00", 1), ev("refund", "c1", "08:59", amount(7)), wm("34h")},
-			want: []dbrief{{AM: "ann@x", Start: o("9h"), End: o("33h"), Fired: []string{"big_order@" + o("9h")}, Resolved: []string{"big_order@" + o("9h") + "-" + o("11h")}, Metrics: m(1, 0, 1, 0)}},
+			want:  []dbrief{{AM: "ann@x", Start: o("9h"), End: o("33h"), Fired: []string{"big_order@" + o("9h")}, Resolved: []string{"big_order@" + o("9h") + "-" + o("11h")}, Metrics: m(1, 0, 1, 0)}},
 		},
 		{
 			name:  "weekly digests end on Mondays",

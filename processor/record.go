@@ -99,4 +99,6 @@ func (o *Output) Reset() {
 }
 
 // Len is the number of records in o.
-func (o *Output) Len() int { return len(o.Alerts) + len(o.Resends) + len(o.Aggregates) + len(o.Digests) }
+func (o *Output) Len() int {
+	return len(o.Alerts) + len(o.Resends) + len(o.Aggregates) + len(o.Digests)
+}
