@@ -112,7 +112,7 @@ var (
 )
 
 // outputNames are the files Run writes in Config.OutDir.
-var outputNames = []string{"alerts.jsonl", "resends.jsonl", "rejected.jsonl"}
+var outputNames = []string{"alerts.jsonl", "resends.jsonl", "rejected.jsonl", "digests.jsonl"}
 
 // Summary counts what a replay read and wrote.
 type Summary struct {
@@ -126,6 +126,7 @@ type Summary struct {
 	Resends      int64
 	Cancels      int64
 	Aggregates   int64
+	Digests      int64 // digest records written (SPEC §3.4)
 	Watermark    time.Time
 	Elapsed      time.Duration
 	// Interrupted is set when the context ended the replay before the end
@@ -172,6 +173,9 @@ func (s Summary) String() string {
 	profiles := ""
 	if s.Customers > 0 {
 		profiles = fmt.Sprintf(", %d profiles", s.Customers)
+	}
+	if s.Digests > 0 {
+		detail += fmt.Sprintf("; %d digests", s.Digests)
 	}
 	total := s.Interactions + s.Receipts + s.Customers + s.RejectedTotal() + s.Duplicates
 	rate := float64(total) / max(s.Elapsed.Seconds(), 1e-9)
@@ -715,6 +719,7 @@ func (p *progress) maybe(n int64, wm time.Time) {
 // writers are the three output files.
 type writers struct {
 	alerts, resends, rejected *jsonl
+	digests                   *jsonl
 }
 
 func newWriters(dir string) (*writers, error) {
@@ -723,7 +728,7 @@ func newWriters(dir string) (*writers, error) {
 	for _, x := range []struct {
 		dst  **jsonl
 		name string
-	}{{&w.alerts, outputNames[0]}, {&w.resends, outputNames[1]}, {&w.rejected, outputNames[2]}} {
+	}{{&w.alerts, outputNames[0]}, {&w.resends, outputNames[1]}, {&w.rejected, outputNames[2]}, {&w.digests, outputNames[3]}} {
 		if *x.dst, err = createJSONL(filepath.Join(dir, x.name)); err != nil {
 			w.close()
 			return nil, err
@@ -757,13 +762,21 @@ func (w *writers) write(out *processor.Output, now time.Time, sum *Summary) erro
 			return err
 		}
 	}
+	for i := range out.Digests {
+		d := &out.Digests[i]
+		d.EmittedAt = now.UTC()
+		sum.Digests++
+		if err := w.digests.record(d.AppendJSON); err != nil {
+			return err
+		}
+	}
 	sum.Aggregates += int64(len(out.Aggregates))
 	return nil
 }
 
 func (w *writers) close() error {
 	var errs []error
-	for _, j := range []*jsonl{w.alerts, w.resends, w.rejected} {
+	for _, j := range []*jsonl{w.alerts, w.resends, w.rejected, w.digests} {
 		if j != nil {
 			errs = append(errs, j.close())
 		}
