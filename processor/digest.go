@@ -280,7 +280,9 @@ func (g *digest) advance(wm time.Time, out *Output) {
 		g.emit(g.next, out)
 		g.next = g.sched.next(g.next)
 		if g.d.Segments != "" && g.segs != nil && w >= g.next {
-			g.takeSegments(g.next) // only when a driver skipped a stop
+			// The engine stopped here: emitting the previous period
+			// and taking this one's counts happen in the same step.
+			g.takeSegments(g.next)
 		}
 	}
 }
