@@ -44,10 +44,14 @@ type digest struct {
 	next    int64                    // E of the earliest period not yet emitted (once started)
 	periods map[int64]*digestPeriod  // by E
 	open    map[string][]*digestOpen // firing alerts of the listed rules, by fingerprint
-	// segCounts are the keys per class per group just before segAt, taken
-	// when the watermark reached segAt (the next E).
-	segCounts map[string]map[string]int
-	segAt     int64
+	// ready are the digests of the period ending at readyAt, made when the
+	// watermark reached it and emitted once it is past it (SPEC: "once
+	// the watermark is past E"). Making them at E exactly, whatever steps
+	// the watermark takes after, keeps the output independent of how the
+	// driver moves the watermark.
+	ready    []Digest
+	hasReady bool
+	readyAt  int64
 	// cacheS and cacheE are the last period looked up: records come in
 	// time order, nearly always in the same period.
 	cacheS, cacheE int64
@@ -253,9 +257,7 @@ func (g *digest) observe(alerts []Alert) {
 }
 
 // stop is the first instant after wm at which the engine must stop the
-// watermark: the end of the earliest period not yet emitted, or, when the
-// watermark is already at it (it is emitted once the watermark passes
-// it), the end of the period after.
+// watermark: the end of the earliest period whose digests are not made.
 func (g *digest) stop(wm int64) (int64, bool) {
 	if !g.started {
 		return 0, false
@@ -263,33 +265,27 @@ func (g *digest) stop(wm int64) (int64, bool) {
 	if g.next > wm {
 		return g.next, true
 	}
-	return g.sched.next(g.next), true
+	return g.sched.next(g.next), true // not reached: advance makes it first
 }
 
-// advance takes the segment counts when the watermark reaches E and emits
-// every period whose end it has passed.
+// advance emits the digests made at an E the watermark is now past, and
+// makes those of every period end it has reached.
 func (g *digest) advance(wm time.Time, out *Output) {
 	if !g.started {
 		return
 	}
 	w := wm.UnixNano()
-	if g.d.Segments != "" && g.segs != nil && w >= g.next && g.segAt != g.next {
-		g.takeSegments(g.next)
-	}
-	for g.next < w {
-		g.emit(g.next, out)
-		g.next = g.sched.next(g.next)
-		if g.d.Segments != "" && g.segs != nil && w >= g.next {
-			// The engine stopped here: emitting the previous period
-			// and taking this one's counts happen in the same step.
-			g.takeSegments(g.next)
+	for {
+		if g.hasReady && w > g.readyAt {
+			out.Digests = append(out.Digests, g.ready...)
+			g.ready, g.hasReady, g.readyAt = nil, false, 0
 		}
+		if g.hasReady || w < g.next {
+			return
+		}
+		g.ready, g.hasReady, g.readyAt = g.make(g.next), true, g.next
+		g.next = g.sched.next(g.next)
 	}
-}
-
-func (g *digest) takeSegments(at int64) {
-	g.segAt = at
-	g.segCounts = g.segs.segmentCounts(g.d.Segments, ts(at), func(k SegmentKey) string { return g.segmentGroup(k, at) })
 }
 
 // segmentGroup is the group of a segment key: tenant and customer_id from
@@ -335,8 +331,9 @@ func (g *digest) classes() []string {
 	return c
 }
 
-// emit produces the digests of the period ending at e and forgets it.
-func (g *digest) emit(e int64, out *Output) {
+// make produces the digests of the period ending at e and forgets it;
+// the segment sets are read now, with the watermark at e.
+func (g *digest) make(e int64) []Digest {
 	p := g.periods[e]
 	delete(g.periods, e)
 	start := g.sched.prev(e)
@@ -369,13 +366,13 @@ func (g *digest) emit(e int64, out *Output) {
 	}
 	classes := g.classes()
 	var segs map[string]map[string]int
-	if classes != nil && g.segAt == e {
-		segs = g.segCounts
+	if classes != nil {
+		segs = g.segs.segmentCounts(g.d.Segments, ts(e), func(k SegmentKey) string { return g.segmentGroup(k, e) })
 		for k := range segs {
 			groups[k] = true
 		}
 	}
-	g.segCounts, g.segAt = nil, 0
+	ds := []Digest{}
 	for _, key := range slices.Sorted(maps.Keys(groups)) {
 		d := Digest{
 			Digest:      g.d.Name,
@@ -423,8 +420,9 @@ func (g *digest) emit(e int64, out *Output) {
 			continue
 		}
 		d.DigestID = digestID(g.d.Name, d.Group, d.PeriodEnd)
-		out.Digests = append(out.Digests, d)
+		ds = append(ds, d)
 	}
+	return ds
 }
 
 func sortedAlerts(as []DigestAlert) []DigestAlert {
@@ -460,14 +458,15 @@ type digestState struct {
 	Next      int64
 	Periods   map[int64]*digestPeriod
 	Open      map[string][]*digestOpen
-	SegCounts map[string]map[string]int
-	SegAt     int64
+	Ready    []Digest
+	HasReady bool
+	ReadyAt  int64
 }
 
 func (g *digest) MarshalState() ([]byte, error) {
 	var buf bytes.Buffer
 	err := gob.NewEncoder(&buf).Encode(digestState{Started: g.started, Next: g.next, Periods: g.periods,
-		Open: g.open, SegCounts: g.segCounts, SegAt: g.segAt})
+		Open: g.open, Ready: g.ready, HasReady: g.hasReady, ReadyAt: g.readyAt})
 	return buf.Bytes(), err
 }
 
@@ -476,7 +475,27 @@ func (g *digest) UnmarshalState(b []byte) error {
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
 		return err
 	}
-	g.started, g.next, g.periods, g.open, g.segCounts, g.segAt = st.Started, st.Next, st.Periods, st.Open, st.SegCounts, st.SegAt
+	g.started, g.next, g.periods, g.open = st.Started, st.Next, st.Periods, st.Open
+	g.ready, g.hasReady, g.readyAt = st.Ready, st.HasReady, st.ReadyAt
+	for i := range g.ready {
+		// gob gives nil for empty slices and maps; the record lists
+		// them as [] and {}.
+		d := &g.ready[i]
+		for _, l := range []*[]DigestAlert{&d.Fired, &d.Resolved, &d.Open} {
+			if *l == nil {
+				*l = []DigestAlert{}
+			}
+		}
+		if d.Group == nil {
+			d.Group = map[string]string{}
+		}
+		if d.Metrics == nil {
+			d.Metrics = map[string]float64{}
+		}
+		if d.Segments == nil {
+			d.Segments = map[string]int{}
+		}
+	}
 	if g.periods == nil {
 		g.periods = map[int64]*digestPeriod{}
 	}

@@ -362,3 +362,46 @@ func TestDigestSnapshotMidPeriod(t *testing.T) {
 		require.Equal(t, whole.Output().Digests, got, "cut %d", cut)
 	}
 }
+
+// lagRules has a drop rule whose `for: 2` fires one window after the
+// condition began: its firing is decided after E while its starts_at is
+// before E.
+const lagRules = `
+version: 1
+defaults: {allowed_lateness: 1m}
+rules:
+  - {name: orders_drop, kind: drop, source: interactions, match: {type: [purchase]}, group_by: [tenant], window: 1h, value: count, baseline: {windows: 2}, drop_pct: 50, min_baseline: 1, for: 2}
+digests:
+  - name: tenant_daily
+    schedule: {every: day, at: "08:30"}
+    group_by: [tenant]
+    alerts: [orders_drop]
+`
+
+func TestDigestDoesNotDependOnWatermarkSteps(t *testing.T) {
+	var input []step
+	for i := range 4 {
+		input = append(input, ev("purchase", "c1", fmt.Sprintf("06:%02d", i*10)))
+		input = append(input, ev("purchase", "c1", fmt.Sprintf("05:%02d", 30+i*5)))
+	}
+	jump := run(t, lagRules, append(slices.Clone(input), wm("40h"))...)
+	var fine []step
+	fine = append(fine, input...)
+	for m := 7 * 60; m <= 40*60; m += 7 {
+		fine = append(fine, wm(fmt.Sprintf("%dm", m)))
+	}
+	stepped := run(t, lagRules, fine...)
+	require.Equal(t, briefs(jump, "tenant"), briefs(stepped, "tenant"), "the alerts themselves do not depend on the steps")
+	require.Equal(t, jump.Digests, stepped.Digests)
+
+	// The drop fires at 09:00 with starts_at 08:00: after the digest at
+	// 08:30 was made, so it is in no fired list (and that digest had
+	// nothing to report); its resolution at 10:00 is in the next one.
+	require.Contains(t, briefs(jump, "tenant"), brief{State: "firing", Key: "acme", Starts: o("08:00"), Value: 0})
+	got := dbriefs(jump)
+	require.NotEmpty(t, got)
+	for _, d := range got {
+		require.Empty(t, d.Fired, "period ending %s", d.End)
+	}
+	require.Equal(t, []dbrief{{Start: o("08:30"), End: o("32h30m"), Resolved: []string{"orders_drop@" + o("08:00") + "-" + o("10:00")}, Metrics: map[string]float64{}}}, got)
+}
