@@ -454,10 +454,10 @@ func digestID(name string, group map[string]string, end time.Time) string {
 }
 
 type digestState struct {
-	Started   bool
-	Next      int64
-	Periods   map[int64]*digestPeriod
-	Open      map[string][]*digestOpen
+	Started  bool
+	Next     int64
+	Periods  map[int64]*digestPeriod
+	Open     map[string][]*digestOpen
 	Ready    []Digest
 	HasReady bool
 	ReadyAt  int64

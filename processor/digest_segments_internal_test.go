@@ -20,7 +20,7 @@ import (
 // own tests cover.
 type segmentTable struct {
 	classes []string
-	changes []segChange // in time order
+	changes []segChange       // in time order
 	class   map[string]string // customer_id → class (tenant acme)
 	wm      int64
 	asked   []time.Time
@@ -32,7 +32,7 @@ type segChange struct {
 	class string
 }
 
-func (s *segmentTable) Name() string                            { return "segments:test" }
+func (s *segmentTable) Name() string                             { return "segments:test" }
 func (s *segmentTable) Interaction(*ingest.Interaction, *Output) {}
 func (s *segmentTable) Receipt(*ingest.Receipt, *Output)         {}
 func (s *segmentTable) MarshalState() ([]byte, error)            { return nil, nil }
