@@ -23,9 +23,7 @@ import (
 // distinct sets, the alerts fired and resolved in it), and the alerts of
 // the listed rules that are firing are kept by fingerprint. Records and
 // alerts are placed by their own times (occurred_at, starts_at, ends_at),
-// not by when they are seen, so an alert decided at an instant before E
-// but emitted in the same engine call as the digest still lands where it
-// belongs.
+// not by when they are seen.
 //
 // A digest is not one of the engine's components: the engine calls it
 // after every other component, with the alerts they emitted (already
@@ -41,7 +39,7 @@ type digest struct {
 	segs     segmentCounter // nil until a segment set component is connected
 
 	started bool
-	next    int64                    // E of the earliest period not yet emitted (once started)
+	next    int64                    // E of the earliest period whose digests are not made (once started)
 	periods map[int64]*digestPeriod  // by E
 	open    map[string][]*digestOpen // firing alerts of the listed rules, by fingerprint
 	// ready are the digests of the period ending at readyAt, made when the
@@ -230,7 +228,8 @@ func (g *digest) observe(alerts []Alert) {
 			continue
 		}
 		group := g.labelGroup(a.Labels)
-		da := DigestAlert{Fingerprint: a.Fingerprint, Rule: a.Rule, Labels: a.Labels, StartsAt: a.StartsAt, Value: a.Value}
+		// Labels are copied: a sink may still change the emitted alert's.
+		da := DigestAlert{Fingerprint: a.Fingerprint, Rule: a.Rule, Labels: maps.Clone(a.Labels), StartsAt: a.StartsAt, Value: a.Value}
 		switch a.State {
 		case StateFiring:
 			g.open[a.Fingerprint] = append(g.open[a.Fingerprint], &digestOpen{Group: group, Alert: da})
