@@ -405,3 +405,25 @@ func TestDigestDoesNotDependOnWatermarkSteps(t *testing.T) {
 	}
 	require.Equal(t, []dbrief{{Start: o("08:30"), End: o("32h30m"), Resolved: []string{"orders_drop@" + o("08:00") + "-" + o("10:00")}, Metrics: map[string]float64{}}}, got)
 }
+
+func TestDigestWithoutGroupByAndFromReceipts(t *testing.T) {
+	yaml := `
+version: 1
+digests:
+  - name: all_daily
+    schedule: {every: day, at: "00:00"}
+    metrics:
+      - {name: bounces, source: receipts, match: {status: [hard_bounce]}, value: count}
+      - {name: senders, source: receipts, value: distinct(customer_id)}
+`
+	out := run(t, yaml, rc("m1", "c1", "sent", "10:00"), rc("m1", "c1", "hard_bounce", "10:05"), rc("m2", "c2", "sent", "11:00"), wm("25h"))
+	require.Len(t, out.Digests, 1, "a receipt starts digests too")
+	d := out.Digests[0]
+	require.Empty(t, d.Group, "no group_by: one group")
+	require.Equal(t, map[string]float64{"bounces": 1, "senders": 2}, d.Metrics)
+	require.Equal(t, base, d.PeriodStart)
+	require.Equal(t, base.Add(24*time.Hour), d.PeriodEnd)
+	b, err := d.AppendJSON(nil)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"group":{}`)
+}
