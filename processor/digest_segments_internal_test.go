@@ -70,6 +70,8 @@ func (s *segmentTable) segmentCounts(set string, at time.Time, group func(Segmen
 func TestDigestSegmentCountsHook(t *testing.T) {
 	f, err := rules.Parse([]byte(`
 version: 1
+segments:
+  - {name: lifecycle, key: [tenant, customer_id], classes: [{name: new, tenure_under: 30d}, {name: churned}]}
 digests:
   - name: am_daily
     schedule: {every: day, at: "09:00"}
@@ -92,6 +94,8 @@ digests:
 	}
 	e, err := New(Config{Rules: f, Extra: []Component{segs}})
 	require.NoError(t, err)
+	require.NotNil(t, e.digests[0].segs, "the engine connects the segment stage")
+	e.digests[0].useSegments(segs) // this test reads the table above instead
 	require.NoError(t, e.Customer(&ingest.Customer{CustomerID: "c1", Tenant: "acme", UpdatedAt: day0, AccountManager: "ann@x"}))
 	// c2 moves to bob after S but before E: digests read a segment key's
 	// profile at E.
@@ -123,6 +127,8 @@ digests:
 func TestDigestSegmentGroupReadsKeyFields(t *testing.T) {
 	f, err := rules.Parse([]byte(`
 version: 1
+segments:
+  - {name: lifecycle, key: [tenant, customer_id], classes: [{name: new, tenure_under: 30d}, {name: churned}]}
 digests:
   - {name: d, schedule: {every: day, at: "09:00"}, group_by: [tenant, customer_id, region, customer.tier], segments: lifecycle}
 `))
@@ -137,9 +143,8 @@ digests:
 }
 
 // TestDigestSegmentsFromSegmentSets runs a digest over a real segment set
-// (SPEC §3.3). It skips only while this build has no segment set
-// component (the segments work is merged separately); once there is one,
-// the engine connects it and this must pass.
+// (SPEC §3.3), connected by the engine. It would skip only in a build
+// without segment sets.
 func TestDigestSegmentsFromSegmentSets(t *testing.T) {
 	f, err := rules.Parse([]byte(`
 version: 1

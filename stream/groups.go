@@ -79,6 +79,17 @@ func splitRules(rf *rules.File) (local, groups *rules.File) {
 	if len(g.Rules) == 0 {
 		return &l, nil
 	}
+	// The partition engines own the segment sets (their keys hold
+	// customer_id). The group stage needs them only to feed its own rules
+	// on segments; what it computes of them is never emitted, so a set is
+	// not reported twice.
+	onSegments := false
+	for _, r := range g.Rules {
+		onSegments = onSegments || r.Source == rules.SourceSegments
+	}
+	if !onSegments {
+		g.Segments = nil
+	}
 	return &l, &g
 }
 

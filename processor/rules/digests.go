@@ -3,7 +3,6 @@ package rules
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -252,15 +251,16 @@ func (f *DigestField) Value(e Event) string {
 }
 
 // validateDigests checks what a digest names outside itself: the rules of
-// alerts must exist, and the segment set must be one of the file's.
-// segmentSets is nil when the file has no segments section; until the
-// segment sets of SPEC §3.3 are part of this package such a name is
-// accepted as it stands.
-func validateDigests(f *File, segmentSets []string) []error {
+// alerts and the segment set must be the file's.
+func validateDigests(f *File) []error {
 	var errs []error
 	rules := map[string]bool{}
 	for _, r := range f.Rules {
 		rules[r.Name] = true
+	}
+	sets := map[string]bool{}
+	for _, s := range f.Segments {
+		sets[s.Name] = true
 	}
 	seen := map[string]bool{}
 	for _, d := range f.Digests {
@@ -273,26 +273,9 @@ func validateDigests(f *File, segmentSets []string) []error {
 				errs = append(errs, fmt.Errorf("digest %q: field alerts[%d]: no rule named %q", d.Name, i, a))
 			}
 		}
-		if d.Segments != "" && segmentSets != nil && !slices.Contains(segmentSets, d.Segments) {
+		if d.Segments != "" && !sets[d.Segments] {
 			errs = append(errs, fmt.Errorf("digest %q: field segments: no segment set named %q", d.Name, d.Segments))
 		}
 	}
 	return errs
-}
-
-// segmentSetNames are the names in a top-level segments list; nil when the
-// node is absent.
-func segmentSetNames(v *yaml.Node) []string {
-	if v == nil {
-		return nil
-	}
-	names := []string{}
-	if v.Kind == yaml.SequenceNode {
-		for _, s := range v.Content {
-			if s.Kind == yaml.MappingNode {
-				names = append(names, mapValue(s, "name"))
-			}
-		}
-	}
-	return names
 }

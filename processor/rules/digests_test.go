@@ -39,6 +39,7 @@ func TestParseRefusesBadDigests(t *testing.T) {
 		{"metric sum of text", digestHead + "  - {name: d, " + ok + ", metrics: [{name: n, source: interactions, value: sum(region)}]}\n", []string{"field metrics[0].value", "not numeric"}},
 		{"metric bad match", digestHead + "  - {name: d, " + ok + ", metrics: [{name: n, source: receipts, match: {type: [purchase]}, value: count}]}\n", []string{"field metrics[0].match", `"type" for source receipts`}},
 		{"metric unknown field", digestHead + "  - {name: d, " + ok + ", metrics: [{name: n, source: receipts, value: count, filter: x}]}\n", []string{"metrics #1", "field filter: unknown field"}},
+		{"segment set without a segments section", digestHead + "  - {name: d, " + ok + ", segments: lifecycle}\n", []string{`digest "d"`, "field segments", `no segment set named "lifecycle"`}},
 		{"segment set not in the file", "version: 1\nsegments:\n  - {name: lifecycle}\ndigests:\n  - {name: d, " + ok + ", segments: value_tiers}\n", []string{`digest "d"`, "field segments", `"value_tiers"`}},
 	}
 	for _, tc := range tests {
@@ -58,6 +59,8 @@ version: 1
 defaults: {timezone: America/New_York}
 rules:
   - {name: churn, kind: inactivity, source: interactions, key: [tenant, customer_id], idle_for: 1h}
+segments:
+  - {name: lifecycle, key: [tenant, customer_id], classes: [{name: new, tenure_under: 30d}, {name: churned}]}
 digests:
   - name: d
     schedule: {every: week, at: "07:30"}
@@ -73,7 +76,7 @@ digests:
 	d := f.Digests[0]
 	require.Equal(t, "America/New_York", d.Schedule.Location.String(), "the zone defaults to defaults.timezone")
 	require.Equal(t, 7*60+30, d.Schedule.AtMin)
-	require.Equal(t, "lifecycle", d.Segments, "a segment set name is accepted while the file has no segments section")
+	require.Equal(t, "lifecycle", d.Segments)
 	require.Len(t, d.Fields, 3)
 	require.Equal(t, []string{"tenant", "account_manager", "type"}, []string{d.Fields[0].Label, d.Fields[1].Label, d.Fields[2].Label})
 	require.True(t, d.Fields[1].Customer)

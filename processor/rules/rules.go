@@ -50,6 +50,8 @@ type File struct {
 	Defaults Defaults  `yaml:"defaults"`
 	Rules    []*Rule   `yaml:"rules"`
 	Resend   []*Policy `yaml:"resend"`
+	// Segments are the customer segmentation sets (SPEC §3.3).
+	Segments []*SegmentSet `yaml:"segments"`
 	// Digests are the scheduled reports of SPEC §3.4.
 	Digests []*Digest `yaml:"digests"`
 	// Hash identifies the file's content, for reload metrics and to skip
@@ -296,7 +298,7 @@ func Parse(data []byte) (*File, error) {
 	}
 	top := root.Content[0]
 	var errs []error
-	if err := checkKeys(top, []string{"version", "defaults", "rules", "resend", "digests"}); err != nil {
+	if err := checkKeys(top, []string{"version", "defaults", "rules", "resend", "segments", "digests"}); err != nil {
 		errs = append(errs, fmt.Errorf("top level: %w", err))
 	}
 	f := &File{}
@@ -337,6 +339,14 @@ func Parse(data []byte) (*File, error) {
 				}
 				return err
 			})...)
+		case "segments":
+			errs = append(errs, decodeList(v, "segment set", func(i int, n *yaml.Node) error {
+				s, err := decodeSegmentSet(n)
+				if s != nil {
+					f.Segments = append(f.Segments, s)
+				}
+				return err
+			})...)
 		}
 	}
 	if f.Version != 1 {
@@ -370,7 +380,7 @@ func Parse(data []byte) (*File, error) {
 			}
 			return err
 		})...)
-		errs = append(errs, validateDigests(f, segmentSetNames(lookup(top, "segments")))...)
+		errs = append(errs, validateDigests(f)...)
 	}
 	seenP := map[string]bool{}
 	for _, p := range f.Resend {
@@ -379,6 +389,7 @@ func Parse(data []byte) (*File, error) {
 		}
 		seenP[p.Name] = true
 	}
+	errs = append(errs, checkSegments(f)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -512,6 +523,8 @@ func (r *Rule) compile(n *yaml.Node) error {
 			fail("source", "only calendar rules read source customers")
 			return errors.Join(errs...)
 		}
+	case SourceSegments:
+		r.checkSegmentSource(fail)
 	case "":
 		fail("source", "missing required field (interactions or receipts)")
 		return errors.Join(errs...)
