@@ -45,6 +45,8 @@ func (e *Engine) Customer(c *ingest.Customer) error {
 	}
 	e.stats.Customers++
 	e.profiles.put(c)
+	n0 := len(e.out.Alerts)
+	defer e.digestObserve(n0)
 	for _, comp := range e.comps {
 		if po, ok := comp.(profileObserver); ok {
 			n := len(e.out.Alerts)

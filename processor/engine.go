@@ -111,6 +111,9 @@ type Engine struct {
 	// call is what it costs (BenchmarkEngineRecords).
 	names []string
 	busy  atomic.Int32
+	// digests are the scheduled reports (SPEC §3.4), run after every
+	// component on what they emitted (digest.go).
+	digests []*digest
 }
 
 // The calls Busy reports.
@@ -183,6 +186,7 @@ func New(cfg Config) (*Engine, error) {
 			pr.useProfiles(e.profiles)
 		}
 	}
+	e.buildDigests()
 	return e, nil
 }
 
@@ -275,6 +279,7 @@ func (e *Engine) Interaction(ev *ingest.Interaction) error {
 	e.busy.Store(0)
 	e.countSaturated()
 	e.labelAlerts(n)
+	e.digestRecord(rules.Event{I: ev}, ev.OccurredAt, rules.SourceInteractions, n)
 	return nil
 }
 
@@ -303,6 +308,7 @@ func (e *Engine) Receipt(r *ingest.Receipt) error {
 	e.busy.Store(0)
 	e.countSaturated()
 	e.labelAlerts(n)
+	e.digestRecord(rules.Event{R: r}, r.OccurredAt, rules.SourceReceipts, n)
 	return nil
 }
 
@@ -311,6 +317,10 @@ func (e *Engine) Receipt(r *ingest.Receipt) error {
 func (e *Engine) Advance(wm time.Time) {
 	if !wm.After(e.wm) {
 		return
+	}
+	// A digest's period end on the way is a stop (digest.go).
+	for at, ok := e.digestStop(wm); ok; at, ok = e.digestStop(wm) {
+		e.Advance(at)
 	}
 	e.wm = wm
 	n := len(e.out.Alerts)
@@ -321,6 +331,7 @@ func (e *Engine) Advance(wm time.Time) {
 	e.busy.Store(0)
 	e.countSaturated()
 	e.labelAlerts(n)
+	e.digestAdvance(wm, n)
 	e.profiles.advance(wm)
 	e.dedupI.evict(wm)
 	e.dedupR.evict(wm)
@@ -366,6 +377,8 @@ type engineState struct {
 	// customer profiles; those restore to an empty store.
 	Profiles   []byte
 	CustLabels map[string]map[string]string
+	// Digests are the digests' states by name (absent before digests).
+	Digests map[string][]byte
 }
 
 // Snapshot serialises the engine's whole state. Restoring it into an engine
@@ -384,6 +397,16 @@ func (e *Engine) Snapshot() ([]byte, error) {
 			return nil, fmt.Errorf("snapshotting %s: %w", c.Name(), err)
 		}
 		st.Components[c.Name()] = b
+	}
+	for _, g := range e.digests {
+		b, err := g.MarshalState()
+		if err != nil {
+			return nil, fmt.Errorf("snapshotting %s: %w", g.Name(), err)
+		}
+		if st.Digests == nil {
+			st.Digests = map[string][]byte{}
+		}
+		st.Digests[g.Name()] = b
 	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(&st); err != nil {
@@ -421,6 +444,13 @@ func (e *Engine) Restore(data []byte) error {
 		}
 		if err := c.UnmarshalState(b); err != nil {
 			return fmt.Errorf("restoring %s: %w", c.Name(), err)
+		}
+	}
+	for _, g := range e.digests {
+		if b, ok := st.Digests[g.Name()]; ok {
+			if err := g.UnmarshalState(b); err != nil {
+				return fmt.Errorf("restoring %s: %w", g.Name(), err)
+			}
 		}
 	}
 	return nil

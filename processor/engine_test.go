@@ -42,6 +42,20 @@ resend:
     suppress_on_interactions: [unsubscribe, complaint]
     frequency_cap: {max: 3, per: 24h}
     fallback: {after_attempts: 2, channel: email}
+digests:
+  - name: am_daily
+    schedule: {every: day, at: "09:00", timezone: Asia/Shanghai}
+    group_by: [tenant, customer.account_manager]
+    alerts: [churn, big_gold, by_manager, birthday, followup]
+    metrics:
+      - {name: revenue, source: interactions, match: {type: [purchase, refund]}, value: sum(amount)}
+      - {name: complainers, source: interactions, match: {type: [complaint]}, value: distinct(customer_id)}
+      - {name: failures, source: receipts, match: {status: [failed, soft_bounce]}, value: count}
+    segments: lifecycle
+  - name: tenant_weekly
+    schedule: {every: week, at: "00:30", timezone: Europe/Paris}
+    group_by: [tenant]
+    alerts: [revenue, failures, unresolved]
 segments:
   - name: lifecycle
     key: [tenant, customer_id]
@@ -153,6 +167,23 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 	want := *whole.Output()
 	require.NotEmpty(t, want.Alerts)
 	require.NotEmpty(t, want.Resends)
+	require.NotEmpty(t, want.Digests)
+	digestLists := map[string]bool{}
+	for _, d := range want.Digests {
+		digestLists["fired"] = digestLists["fired"] || len(d.Fired) > 0
+		digestLists["resolved"] = digestLists["resolved"] || len(d.Resolved) > 0
+		digestLists["open"] = digestLists["open"] || len(d.Open) > 0
+	}
+	for _, d := range want.Digests {
+		if d.Digest == "am_daily" {
+			for _, n := range d.Segments {
+				digestLists["segments"] = digestLists["segments"] || n > 0
+			}
+		}
+	}
+	require.Len(t, digestLists, 4)
+	require.True(t, digestLists["fired"] && digestLists["resolved"] && digestLists["open"] && digestLists["segments"],
+		"digests list alerts and class counts: %v", digestLists)
 	require.Greater(t, len(want.Transitions), 100)
 	kinds := map[string]bool{}
 	for _, a := range want.Alerts {
@@ -185,6 +216,7 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 			}
 			require.Equal(t, want.Alerts, got.Alerts)
 			require.Equal(t, want.Resends, got.Resends)
+			require.Equal(t, want.Digests, append(append([]processor.Digest{}, first.Output().Digests...), second.Output().Digests...))
 			require.Equal(t, want.Transitions, got.Transitions)
 			require.Equal(t, whole.Stats(), second.Stats())
 		})

@@ -112,7 +112,7 @@ var (
 )
 
 // outputNames are the files Run writes in Config.OutDir.
-var outputNames = []string{"alerts.jsonl", "resends.jsonl", "rejected.jsonl", "segments.jsonl"}
+var outputNames = []string{"alerts.jsonl", "resends.jsonl", "rejected.jsonl", "segments.jsonl", "digests.jsonl"}
 
 // Summary counts what a replay read and wrote.
 type Summary struct {
@@ -128,6 +128,7 @@ type Summary struct {
 	// Transitions counts segment transitions (SPEC §3.3), segments.jsonl.
 	Transitions int64
 	Aggregates  int64
+	Digests     int64 // digest records written (SPEC §3.4)
 	Watermark   time.Time
 	Elapsed     time.Duration
 	// Interrupted is set when the context ended the replay before the end
@@ -175,10 +176,14 @@ func (s Summary) String() string {
 	if s.Customers > 0 {
 		profiles = fmt.Sprintf(", %d profiles", s.Customers)
 	}
+	digests := ""
+	if s.Digests > 0 {
+		digests = fmt.Sprintf(", %d digests", s.Digests)
+	}
 	total := s.Interactions + s.Receipts + s.Customers + s.RejectedTotal() + s.Duplicates
 	rate := float64(total) / max(s.Elapsed.Seconds(), 1e-9)
 	return fmt.Sprintf(prefix+"%d interactions, %d receipts"+profiles+", %d rejected%s, %d duplicates; "+
-		"%d alerts (%d firing, %d resolved), %d resends, %d cancels, %d transitions; watermark %s; %s (%.0f records/s)",
+		"%d alerts (%d firing, %d resolved), %d resends, %d cancels, %d transitions"+digests+"; watermark %s; %s (%.0f records/s)",
 		s.Interactions, s.Receipts, s.RejectedTotal(), detail, s.Duplicates,
 		s.Firing+s.Resolved, s.Firing, s.Resolved, s.Resends, s.Cancels, s.Transitions,
 		fmtTime(s.Watermark), s.Elapsed.Round(time.Millisecond), rate)
@@ -717,6 +722,7 @@ func (p *progress) maybe(n int64, wm time.Time) {
 // writers are the output files.
 type writers struct {
 	alerts, resends, rejected, segments *jsonl
+	digests                             *jsonl
 }
 
 func newWriters(dir string) (*writers, error) {
@@ -725,7 +731,7 @@ func newWriters(dir string) (*writers, error) {
 	for _, x := range []struct {
 		dst  **jsonl
 		name string
-	}{{&w.alerts, outputNames[0]}, {&w.resends, outputNames[1]}, {&w.rejected, outputNames[2]}, {&w.segments, outputNames[3]}} {
+	}{{&w.alerts, outputNames[0]}, {&w.resends, outputNames[1]}, {&w.rejected, outputNames[2]}, {&w.segments, outputNames[3]}, {&w.digests, outputNames[4]}} {
 		if *x.dst, err = createJSONL(filepath.Join(dir, x.name)); err != nil {
 			w.close()
 			return nil, err
@@ -767,13 +773,21 @@ func (w *writers) write(out *processor.Output, now time.Time, sum *Summary) erro
 			return err
 		}
 	}
+	for i := range out.Digests {
+		d := &out.Digests[i]
+		d.EmittedAt = now.UTC()
+		sum.Digests++
+		if err := w.digests.record(d.AppendJSON); err != nil {
+			return err
+		}
+	}
 	sum.Aggregates += int64(len(out.Aggregates))
 	return nil
 }
 
 func (w *writers) close() error {
 	var errs []error
-	for _, j := range []*jsonl{w.alerts, w.resends, w.rejected, w.segments} {
+	for _, j := range []*jsonl{w.alerts, w.resends, w.rejected, w.segments, w.digests} {
 		if j != nil {
 			errs = append(errs, j.close())
 		}

@@ -52,6 +52,8 @@ type File struct {
 	Resend   []*Policy `yaml:"resend"`
 	// Segments are the customer segmentation sets (SPEC §3.3).
 	Segments []*SegmentSet `yaml:"segments"`
+	// Digests are the scheduled reports of SPEC §3.4.
+	Digests []*Digest `yaml:"digests"`
 	// Hash identifies the file's content, for reload metrics and to skip
 	// reloading an unchanged file.
 	Hash string `yaml:"-"`
@@ -296,16 +298,19 @@ func Parse(data []byte) (*File, error) {
 	}
 	top := root.Content[0]
 	var errs []error
-	if err := checkKeys(top, []string{"version", "defaults", "rules", "resend", "segments"}); err != nil {
+	if err := checkKeys(top, []string{"version", "defaults", "rules", "resend", "segments", "digests"}); err != nil {
 		errs = append(errs, fmt.Errorf("top level: %w", err))
 	}
 	f := &File{}
 	sum := sha256.Sum256(data)
 	f.Hash = hex.EncodeToString(sum[:8])
 
+	var digestsNode *yaml.Node
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i].Value, top.Content[i+1]
 		switch k {
+		case "digests":
+			digestsNode = v // decoded once defaults.timezone is known
 		case "version":
 			if err := v.Decode(&f.Version); err != nil {
 				errs = append(errs, fmt.Errorf("field version: %w", yamlErr(err)))
@@ -366,6 +371,16 @@ func Parse(data []byte) (*File, error) {
 			errs = append(errs, fmt.Errorf("rule %q: field name: duplicate rule name", r.Name))
 		}
 		seen[r.Name] = true
+	}
+	if digestsNode != nil {
+		errs = append(errs, decodeList(digestsNode, "digest", func(i int, n *yaml.Node) error {
+			d, err := decodeDigest(n, f.Defaults.Location)
+			if d != nil {
+				f.Digests = append(f.Digests, d)
+			}
+			return err
+		})...)
+		errs = append(errs, validateDigests(f)...)
 	}
 	seenP := map[string]bool{}
 	for _, p := range f.Resend {
