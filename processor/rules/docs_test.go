@@ -60,3 +60,57 @@ func indentTo(body, prefix string) string {
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
+
+// TestReadsRecordProfiles: the per-record profile lookup is needed exactly
+// when something reads customer.* from the records themselves.
+func TestReadsRecordProfiles(t *testing.T) {
+	const head = "version: 1\ndefaults: {timezone: UTC, allowed_lateness: 10m}\n"
+	for _, tc := range []struct {
+		name, body string
+		want       bool
+	}{
+		{"customer_labels alone are read when an alert fires", `rules:
+  - {name: churn, kind: inactivity, source: interactions, key: [tenant, customer_id], idle_for: 7d, customer_labels: [account_manager]}
+`, false},
+		{"a match on customer.tier", `rules:
+  - {name: big, kind: event, source: interactions, match: {type: [purchase], customer.tier: [platinum]}, group_by: [tenant, customer_id]}
+`, true},
+		{"a group_by on customer.region", `rules:
+  - {name: complaints, kind: threshold, source: interactions, group_by: [customer.region], window: 1h, value: count, op: ">", threshold: 5}
+`, true},
+		{"a deadline with a due field (a date is midnight in the customer's zone)", `rules:
+  - name: invoice
+    kind: deadline
+    source: interactions
+    start: {type: [invoice_issued]}
+    stop: {type: [invoice_paid]}
+    correlate: [tenant, customer_id, attributes.invoice_id]
+    due: attributes.due_at
+    stages: [{name: due, at: 0s}]
+`, true},
+		{"a deadline with due_after", `rules:
+  - name: task
+    kind: deadline
+    source: interactions
+    start: {type: [task_opened]}
+    stop: {type: [task_done]}
+    correlate: [tenant, customer_id, attributes.task_id]
+    due_after: 2d
+    stages: [{name: due, at: 0s}]
+`, false},
+		{"a digest grouped by account manager", `rules:
+  - {name: churn, kind: inactivity, source: interactions, key: [tenant, customer_id], idle_for: 7d}
+digests:
+  - name: daily
+    schedule: {every: day, at: "09:00"}
+    group_by: [tenant, customer.account_manager]
+    alerts: [churn]
+`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Parse([]byte(head + tc.body))
+			require.NoError(t, err)
+			require.Equal(t, tc.want, f.ReadsRecordProfiles())
+		})
+	}
+}

@@ -1037,7 +1037,7 @@ func (r *Rule) ReadsRecordProfile() bool {
 
 // ReadsRecordProfiles reports whether anything in the file reads customer.*
 // from the records themselves: a rule (ReadsRecordProfile) or a segment
-// set's track or purchase match. An engine whose rules do not skips the
+// set's track or purchase match, a digest's group_by or metric match. An engine whose rules do not skips the
 // per-record profile lookup.
 func (f *File) ReadsRecordProfiles() bool {
 	for _, r := range f.Rules {
@@ -1048,6 +1048,16 @@ func (f *File) ReadsRecordProfiles() bool {
 	for _, s := range f.Segments {
 		if s.TrackMatch.ReadsProfile() || s.PurchaseMatch.ReadsProfile() {
 			return true
+		}
+	}
+	for _, d := range f.Digests {
+		if slices.ContainsFunc(d.Fields, func(f DigestField) bool { return f.Customer }) {
+			return true
+		}
+		for _, m := range d.Metrics {
+			if m.Matcher.ReadsProfile() {
+				return true
+			}
 		}
 	}
 	return false
