@@ -8,12 +8,15 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/internal/tlsclient"
 	"github.com/crmpulse/crmpulse/processor"
 )
 
@@ -61,6 +64,58 @@ type KafkaConfig struct {
 	ReplicationFactor  int      `yaml:"replication_factor"`
 	MaxWait            Duration `yaml:"max_wait"`
 	EmbeddedPartitions int      `yaml:"embedded_partitions"`
+	// TLS and SASL apply to every broker connection (docs/run.md, "Kafka
+	// and ClickHouse security").
+	TLS  tlsclient.Config `yaml:"tls"`
+	SASL SASLConfig       `yaml:"sasl"`
+}
+
+// SASLConfig is the SASL authentication of the broker connections.
+type SASLConfig struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+	// PasswordFile holds the password (one trailing newline is dropped);
+	// it keeps the secret out of the file, the environment and ps.
+	PasswordFile string `yaml:"password_file"`
+}
+
+// security reads the password file and the certificates and builds what
+// every broker connection is made with.
+func (k KafkaConfig) security() (*ikafka.Security, error) {
+	pw, err := secret(k.SASL.Password, k.SASL.PasswordFile, "kafka.sasl.password")
+	if err != nil {
+		return nil, err
+	}
+	if !k.TLS.On() && k.SASL.Mechanism == "" && k.SASL.Username == "" && pw == "" {
+		return nil, nil
+	}
+	return ikafka.NewSecurity(ikafka.SecurityConfig{
+		TLS:  k.TLS,
+		SASL: ikafka.SASLConfig{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, Password: pw},
+	})
+}
+
+// secret is value, or the content of file when file is set (one trailing
+// newline dropped, as `echo secret > file` leaves). key names the pair in
+// errors; the secret itself never appears in one.
+func secret(value, file, key string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	if value != "" {
+		return "", fmt.Errorf("%s and %s_file: set one, not both", key, key)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s_file: %w", key, err)
+	}
+	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if v == "" {
+		return "", fmt.Errorf("%s_file: %s is empty", key, file)
+	}
+	return v, nil
 }
 
 // TopicsConfig names the topics the pipeline reads and writes.
@@ -100,6 +155,18 @@ type CHConfig struct {
 	RawEvents       bool     `yaml:"raw_events"`
 	HashKey         string   `yaml:"hash_key"`
 	ContactAttrs    []string `yaml:"contact_attributes"`
+	// Username and Password override the DSN's; TLS is given to the
+	// driver as a tls.Config (docs/run.md, "Kafka and ClickHouse security").
+	Username     string           `yaml:"username"`
+	Password     string           `yaml:"password"`
+	PasswordFile string           `yaml:"password_file"`
+	TLS          tlsclient.Config `yaml:"tls"`
+}
+
+// CHPassword is clickhouse.password or the content of
+// clickhouse.password_file.
+func (c CHConfig) CHPassword() (string, error) {
+	return secret(c.Password, c.PasswordFile, "clickhouse.password")
 }
 
 // HTTPConfig is the metrics and health endpoint.
@@ -277,6 +344,16 @@ var Keys = func() []Key {
 		key("kafka.replication_factor", "replication factor of topics the pipeline creates (outputs, dead letters, snapshots); -1 is the broker's default", integer(func(c *Config) *int { return &c.Kafka.ReplicationFactor })),
 		key("kafka.max_wait", "longest a fetch long-polls an empty partition; a fetch returns as soon as any record is there, so this does not add latency", dur(func(c *Config) *Duration { return &c.Kafka.MaxWait })),
 		key("kafka.embedded_partitions", "partitions of each topic the embedded broker pre-creates", integer(func(c *Config) *int { return &c.Kafka.EmbeddedPartitions })),
+		key("kafka.tls.enabled", "connect to the brokers over TLS (SSL or SASL_SSL listeners); implied by any other kafka.tls key; applies to every connection: fetchers, consumer group, producers, admin, snapshots, repartition", boolean(func(c *Config) *bool { return &c.Kafka.TLS.Enabled })),
+		key("kafka.tls.ca_file", "PEM file of the CAs that sign the brokers' certificates; empty: the system roots (enough for MSK and Confluent Cloud)", str(func(c *Config) *string { return &c.Kafka.TLS.CAFile })),
+		key("kafka.tls.cert_file", "PEM client certificate for mutual TLS (with kafka.tls.key_file)", str(func(c *Config) *string { return &c.Kafka.TLS.CertFile })),
+		key("kafka.tls.key_file", "PEM private key of kafka.tls.cert_file", str(func(c *Config) *string { return &c.Kafka.TLS.KeyFile })),
+		key("kafka.tls.server_name", "name the brokers' certificates must carry; empty: the host of each broker address", str(func(c *Config) *string { return &c.Kafka.TLS.ServerName })),
+		key("kafka.tls.insecure_skip_verify", "accept any broker certificate: for tests only, logged at WARN at start", boolean(func(c *Config) *bool { return &c.Kafka.TLS.InsecureSkipVerify })),
+		key("kafka.sasl.mechanism", "SASL mechanism of every broker connection: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL", str(func(c *Config) *string { return &c.Kafka.SASL.Mechanism })),
+		key("kafka.sasl.username", "SASL user name (Confluent Cloud: the API key)", str(func(c *Config) *string { return &c.Kafka.SASL.Username })),
+		key("kafka.sasl.password", "SASL password (Confluent Cloud: the API secret); prefer kafka.sasl.password_file", str(func(c *Config) *string { return &c.Kafka.SASL.Password })),
+		key("kafka.sasl.password_file", "file holding the SASL password (one trailing newline dropped); exclusive with kafka.sasl.password", str(func(c *Config) *string { return &c.Kafka.SASL.PasswordFile })),
 		key("topics.interactions", "input topic of interactions (SPEC §1.1), keyed by customer_id", str(func(c *Config) *string { return &c.Topics.Interactions })),
 		key("topics.receipts", "input topic of delivery receipts (SPEC §1.2), keyed by customer_id; same partition count as interactions", str(func(c *Config) *string { return &c.Topics.Receipts })),
 		key("topics.alerts", "output topic of alert records (SPEC §4), keyed by fingerprint, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Alerts })),
@@ -307,6 +384,15 @@ var Keys = func() []Key {
 		key("clickhouse.activity_window", "tumbling window of per-customer activity", dur(func(c *Config) *Duration { return &c.ClickHouse.ActivityWindow })),
 		key("clickhouse.raw_events", "also store every accepted interaction and receipt in interactions_raw / receipts_raw, contact attributes hashed (docs/clickhouse.md)", boolean(func(c *Config) *bool { return &c.ClickHouse.RawEvents })),
 		key("clickhouse.hash_key", "secret key of the HMAC-SHA256 that replaces contact attribute values in the raw tables; required with raw_events; keep it stable (set it in the environment, not the file)", str(func(c *Config) *string { return &c.ClickHouse.HashKey })),
+		key("clickhouse.username", "ClickHouse user; overrides the DSN's", str(func(c *Config) *string { return &c.ClickHouse.Username })),
+		key("clickhouse.password", "ClickHouse password; overrides the DSN's; prefer clickhouse.password_file", str(func(c *Config) *string { return &c.ClickHouse.Password })),
+		key("clickhouse.password_file", "file holding the ClickHouse password (one trailing newline dropped); exclusive with clickhouse.password", str(func(c *Config) *string { return &c.ClickHouse.PasswordFile })),
+		key("clickhouse.tls.enabled", "connect over TLS (the server's tcp_port_secure, 9440 by default); implied by any other clickhouse.tls key", boolean(func(c *Config) *bool { return &c.ClickHouse.TLS.Enabled })),
+		key("clickhouse.tls.ca_file", "PEM file of the CAs that sign the server's certificate; empty: the system roots", str(func(c *Config) *string { return &c.ClickHouse.TLS.CAFile })),
+		key("clickhouse.tls.cert_file", "PEM client certificate for mutual TLS (with clickhouse.tls.key_file)", str(func(c *Config) *string { return &c.ClickHouse.TLS.CertFile })),
+		key("clickhouse.tls.key_file", "PEM private key of clickhouse.tls.cert_file", str(func(c *Config) *string { return &c.ClickHouse.TLS.KeyFile })),
+		key("clickhouse.tls.server_name", "name the server's certificate must carry; empty: the DSN's host", str(func(c *Config) *string { return &c.ClickHouse.TLS.ServerName })),
+		key("clickhouse.tls.insecure_skip_verify", "accept any server certificate: for tests only, logged at WARN at start", boolean(func(c *Config) *bool { return &c.ClickHouse.TLS.InsecureSkipVerify })),
 		key("clickhouse.contact_attributes", "attribute keys (case-insensitive) whose values are hashed in the raw tables; empty: email, phone, mobile, address, name, first_name, last_name, ip", list(func(c *Config) *[]string { return &c.ClickHouse.ContactAttrs })),
 	}
 }()
@@ -414,6 +500,27 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.MaxWait.D() <= 0 {
 		bad("kafka.max_wait", "must be positive")
+	}
+	if err := c.Kafka.TLS.Check("kafka.tls"); err != nil {
+		errs = append(errs, err)
+	}
+	if m := c.Kafka.SASL.Mechanism; m != "" && !slices.Contains(ikafka.Mechanisms, strings.ToUpper(m)) {
+		bad("kafka.sasl.mechanism", "%q is not one of %s", m, strings.Join(ikafka.Mechanisms, ", "))
+	}
+	if c.Kafka.SASL.Mechanism != "" && c.Kafka.SASL.Username == "" {
+		bad("kafka.sasl.username", "required with kafka.sasl.mechanism")
+	}
+	if c.Kafka.SASL.Password != "" && c.Kafka.SASL.PasswordFile != "" {
+		bad("kafka.sasl.password", "set kafka.sasl.password or kafka.sasl.password_file, not both")
+	}
+	if c.EmbeddedKafka && (c.Kafka.TLS.On() || c.Kafka.SASL.Mechanism != "") {
+		bad("embedded_kafka", "the embedded broker is plaintext: unset kafka.tls and kafka.sasl")
+	}
+	if err := c.ClickHouse.TLS.Check("clickhouse.tls"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ClickHouse.Password != "" && c.ClickHouse.PasswordFile != "" {
+		bad("clickhouse.password", "set clickhouse.password or clickhouse.password_file, not both")
 	}
 	if c.EmbeddedKafka && c.Kafka.EmbeddedPartitions < 1 {
 		bad("kafka.embedded_partitions", "must be at least 1")
