@@ -182,9 +182,11 @@ func (s *Security) cause(err error) string {
 		case s == nil || !s.tlsOn:
 			return "the broker closed the connection: it expects TLS on this port? (set kafka.tls.enabled, and kafka.sasl.* for SASL_SSL)"
 		case s.mech == nil:
-			return "the broker closed the connection: it expects SASL on this port? (set kafka.sasl.mechanism, username, password)"
+			// A plaintext broker closes on a TLS hello just as a SASL_SSL
+			// one closes on a request without SASL.
+			return "the broker closed the connection: it expects SASL on this port? (set kafka.sasl.mechanism, username, password) or the port is not a TLS port"
 		default:
-			return "the broker closed the connection during the handshake"
+			return "the broker closed the connection during the handshake: the port is not a SASL_SSL port?"
 		}
 	}
 	return ""

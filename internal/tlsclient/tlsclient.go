@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 )
 
@@ -88,7 +89,7 @@ func Cause(err error, keyPrefix string) string {
 	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	var record tls.RecordHeaderError
-	var alert tls.AlertError
+	var op *net.OpError
 	switch {
 	case errors.As(err, &unknown):
 		return "the server's TLS certificate is signed by an untrusted CA (set " + keyPrefix + ".ca_file to the CA that signed it)"
@@ -98,8 +99,10 @@ func Cause(err error, keyPrefix string) string {
 		return "the server's TLS certificate is invalid (expired, or not for server use)"
 	case errors.As(err, &record):
 		return "the server did not answer in TLS: a plaintext port? (use the server's TLS port, or turn " + keyPrefix + " off)"
-	case errors.As(err, &alert):
-		return "the server refused the TLS handshake (" + alert.Error() + "): a client certificate missing or not trusted? (" + keyPrefix + ".cert_file, " + keyPrefix + ".key_file)"
+	case errors.As(err, &op) && op.Op == "remote error":
+		// The server sent a TLS alert: with TLS 1.3 a missing or unknown
+		// client certificate surfaces like this, on the first read.
+		return "the server refused the TLS session (" + op.Err.Error() + "): a client certificate missing or not trusted? (" + keyPrefix + ".cert_file, " + keyPrefix + ".key_file)"
 	}
 	return ""
 }
