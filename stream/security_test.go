@@ -113,3 +113,40 @@ func TestKafkaSecurityConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestSecurityYAML: the TLS and SASL keys nest in the YAML as their names
+// say, for Kafka and ClickHouse.
+func TestSecurityYAML(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "crmpulse.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(`
+kafka:
+  brokers: [b-1.example.com:9096]
+  tls:
+    enabled: true
+    ca_file: /etc/ca.pem
+    cert_file: /etc/c.pem
+    key_file: /etc/k.pem
+    server_name: kafka.example.com
+  sasl:
+    mechanism: SCRAM-SHA-512
+    username: crmpulse
+    password_file: /run/secrets/kafka
+clickhouse:
+  dsn: clickhouse://ch:9440/crmpulse
+  username: app
+  password_file: /run/secrets/ch
+  tls:
+    ca_file: /etc/ch-ca.pem
+rules: rules.yaml
+`), 0o600))
+	cfg, err := stream.LoadConfig(p, func(string) string { return "" })
+	require.NoError(t, err)
+	require.Equal(t, "kafka.example.com", cfg.Kafka.TLS.ServerName)
+	require.Equal(t, "/etc/ca.pem", cfg.Kafka.TLS.CAFile)
+	require.Equal(t, "/etc/k.pem", cfg.Kafka.TLS.KeyFile)
+	require.Equal(t, stream.SASLConfig{Mechanism: "SCRAM-SHA-512", Username: "crmpulse", PasswordFile: "/run/secrets/kafka"}, cfg.Kafka.SASL)
+	require.Equal(t, "app", cfg.ClickHouse.Username)
+	require.Equal(t, "/run/secrets/ch", cfg.ClickHouse.PasswordFile)
+	require.Equal(t, "/etc/ch-ca.pem", cfg.ClickHouse.TLS.CAFile)
+	require.NoError(t, cfg.Validate())
+}
