@@ -79,6 +79,8 @@ type Output struct {
 	Alerts     []Alert
 	Resends    []Resend
 	Aggregates []Aggregate
+	// Transitions are segment transitions (SPEC §3.3), in event-time order.
+	Transitions []Transition
 	// Saturated counts sums that components clamped at ±math.MaxFloat64
 	// (or an aggregate's own bound) instead of overflowing; the engine
 	// moves it into Stats.Saturated after every call.
@@ -91,8 +93,12 @@ func (o *Output) Reset() {
 	clear(o.Resends)
 	clear(o.Aggregates)
 	o.Alerts, o.Resends, o.Aggregates = o.Alerts[:0], o.Resends[:0], o.Aggregates[:0]
+	clear(o.Transitions)
+	o.Transitions = o.Transitions[:0]
 	o.Saturated = 0
 }
 
 // Len is the number of records in o.
-func (o *Output) Len() int { return len(o.Alerts) + len(o.Resends) + len(o.Aggregates) }
+func (o *Output) Len() int {
+	return len(o.Alerts) + len(o.Resends) + len(o.Aggregates) + len(o.Transitions)
+}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
@@ -33,7 +34,11 @@ type App struct {
 	gatherer prometheus.Gatherer
 	now      func() time.Time
 	ln       net.Listener
-	brokers  []string
+	httpSec  *httpSecurity // TLS and auth of ln (stream/httpauth.go)
+	// deadScrub and repScrub hide contact attributes in dead letters and
+	// forwarded records (privacy.*); nil when kept as they are.
+	deadScrub, repScrub *privacy.Scrubber
+	brokers             []string
 	// sec is the TLS and SASL of every broker connection (kafka.tls,
 	// kafka.sasl); nil is plaintext.
 	sec *ikafka.Security
@@ -70,6 +75,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	deadScrub, repScrub, err := cfg.Scrubbers()
+	if err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
 	rf, err := rules.Load(cfg.Rules)
 	if err != nil {
 		return nil, err
@@ -90,6 +99,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	if a.sec.Insecure() {
 		logger.Warn("kafka.tls.insecure_skip_verify is set: the brokers' certificates are NOT verified, anyone on the path can read and change the traffic; for tests only")
 	}
+	a.deadScrub, a.repScrub = deadScrub, repScrub
 	a.kafkaLog = kafkago.LoggerFunc(func(msg string, args ...any) {
 		logger.Warn("kafka: " + fmt.Sprintf(msg, args...))
 	})
@@ -100,11 +110,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 		a.gatherer = g
 	}
 	if cfg.HTTP.Listen != "" {
+		sec, err := loadHTTPSecurity(cfg.HTTP)
+		if err != nil {
+			return nil, err
+		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("http.listen: %w", err)
 		}
-		a.ln = ln
+		a.ln, a.httpSec = sec.listener(ln), sec
 	}
 	return a, nil
 }
@@ -453,7 +467,7 @@ func (a *App) serveHTTP(ctx context.Context) error {
 	if a.ln == nil {
 		return nil
 	}
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: a.httpSec.handler(a.handler()), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(a.ln) }()
 	select {

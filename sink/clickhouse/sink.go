@@ -35,6 +35,7 @@ import (
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // Defaults of Config.
@@ -184,7 +185,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, err
 	}
 	opts, err := ch.ParseDSN(cfg.DSN)
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse sink: dsn: %w", err)
+		return nil, redact.Error(fmt.Errorf("clickhouse sink: dsn: %w", err), cfg.DSN)
 	}
 	if opts.Protocol != ch.Native {
 		return nil, fmt.Errorf("clickhouse sink: dsn: only the native protocol is supported (clickhouse://host:9000/db), got %s", opts.Protocol)
