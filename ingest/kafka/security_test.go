@@ -204,11 +204,13 @@ func exercise(t *testing.T, cl ikafka.Cluster) {
 	require.NoError(t, err)
 	defer group.Close()
 	// A fresh broker creates __consumer_offsets on the first group: until
-	// then Next reports the coordinator as not available.
+	// its partitions are loaded Next reports the coordinator as not
+	// available, loading or moved (temporary errors; the group retries).
 	var gen *kafkago.Generation
 	for gen == nil {
 		gen, err = group.Next(ctx)
-		if errors.Is(err, kafkago.GroupCoordinatorNotAvailable) {
+		var kerr kafkago.Error
+		if errors.As(err, &kerr) && kerr.Temporary() {
 			continue
 		}
 		require.NoError(t, err)
