@@ -40,6 +40,9 @@ type App struct {
 	// forwarded records (privacy.*); nil when kept as they are.
 	deadScrub, repScrub *privacy.Scrubber
 	brokers             []string
+	// sec is the TLS and SASL of every broker connection (kafka.tls,
+	// kafka.sasl); nil is plaintext.
+	sec *ikafka.Security
 
 	// mu orders reloads against workers joining: a worker registers and
 	// reads the rules under it, so it never misses a reload.
@@ -93,6 +96,12 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if a.sec, err = cfg.Kafka.security(); err != nil {
+		return nil, err
+	}
+	if a.sec.Insecure() {
+		logger.Warn("kafka.tls.insecure_skip_verify is set: the brokers' certificates are NOT verified, anyone on the path can read and change the traffic; for tests only")
 	}
 	a.deadScrub, a.repScrub = deadScrub, repScrub
 	a.kafkaLog = kafkago.LoggerFunc(func(msg string, args ...any) {
@@ -160,6 +169,10 @@ func (a *App) Brokers() []string {
 	return a.cfg.Kafka.Brokers
 }
 
+// cluster is the brokers the app talks to and how (TLS, SASL): every
+// connection goes through it.
+func (a *App) cluster() ikafka.Cluster { return ikafka.Cluster{Brokers: a.brokers, Security: a.sec} }
+
 // Ready reports whether the instance is in its group and every partition it
 // owns has been restored.
 func (a *App) Ready() bool {
@@ -190,9 +203,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	a.out = newProducer(a.brokers, a.cfg.Topics, a.kafkaLog)
-	a.outEnds = newOutputEnds(a.brokers, a.dedupTopics(), a.cfg.CommitInterval.D())
-	a.snaps = newSnapshotStore(a.brokers, a.cfg.Topics.Snapshots, a.cfg.Kafka.GroupID, n, a.kafkaLog)
+	a.out = newProducer(a.cluster(), a.cfg.Topics, a.kafkaLog)
+	a.outEnds = newOutputEnds(a.cluster(), a.dedupTopics(), a.cfg.CommitInterval.D())
+	a.snaps = newSnapshotStore(a.cluster(), a.cfg.Topics.Snapshots, a.cfg.Kafka.GroupID, n, a.kafkaLog)
 	start := kafkago.FirstOffset
 	if a.cfg.Kafka.StartOffset == "latest" {
 		start = kafkago.LastOffset
@@ -201,6 +214,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	group, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 		ID:                    a.cfg.Kafka.GroupID,
 		Brokers:               a.brokers,
+		Dialer:                a.sec.Dialer(),
 		Topics:                []string{a.cfg.Topics.Interactions, a.cfg.Topics.Receipts},
 		GroupBalancers:        []kafkago.GroupBalancer{ikafka.CopartitionBalancer{}},
 		SessionTimeout:        session,
@@ -215,7 +229,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("joining consumer group %s: %w", a.cfg.Kafka.GroupID, err)
 	}
 	a.warnGroupLevel(a.currentRules())
-	a.log.Info("pipeline starting", "brokers", a.brokers, "group", a.cfg.Kafka.GroupID, "partitions", n,
+	a.log.Info("pipeline starting", "brokers", a.brokers, "security", a.sec.String(), "group", a.cfg.Kafka.GroupID, "partitions", n,
 		"rules", a.cfg.Rules, "rules_hash", a.currentRules().Hash, "http", a.Addr())
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -268,7 +282,7 @@ func (a *App) prepareTopics(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	rf := a.cfg.Kafka.ReplicationFactor
-	err = ikafka.EnsureTopics(ctx, a.brokers,
+	err = ikafka.EnsureTopics(ctx, a.cluster(),
 		ikafka.TopicSpec{Name: t.Alerts, Partitions: n, ReplicationFactor: rf},
 		ikafka.TopicSpec{Name: t.Resends, Partitions: n, ReplicationFactor: rf},
 		ikafka.TopicSpec{Name: t.Interactions + DLQSuffix, Partitions: n, ReplicationFactor: rf},
@@ -287,7 +301,7 @@ func (a *App) prepareTopics(ctx context.Context) (int, error) {
 // anything else is refused.
 func (a *App) inputPartitions(ctx context.Context) (int, error) {
 	t := a.cfg.Topics
-	counts, err := ikafka.PartitionCounts(ctx, a.brokers, t.Interactions, t.Receipts)
+	counts, err := ikafka.PartitionCounts(ctx, a.cluster(), t.Interactions, t.Receipts)
 	if err != nil {
 		return 0, err
 	}
@@ -505,7 +519,7 @@ func (a *App) warnGroupLevel(rf *rules.File) {
 // checkRepartition refuses a repartition topic with more than one
 // partition: the group stage reads partition 0 only.
 func (a *App) checkRepartition(ctx context.Context) error {
-	counts, err := ikafka.PartitionCounts(ctx, a.brokers, a.cfg.Topics.Repartition)
+	counts, err := ikafka.PartitionCounts(ctx, a.cluster(), a.cfg.Topics.Repartition)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"github.com/crmpulse/crmpulse/api"
 	"github.com/crmpulse/crmpulse/backtest"
 	"github.com/crmpulse/crmpulse/httpclient"
+	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/internal/tlsclient"
 	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/redact"
@@ -73,6 +76,37 @@ type KafkaConfig struct {
 	ReplicationFactor  int      `yaml:"replication_factor"`
 	MaxWait            Duration `yaml:"max_wait"`
 	EmbeddedPartitions int      `yaml:"embedded_partitions"`
+	// TLS and SASL apply to every broker connection (docs/run.md, "Kafka
+	// and ClickHouse security").
+	TLS  tlsclient.Config `yaml:"tls"`
+	SASL SASLConfig       `yaml:"sasl"`
+}
+
+// SASLConfig is the SASL authentication of the broker connections.
+type SASLConfig struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+	// PasswordFile holds the password (one trailing newline is dropped);
+	// it keeps the secret out of the file, the environment and ps.
+	PasswordFile string `yaml:"password_file"`
+}
+
+// security reads the password file and the certificates and builds what
+// every broker connection is made with.
+func (k KafkaConfig) security() (*ikafka.Security, error) {
+	pw, err := httpclient.ReadSecret("kafka.sasl.password", k.SASL.Password, k.SASL.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	if !k.TLS.On() && k.SASL.Mechanism == "" && k.SASL.Username == "" && pw == "" {
+		return nil, nil
+	}
+	return ikafka.NewSecurity(ikafka.SecurityConfig{
+		TLS:  k.TLS,
+		SASL: ikafka.SASLConfig{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, Password: pw},
+	})
 }
 
 // TopicsConfig names the topics the pipeline reads and writes.
@@ -160,6 +194,18 @@ type CHConfig struct {
 	HashKeyFile     string   `yaml:"hash_key_file"`
 	ContactAttrs    []string `yaml:"contact_attributes"`
 	ContactPatterns []string `yaml:"contact_patterns"`
+	// Username and Password override the DSN's; TLS is given to the
+	// driver as a tls.Config (docs/run.md, "Kafka and ClickHouse security").
+	Username     string           `yaml:"username"`
+	Password     string           `yaml:"password"`
+	PasswordFile string           `yaml:"password_file"`
+	TLS          tlsclient.Config `yaml:"tls"`
+}
+
+// CHPassword is clickhouse.password or the content of
+// clickhouse.password_file (when ReadSecretFiles has not read it yet).
+func (c CHConfig) CHPassword() (string, error) {
+	return httpclient.ReadSecret("clickhouse.password", c.Password, c.PasswordFile)
 }
 
 // APIConfig bounds the query API (api/, docs/api.md).
@@ -395,6 +441,14 @@ var Keys = func() []Key {
 		key("kafka.replication_factor", "replication factor of topics the pipeline creates (outputs, dead letters, snapshots); -1 is the broker's default", integer(func(c *Config) *int { return &c.Kafka.ReplicationFactor })),
 		key("kafka.max_wait", "longest a fetch long-polls an empty partition; a fetch returns as soon as any record is there, so this does not add latency", dur(func(c *Config) *Duration { return &c.Kafka.MaxWait })),
 		key("kafka.embedded_partitions", "partitions of each topic the embedded broker pre-creates", integer(func(c *Config) *int { return &c.Kafka.EmbeddedPartitions })),
+		key("kafka.tls.enabled", "connect to the brokers over TLS (SSL or SASL_SSL listeners); implied by any other kafka.tls key; applies to every connection: fetchers, consumer group, producers, admin, snapshots, repartition", boolean(func(c *Config) *bool { return &c.Kafka.TLS.Enabled })),
+		key("kafka.tls.ca_file", "PEM file of the CAs that sign the brokers' certificates; empty: the system roots (enough for MSK and Confluent Cloud)", str(func(c *Config) *string { return &c.Kafka.TLS.CAFile })),
+		key("kafka.tls.cert_file", "PEM client certificate for mutual TLS (with kafka.tls.key_file)", str(func(c *Config) *string { return &c.Kafka.TLS.CertFile })),
+		key("kafka.tls.key_file", "PEM private key of kafka.tls.cert_file", str(func(c *Config) *string { return &c.Kafka.TLS.KeyFile })),
+		key("kafka.tls.server_name", "name the brokers' certificates must carry; empty: the host of each broker address", str(func(c *Config) *string { return &c.Kafka.TLS.ServerName })),
+		key("kafka.tls.insecure_skip_verify", "accept any broker certificate: for tests only, logged at WARN at start", boolean(func(c *Config) *bool { return &c.Kafka.TLS.InsecureSkipVerify })),
+		key("kafka.sasl.mechanism", "SASL mechanism of every broker connection: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL", str(func(c *Config) *string { return &c.Kafka.SASL.Mechanism })),
+		key("kafka.sasl.username", "SASL user name (Confluent Cloud: the API key)", str(func(c *Config) *string { return &c.Kafka.SASL.Username })),
 		key("topics.interactions", "input topic of interactions (SPEC §1.1), keyed by customer_id", str(func(c *Config) *string { return &c.Topics.Interactions })),
 		key("topics.receipts", "input topic of delivery receipts (SPEC §1.2), keyed by customer_id; same partition count as interactions", str(func(c *Config) *string { return &c.Topics.Receipts })),
 		key("topics.alerts", "output topic of alert records (SPEC §4), keyed by fingerprint, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Alerts })),
@@ -428,7 +482,18 @@ var Keys = func() []Key {
 		key("api.backtest_max_records", "alert and resend records a backtest returns at most (the counts stay whole); truncated_by max_records", integer(func(c *Config) *int { return &c.API.BacktestMaxRecords })),
 		key("api.backtest_concurrency", "backtests that may run at once, each with an engine of its own; another is refused (503 unavailable)", integer(func(c *Config) *int { return &c.API.BacktestConcurrency })),
 		key("api.max_body_bytes", "largest backtest request body (413 above)", integer(func(c *Config) *int { return &c.API.MaxBodyBytes })),
+		key("clickhouse.username", "ClickHouse user; overrides the DSN's", str(func(c *Config) *string { return &c.ClickHouse.Username })),
+		key("clickhouse.tls.enabled", "connect over TLS (the server's tcp_port_secure, 9440 by default); implied by any other clickhouse.tls key", boolean(func(c *Config) *bool { return &c.ClickHouse.TLS.Enabled })),
+		key("clickhouse.tls.ca_file", "PEM file of the CAs that sign the server's certificate; empty: the system roots", str(func(c *Config) *string { return &c.ClickHouse.TLS.CAFile })),
+		key("clickhouse.tls.cert_file", "PEM client certificate for mutual TLS (with clickhouse.tls.key_file)", str(func(c *Config) *string { return &c.ClickHouse.TLS.CertFile })),
+		key("clickhouse.tls.key_file", "PEM private key of clickhouse.tls.cert_file", str(func(c *Config) *string { return &c.ClickHouse.TLS.KeyFile })),
+		key("clickhouse.tls.server_name", "name the server's certificate must carry; empty: the DSN's host", str(func(c *Config) *string { return &c.ClickHouse.TLS.ServerName })),
+		key("clickhouse.tls.insecure_skip_verify", "accept any server certificate: for tests only, logged at WARN at start", boolean(func(c *Config) *bool { return &c.ClickHouse.TLS.InsecureSkipVerify })),
 	}
+	ks = append(ks, secret("kafka.sasl.password", "SASL password of every broker connection (Confluent Cloud: the API secret)",
+		func(c *Config) *string { return &c.Kafka.SASL.Password }, func(c *Config) *string { return &c.Kafka.SASL.PasswordFile })...)
+	ks = append(ks, secret("clickhouse.password", "ClickHouse password; overrides the DSN's",
+		func(c *Config) *string { return &c.ClickHouse.Password }, func(c *Config) *string { return &c.ClickHouse.PasswordFile })...)
 	ks = append(ks, key("clickhouse.contact_patterns", "attribute key patterns (case-insensitive globs: * any run, ? one character) also holding contact data; empty: *email*, *phone*, *mobile*, *address*, *_name, *name_*, *birth*, *ip_addr*, ...; - alone: none",
 		list(func(c *Config) *[]string { return &c.ClickHouse.ContactPatterns })))
 	ks = append(ks, secret("clickhouse.dsn", "ClickHouse native-protocol DSN (clickhouse://user:password@host:9000/db) receiving aggregates, alert history, resends and outcomes; offsets commit only after rows are stored; empty: none",
@@ -601,6 +666,27 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.MaxWait.D() <= 0 {
 		bad("kafka.max_wait", "must be positive")
+	}
+	if err := c.Kafka.TLS.Check("kafka.tls"); err != nil {
+		errs = append(errs, err)
+	}
+	if m := c.Kafka.SASL.Mechanism; m != "" && !slices.Contains(ikafka.Mechanisms, strings.ToUpper(m)) {
+		bad("kafka.sasl.mechanism", "%q is not one of %s", m, strings.Join(ikafka.Mechanisms, ", "))
+	}
+	if c.Kafka.SASL.Mechanism != "" && c.Kafka.SASL.Username == "" {
+		bad("kafka.sasl.username", "required with kafka.sasl.mechanism")
+	}
+	if c.Kafka.SASL.Password != "" && c.Kafka.SASL.PasswordFile != "" {
+		bad("kafka.sasl.password", "set kafka.sasl.password or kafka.sasl.password_file, not both")
+	}
+	if c.EmbeddedKafka && (c.Kafka.TLS.On() || c.Kafka.SASL.Mechanism != "") {
+		bad("embedded_kafka", "the embedded broker is plaintext: unset kafka.tls and kafka.sasl")
+	}
+	if err := c.ClickHouse.TLS.Check("clickhouse.tls"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ClickHouse.Password != "" && c.ClickHouse.PasswordFile != "" {
+		bad("clickhouse.password", "set clickhouse.password or clickhouse.password_file, not both")
 	}
 	if c.EmbeddedKafka && c.Kafka.EmbeddedPartitions < 1 {
 		bad("kafka.embedded_partitions", "must be at least 1")

@@ -213,7 +213,7 @@ func (a *App) runGroupStage(ctx context.Context, upstreams int) error {
 	s.alerts.assigned(a.cfg.Sinks)
 	defer s.alerts.revoked(a.cfg.Sinks) // after the final checkpoint
 	r := kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers: a.brokers, Topic: a.cfg.Topics.Repartition, Partition: 0,
+		Brokers: a.brokers, Dialer: a.sec.Dialer(), Topic: a.cfg.Topics.Repartition, Partition: 0,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: readerMaxWait(a.cfg.Kafka.MaxWait.D()), QueueCapacity: 10000,
 		ErrorLogger: a.kafkaLog,
 	})

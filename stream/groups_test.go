@@ -25,7 +25,7 @@ func TestKfakeGroupRulesEqualReplay(t *testing.T) {
 func TestKfakeGroupRulesIgnoreOtherDeployments(t *testing.T) {
 	testGroupRulesWith(t, newKfake(t), genConfig{customers: 300, days: 3, seed: 3}, func(brokers []string, tp topics) {
 		ctx := context.Background()
-		require.NoError(t, ikafka.EnsureTopics(ctx, brokers, ikafka.TopicSpec{Name: tp.cfg.Repartition, Partitions: 1, ReplicationFactor: -1}))
+		require.NoError(t, ikafka.EnsureTopics(ctx, ikafka.Plain(brokers), ikafka.TopicSpec{Name: tp.cfg.Repartition, Partitions: 1, ReplicationFactor: -1}))
 		w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), RequiredAcks: kafkago.RequireAll}
 		defer w.Close()
 		future := strconv.FormatInt(time.Now().Add(24*time.Hour).UnixNano(), 10)

@@ -317,7 +317,7 @@ func createInputs(t testing.TB, brokers []string, tp topics, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.NoError(t, ikafka.EnsureTopics(ctx, brokers,
+	require.NoError(t, ikafka.EnsureTopics(ctx, ikafka.Plain(brokers),
 		ikafka.TopicSpec{Name: tp.cfg.Interactions, Partitions: n, ReplicationFactor: -1},
 		ikafka.TopicSpec{Name: tp.cfg.Receipts, Partitions: n, ReplicationFactor: -1}))
 }

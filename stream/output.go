@@ -96,10 +96,11 @@ type producer struct {
 	topics TopicsConfig
 }
 
-func newProducer(brokers []string, topics TopicsConfig, logger kafkago.Logger) *producer {
+func newProducer(cl ikafka.Cluster, topics TopicsConfig, logger kafkago.Logger) *producer {
 	p := &producer{topics: topics}
 	p.w = &kafkago.Writer{
-		Addr:         kafkago.TCP(brokers...),
+		Addr:         kafkago.TCP(cl.Brokers...),
+		Transport:    cl.Security.Transport(),
 		Balancer:     &kafkago.Murmur2Balancer{},
 		RequiredAcks: kafkago.RequireAll,
 		Async:        true,

@@ -124,7 +124,7 @@ func (a *App) dedupTopics() []string {
 // the records it has not handed to the writer yet will land); its age only
 // lengthens the tail a restore reads, so it is refreshed every maxAge.
 type outputEnds struct {
-	brokers []string
+	cluster ikafka.Cluster
 	topics  []string
 	maxAge  time.Duration
 	mu      sync.Mutex
@@ -132,8 +132,8 @@ type outputEnds struct {
 	ends    map[string]map[int]int64
 }
 
-func newOutputEnds(brokers, topics []string, maxAge time.Duration) *outputEnds {
-	return &outputEnds{brokers: brokers, topics: topics, maxAge: maxAge}
+func newOutputEnds(cl ikafka.Cluster, topics []string, maxAge time.Duration) *outputEnds {
+	return &outputEnds{cluster: cl, topics: topics, maxAge: maxAge}
 }
 
 // get returns the end offset of every output topic-partition as listed at
@@ -147,7 +147,7 @@ func (o *outputEnds) get(ctx context.Context) (map[string]map[int]int64, error) 
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	t0 := time.Now()
-	b, err := ikafka.TopicBounds(ctx, o.brokers, o.topics...)
+	b, err := ikafka.TopicBounds(ctx, o.cluster, o.topics...)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +288,7 @@ func (d *outputDedup) restore(ctx context.Context, marks map[string]map[int]int6
 // end, tailReaders at a time.
 func (d *outputDedup) readTails(ctx context.Context, marks map[string]map[int]int64, cur position) (map[outputKey]heldOutput, int64, int, error) {
 	a := d.a
-	bounds, err := ikafka.TopicBounds(ctx, a.brokers, a.dedupTopics()...)
+	bounds, err := ikafka.TopicBounds(ctx, a.cluster(), a.dedupTopics()...)
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -318,7 +318,7 @@ func (d *outputDedup) readTails(ctx context.Context, marks map[string]map[int]in
 					h heldOutput
 				}
 				n := int64(0)
-				err := ikafka.ReadRange(gctx, a.brokers, topic, p, from, b.End, func(m *kafkago.Message) error {
+				err := ikafka.ReadRange(gctx, a.cluster(), topic, p, from, b.End, func(m *kafkago.Message) error {
 					n++
 					var id, origin, grp, offs, wm string
 					for _, h := range m.Headers {

@@ -164,7 +164,7 @@ func TestCheckpointMarksAreLoweredToHeldIDs(t *testing.T) {
 
 func TestCheckpointMarksKeepThePreviousOnesWhenListingFails(t *testing.T) {
 	a := testDedupApp()
-	a.outEnds = newOutputEnds([]string{"127.0.0.1:1"}, a.dedupTopics(), time.Hour)
+	a.outEnds = newOutputEnds(ikafka.Plain([]string{"127.0.0.1:1"}), a.dedupTopics(), time.Hour)
 	d := a.newOutputDedup("0", slog.New(slog.DiscardHandler))
 	require.Nil(t, d.checkpointMarks(context.Background()), "no earlier marks: nothing to record")
 	require.Equal(t, 1.0, testutil.ToFloat64(a.dm.fallbacks.WithLabelValues(fallbackListFailed)))

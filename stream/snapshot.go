@@ -98,7 +98,7 @@ var snapshotTopicConfigs = map[string]string{
 // topic. Partition p's records go to partition p mod N of that topic, so a
 // restore reads one partition, not the whole topic.
 type snapshotStore struct {
-	brokers    []string
+	cluster    ikafka.Cluster
 	topic      string
 	group      string
 	partitions int
@@ -118,11 +118,12 @@ func (explicitPartition) Balance(m kafkago.Message, partitions ...int) int {
 	return partitions[p%len(partitions)]
 }
 
-func newSnapshotStore(brokers []string, topic, group string, partitions int, logger kafkago.Logger) *snapshotStore {
+func newSnapshotStore(cl ikafka.Cluster, topic, group string, partitions int, logger kafkago.Logger) *snapshotStore {
 	return &snapshotStore{
-		brokers: brokers, topic: topic, group: group, partitions: partitions,
+		cluster: cl, topic: topic, group: group, partitions: partitions,
 		w: &kafkago.Writer{
-			Addr:         kafkago.TCP(brokers...),
+			Addr:         kafkago.TCP(cl.Brokers...),
+			Transport:    cl.Security.Transport(),
 			Topic:        topic,
 			Balancer:     explicitPartition{},
 			RequiredAcks: kafkago.RequireAll,
@@ -212,7 +213,7 @@ var errCorruptSnapshot = errors.New("corrupt snapshot")
 // load reads partition p's latest snapshot; ok is false when there is none.
 func (s *snapshotStore) load(ctx context.Context, p int) (cp *checkpoint, mf manifest, ok bool, err error) {
 	target := s.target(p)
-	first, end, err := ikafka.PartitionBounds(ctx, s.brokers, s.topic, target)
+	first, end, err := ikafka.PartitionBounds(ctx, s.cluster, s.topic, target)
 	if err != nil {
 		return nil, mf, false, err
 	}
@@ -220,7 +221,7 @@ func (s *snapshotStore) load(ctx context.Context, p int) (cp *checkpoint, mf man
 		return nil, mf, false, nil
 	}
 	r := kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers: s.brokers, Topic: s.topic, Partition: target,
+		Brokers: s.cluster.Brokers, Dialer: s.cluster.Security.Dialer(), Topic: s.topic, Partition: target,
 		MinBytes: 1, MaxBytes: 32 << 20, MaxWait: 100 * time.Millisecond,
 	})
 	defer r.Close()

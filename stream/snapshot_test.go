@@ -26,9 +26,9 @@ func snapshotTestStore(t *testing.T) *snapshotStore {
 	topic := fmt.Sprintf("snapshot-test-%d-%06x", time.Now().UnixNano(), rand.Uint32()&0xffffff)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.NoError(t, ikafka.EnsureTopics(ctx, brokers,
+	require.NoError(t, ikafka.EnsureTopics(ctx, ikafka.Plain(brokers),
 		ikafka.TopicSpec{Name: topic, Partitions: 2, ReplicationFactor: -1, Configs: snapshotTopicConfigs}))
-	s := newSnapshotStore(brokers, topic, "g", 2, nil)
+	s := newSnapshotStore(ikafka.Plain(brokers), topic, "g", 2, nil)
 	t.Cleanup(func() { s.close() })
 	return s
 }

@@ -140,7 +140,7 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 		lag := a.m.lag.WithLabelValues(f.topic, w.partName)
 		fetches, reconnects := a.m.fetches.WithLabelValues(f.topic), a.m.reconnects.WithLabelValues(f.topic)
 		fe, err := ikafka.NewFetcher(ikafka.FetcherConfig{
-			Brokers: a.brokers, Topic: f.topic, Partition: p, Source: f.source, Offset: f.start,
+			Brokers: a.brokers, Security: a.sec, Topic: f.topic, Partition: p, Source: f.source, Offset: f.start,
 			MaxWait: a.cfg.Kafka.MaxWait.D(), Out: f.out, Free: f.free,
 			Lag: func(n int64) { lag.Set(float64(n)) }, ErrorLogger: a.kafkaLog,
 			OnFetch: fetches.Inc, OnReconnect: reconnects.Inc,

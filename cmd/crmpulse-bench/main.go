@@ -98,7 +98,7 @@ func topicsFor(prefix string) stream.TopicsConfig {
 }
 
 func createInputs(ctx context.Context, brokers []string, t stream.TopicsConfig, n int) error {
-	return ikafka.EnsureTopics(ctx, brokers,
+	return ikafka.EnsureTopics(ctx, ikafka.Plain(brokers),
 		ikafka.TopicSpec{Name: t.Interactions, Partitions: n, ReplicationFactor: -1},
 		ikafka.TopicSpec{Name: t.Receipts, Partitions: n, ReplicationFactor: -1})
 }
@@ -262,7 +262,7 @@ func rawConsumeBatches(ctx context.Context, brokers []string, t stream.TopicsCon
 // fetchers are, discarding the records.
 func rawConsume(ctx context.Context, brokers []string, t stream.TopicsConfig, n int) (float64, error) {
 	return consumeAll(t, n, func(topic string, p int) (int64, error) {
-		_, end, err := ikafka.PartitionBounds(ctx, brokers, topic, p)
+		_, end, err := ikafka.PartitionBounds(ctx, ikafka.Plain(brokers), topic, p)
 		if err != nil || end == 0 {
 			return 0, err
 		}

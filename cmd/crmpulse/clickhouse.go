@@ -41,8 +41,20 @@ func openAnalytics(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger
 }
 
 func openAnalyticsDSN(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger, reg prometheus.Registerer) (*analytics, error) {
+	password, err := cfg.CHPassword()
+	if err != nil {
+		return nil, err
+	}
+	tc, err := cfg.TLS.Build()
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse.tls: %w", err)
+	}
+	if cfg.TLS.InsecureSkipVerify {
+		logger.Warn("clickhouse.tls.insecure_skip_verify is set: the ClickHouse certificate is NOT verified, anyone on the path can read and change the traffic; for tests only")
+	}
 	s, err := clickhouse.New(clickhouse.Config{
-		DSN: cfg.DSN, BatchRows: cfg.BatchRows, FlushInterval: cfg.FlushInterval.D(),
+		DSN: cfg.DSN, Username: cfg.Username, Password: password, TLS: tc,
+		BatchRows: cfg.BatchRows, FlushInterval: cfg.FlushInterval.D(),
 		MaxBufferedRows: cfg.MaxBufferedRows,
 	}, logger, reg)
 	if err != nil {
@@ -55,6 +67,9 @@ func openAnalyticsDSN(ctx context.Context, cfg stream.CHConfig, logger *slog.Log
 		return nil, fmt.Errorf("%w: %w", errConfig, err)
 	}
 	if err := untilReachable(ctx, logger, func(ctx context.Context) error {
+		if err := s.Ping(ctx); err != nil {
+			return err
+		}
 		if cfg.Migrate {
 			applied, err := clickhouse.MigrateTo(ctx, s.Conn())
 			if err != nil {
@@ -100,7 +115,7 @@ func untilReachable(ctx context.Context, logger *slog.Logger, f func(context.Con
 		fctx, cancel := context.WithTimeout(ctx, startupWait)
 		err := f(fctx)
 		cancel()
-		if err == nil || errors.Is(err, errSchema) || errors.Is(err, clickhouse.ErrSchemaTooNew) ||
+		if err == nil || errors.Is(err, errSchema) || errors.Is(err, clickhouse.ErrSchemaTooNew) || errors.Is(err, clickhouse.ErrAccess) ||
 			ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
 			return err
 		}

@@ -142,6 +142,7 @@ func TestUntilReachable(t *testing.T) {
 		{"first try", nil, 1, nil},
 		{"server comes up", []error{transient, transient}, 3, nil},
 		{"schema too new is final", []error{fmt.Errorf("x: %w", clickhouse.ErrSchemaTooNew)}, 1, clickhouse.ErrSchemaTooNew},
+		{"a refused login is final", []error{fmt.Errorf("x: %w", clickhouse.ErrAccess)}, 1, clickhouse.ErrAccess},
 		{"schema behind is final", []error{fmt.Errorf("x: %w", errSchema)}, 1, errSchema},
 	}
 	for _, tc := range tests {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -14,16 +13,12 @@ import (
 // adminTimeout bounds one administrative request.
 const adminTimeout = 15 * time.Second
 
-func client(brokers []string) *kafkago.Client {
-	return &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: adminTimeout}
-}
-
 // PartitionCounts returns the partition count of each topic; a topic that
 // does not exist is absent from the map.
-func PartitionCounts(ctx context.Context, brokers []string, topics ...string) (map[string]int, error) {
-	resp, err := client(brokers).Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
+func PartitionCounts(ctx context.Context, c Cluster, topics ...string) (map[string]int, error) {
+	resp, err := c.client().Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
 	if err != nil {
-		return nil, fmt.Errorf("reading topic metadata from %s: %w", strings.Join(brokers, ","), err)
+		return nil, fmt.Errorf("reading topic metadata: %w", c.Security.Explain(c.String(), err))
 	}
 	out := make(map[string]int, len(topics))
 	for _, t := range resp.Topics {
@@ -51,12 +46,12 @@ type TopicSpec struct {
 
 // EnsureTopics creates the topics of specs that do not exist. A topic that
 // exists is left as it is, whatever its settings.
-func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) error {
+func EnsureTopics(ctx context.Context, c Cluster, specs ...TopicSpec) error {
 	names := make([]string, len(specs))
 	for i, s := range specs {
 		names[i] = s.Name
 	}
-	have, err := PartitionCounts(ctx, brokers, names...)
+	have, err := PartitionCounts(ctx, c, names...)
 	if err != nil {
 		return err
 	}
@@ -79,9 +74,9 @@ func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) err
 	if len(req.Topics) == 0 {
 		return nil
 	}
-	resp, err := client(brokers).CreateTopics(ctx, &req)
+	resp, err := c.client().CreateTopics(ctx, &req)
 	if err != nil {
-		return fmt.Errorf("creating topics: %w", err)
+		return fmt.Errorf("creating topics: %w", c.Security.Explain(c.String(), err))
 	}
 	var errs []error
 	for name, err := range resp.Errors {
@@ -96,7 +91,7 @@ func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) err
 	// so that the first write does not fail on an unknown topic.
 	deadline := time.Now().Add(adminTimeout)
 	for {
-		have, err := PartitionCounts(ctx, brokers, names...)
+		have, err := PartitionCounts(ctx, c, names...)
 		if err == nil && len(have) == len(names) {
 			return nil
 		}
@@ -121,10 +116,10 @@ func retriable(err error) bool {
 // PartitionBounds returns the first offset and the end offset (the high
 // watermark: the offset the next record will get) of one partition. It
 // retries while the partition's leader is unknown or moving.
-func PartitionBounds(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
+func PartitionBounds(ctx context.Context, c Cluster, topic string, partition int) (first, end int64, err error) {
 	deadline := time.Now().Add(adminTimeout)
 	for {
-		first, end, err = partitionBounds(ctx, brokers, topic, partition)
+		first, end, err = partitionBounds(ctx, c, topic, partition)
 		if err == nil || !retriable(err) || time.Now().After(deadline) {
 			return first, end, err
 		}
@@ -136,12 +131,12 @@ func PartitionBounds(ctx context.Context, brokers []string, topic string, partit
 	}
 }
 
-func partitionBounds(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
-	resp, err := client(brokers).ListOffsets(ctx, &kafkago.ListOffsetsRequest{
+func partitionBounds(ctx context.Context, c Cluster, topic string, partition int) (first, end int64, err error) {
+	resp, err := c.client().ListOffsets(ctx, &kafkago.ListOffsetsRequest{
 		Topics: map[string][]kafkago.OffsetRequest{topic: {kafkago.FirstOffsetOf(partition), kafkago.LastOffsetOf(partition)}},
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("listing offsets of %s/%d: %w", topic, partition, err)
+		return 0, 0, fmt.Errorf("listing offsets of %s/%d: %w", topic, partition, c.Security.Explain(c.String(), err))
 	}
 	for _, po := range resp.Topics[topic] {
 		if po.Partition != partition {

@@ -48,7 +48,9 @@ func (b *Batch) reset() {
 
 // FetcherConfig says what one Fetcher reads.
 type FetcherConfig struct {
-	Brokers   []string
+	Brokers []string
+	// Security is the TLS and SASL of every connection (nil: plaintext).
+	Security  *Security
 	Topic     string
 	Partition int
 	Source    ingest.Source
@@ -81,6 +83,8 @@ type FetcherConfig struct {
 	OnFetch     func()
 	OnReconnect func()
 }
+
+func (c *FetcherConfig) cluster() Cluster { return Cluster{Brokers: c.Brokers, Security: c.Security} }
 
 // Defaults for FetcherConfig fields left zero.
 const (
@@ -121,7 +125,7 @@ func NewFetcher(cfg FetcherConfig) (*Fetcher, error) {
 // Run reads until ctx ends (returning nil) or reading fails.
 func (f *Fetcher) Run(ctx context.Context) error {
 	c := f.cfg
-	first, last, err := PartitionBounds(ctx, c.Brokers, c.Topic, c.Partition)
+	first, last, err := PartitionBounds(ctx, c.cluster(), c.Topic, c.Partition)
 	if err != nil {
 		return err
 	}
@@ -212,7 +216,7 @@ func (f *Fetcher) Run(ctx context.Context) error {
 			if errors.Is(err, kafkago.OffsetOutOfRange) {
 				// A snapshot's offset deleted by retention: resume at the
 				// partition's start.
-				first, _, berr := PartitionBounds(ctx, c.Brokers, c.Topic, c.Partition)
+				first, _, berr := PartitionBounds(ctx, c.cluster(), c.Topic, c.Partition)
 				if berr != nil {
 					return berr
 				}
@@ -263,12 +267,12 @@ const (
 // to offset.
 func (f *Fetcher) dial(ctx context.Context, offset int64) (*kafkago.Conn, error) {
 	c := f.cfg
-	d := kafkago.Dialer{Timeout: 10 * time.Second}
+	d := c.Security.Dialer()
 	var errs []error
 	for _, addr := range c.Brokers {
 		conn, err := d.DialLeader(ctx, "tcp", addr, c.Topic, c.Partition)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, c.Security.Explain(addr, err))
 			continue
 		}
 		if _, err := conn.Seek(offset, kafkago.SeekAbsolute|kafkago.SeekDontCheck); err != nil {

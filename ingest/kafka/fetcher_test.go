@@ -56,7 +56,7 @@ func testFetcherQuiet(t *testing.T, brokers []string) {
 	topic := fmt.Sprintf("fetcher-quiet-%d", time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	require.NoError(t, EnsureTopics(ctx, brokers, TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: -1}))
+	require.NoError(t, EnsureTopics(ctx, Plain(brokers), TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: -1}))
 	w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), BatchTimeout: time.Millisecond, RequiredAcks: kafkago.RequireAll}
 	defer w.Close()
 	value := func(id string) []byte {

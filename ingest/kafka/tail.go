@@ -21,10 +21,10 @@ type Bounds struct {
 // request and one ListOffsets request (split by partition leader), retried
 // while a leader is unknown or moving (as right after the topics were
 // created).
-func TopicBounds(ctx context.Context, brokers []string, topics ...string) (map[string]map[int]Bounds, error) {
+func TopicBounds(ctx context.Context, c Cluster, topics ...string) (map[string]map[int]Bounds, error) {
 	deadline := time.Now().Add(adminTimeout)
 	for {
-		b, err := topicBounds(ctx, brokers, topics)
+		b, err := topicBounds(ctx, c, topics)
 		if err == nil || !retriable(err) || time.Now().After(deadline) {
 			return b, err
 		}
@@ -36,11 +36,11 @@ func TopicBounds(ctx context.Context, brokers []string, topics ...string) (map[s
 	}
 }
 
-func topicBounds(ctx context.Context, brokers []string, topics []string) (map[string]map[int]Bounds, error) {
-	cl := client(brokers)
+func topicBounds(ctx context.Context, c Cluster, topics []string) (map[string]map[int]Bounds, error) {
+	cl := c.client()
 	meta, err := cl.Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
 	if err != nil {
-		return nil, fmt.Errorf("reading topic metadata from %s: %w", strings.Join(brokers, ","), err)
+		return nil, fmt.Errorf("reading topic metadata: %w", c.Security.Explain(c.String(), err))
 	}
 	req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
 	for _, t := range meta.Topics {
@@ -89,20 +89,20 @@ func topicBounds(ctx context.Context, brokers []string, topics []string) (map[st
 // end offset: ReadRange would wait for records that do not exist yet. It
 // reads fetch responses on one connection to the leader, as the Fetcher
 // does, without a Reader's goroutines and queue.
-func ReadRange(ctx context.Context, brokers []string, topic string, partition int, from, to int64, fn func(*kafkago.Message) error) error {
+func ReadRange(ctx context.Context, cl Cluster, topic string, partition int, from, to int64, fn func(*kafkago.Message) error) error {
 	if from >= to {
 		return nil
 	}
-	d := kafkago.Dialer{Timeout: 10 * time.Second}
+	d := cl.Security.Dialer()
 	var conn *kafkago.Conn
 	var errs []error
-	for _, addr := range brokers {
+	for _, addr := range cl.Brokers {
 		c, err := d.DialLeader(ctx, "tcp", addr, topic, partition)
 		if err == nil {
 			conn = c
 			break
 		}
-		errs = append(errs, err)
+		errs = append(errs, cl.Security.Explain(addr, err))
 	}
 	if conn == nil {
 		return fmt.Errorf("connecting to the leader of %s/%d: %w", topic, partition, errors.Join(errs...))

@@ -24,7 +24,7 @@ func TestKafkaTopicBoundsAndReadRange(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	topic := fmt.Sprintf("ingest-kafka-tail-%06x", rand.Uint32()&0xffffff)
-	require.NoError(t, ikafka.EnsureTopics(ctx, brokers, ikafka.TopicSpec{Name: topic, Partitions: 2, ReplicationFactor: -1}))
+	require.NoError(t, ikafka.EnsureTopics(ctx, ikafka.Plain(brokers), ikafka.TopicSpec{Name: topic, Partitions: 2, ReplicationFactor: -1}))
 	w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), Topic: topic, Balancer: &kafkago.RoundRobin{},
 		RequiredAcks: kafkago.RequireAll, BatchTimeout: time.Millisecond}
 	defer w.Close()
@@ -34,7 +34,7 @@ func TestKafkaTopicBoundsAndReadRange(t *testing.T) {
 	}
 	require.NoError(t, w.WriteMessages(ctx, msgs...))
 
-	bounds, err := ikafka.TopicBounds(ctx, brokers, topic, topic+"-missing")
+	bounds, err := ikafka.TopicBounds(ctx, ikafka.Plain(brokers), topic, topic+"-missing")
 	require.NoError(t, err)
 	require.NotContains(t, bounds, topic+"-missing")
 	require.Len(t, bounds[topic], 2)
@@ -55,7 +55,7 @@ func TestKafkaTopicBoundsAndReadRange(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []int64
-			require.NoError(t, ikafka.ReadRange(ctx, brokers, topic, 0, tc.from, tc.to, func(m *kafkago.Message) error {
+			require.NoError(t, ikafka.ReadRange(ctx, ikafka.Plain(brokers), topic, 0, tc.from, tc.to, func(m *kafkago.Message) error {
 				got = append(got, m.Offset)
 				return nil
 			}))

@@ -20,6 +20,7 @@ package clickhouse
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,6 +64,13 @@ type Config struct {
 	// e.g. clickhouse://127.0.0.1:9000/crmpulse. Its database holds the
 	// tables.
 	DSN string
+	// Username and Password, when set, override the DSN's (a password in
+	// the DSN shows wherever the DSN is logged or listed in ps).
+	Username string
+	Password string
+	// TLS, when set, makes every connection a TLS one with this
+	// configuration (the DSN's secure=true takes a default one).
+	TLS *tls.Config
 	// BatchRows is the size of the blocks an insert sends, and the queue
 	// length at which a table is inserted without waiting for
 	// FlushInterval. An insert takes everything queued for its table, and
@@ -135,6 +143,10 @@ type Sink struct {
 	m    *metrics
 	conn driver.Conn
 	now  func() time.Time
+	// addrs, user and tls describe the connection in errors (explain).
+	addrs []string
+	user  string
+	tls   bool
 
 	mu       sync.Mutex
 	bufs     *buffers
@@ -181,6 +193,18 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, err
 	if opts.Protocol != ch.Native {
 		return nil, fmt.Errorf("clickhouse sink: dsn: only the native protocol is supported (clickhouse://host:9000/db), got %s", opts.Protocol)
 	}
+	if cfg.Username != "" {
+		opts.Auth.Username = cfg.Username
+	}
+	if cfg.Password != "" {
+		opts.Auth.Password = cfg.Password
+	}
+	if cfg.TLS != nil {
+		opts.TLS = cfg.TLS
+	}
+	if opts.Auth.Username == "" {
+		opts.Auth.Username = "default" // what clickhouse-go sends
+	}
 	conn, err := ch.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse sink: opening %s: %w", opts.Addr, err)
@@ -195,6 +219,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, err
 	}
 	s := &Sink{
 		cfg: cfg, log: logger.With("component", "clickhouse"), m: m, conn: conn, now: cfg.Now,
+		addrs: opts.Addr, user: opts.Auth.Username, tls: opts.TLS != nil,
 		bufs: newBuffers(cfg.BatchRows), byName: map[string]*table{}, changed: make(chan struct{}),
 		warned: map[string]bool{}, closed: make(chan struct{}),
 	}
