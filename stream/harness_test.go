@@ -308,7 +308,7 @@ func newTopics(t testing.TB) topics {
 	p := fmt.Sprintf("%s-%06x", strings.ToLower(name), rand.Uint32()&0xffffff)
 	return topics{prefix: p, cfg: stream.TopicsConfig{
 		Interactions: p + ".interactions", Receipts: p + ".receipts", Alerts: p + ".alerts",
-		Resends: p + ".resends", Snapshots: p + ".snapshots", Repartition: p + ".repartition",
+		Resends: p + ".resends", Segments: p + ".segments", Snapshots: p + ".snapshots", Repartition: p + ".repartition",
 	}}
 }
 

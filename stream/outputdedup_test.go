@@ -18,7 +18,7 @@ import (
 
 func testDedupApp() *App {
 	a := &App{dm: newDedupMetrics(nil)}
-	a.cfg.Topics = TopicsConfig{Interactions: "in.i", Receipts: "in.r", Alerts: "out.a", Resends: "out.r"}
+	a.cfg.Topics = TopicsConfig{Interactions: "in.i", Receipts: "in.r", Alerts: "out.a", Resends: "out.r", Segments: "out.s"}
 	a.cfg.Kafka.GroupID = "g"
 	return a
 }
