@@ -1,0 +1,4 @@
+-- Migration 3: reserved for the customers tables (issue: customer
+-- profiles), being written on another branch at the same time as
+-- 0004_segments.sql. It changes nothing; when that branch's 0003 lands,
+-- it replaces this file (the versions must stay 1, 2, 3...).
