@@ -78,6 +78,11 @@ func analyticsView(ctx context.Context, conn driver.Conn) (map[string][]string, 
 			FROM resend_outcomes FINAL`,
 		clickhouse.TableCustomers: `SELECT concat(customer_id, '|', rule, '|', churn_state, '|', toString(last_activity), '|', toString(changed_at))
 			FROM customer_state FINAL`,
+		clickhouse.TableTransitions: `SELECT concat(segment_set, '|', key_id, '|', toString(at), '|', toString(at_nsec), '|', tenant, '|',
+			customer_id, '|', from_class, '|', to_class, '|', arrayStringConcat(key_values, ','))
+			FROM segment_transitions FINAL`,
+		clickhouse.TableSegmentCurrent: `SELECT concat(segment_set, '|', key_id, '|', class, '|', previous_class, '|', toString(since), '|',
+			toString(since_nsec)) FROM segment_current FINAL`,
 	}
 	view := map[string][]string{}
 	for table, q := range queries {

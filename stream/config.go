@@ -115,6 +115,7 @@ type TopicsConfig struct {
 	Receipts     string `yaml:"receipts"`
 	Alerts       string `yaml:"alerts"`
 	Resends      string `yaml:"resends"`
+	Segments     string `yaml:"segments"`
 	Snapshots    string `yaml:"snapshots"`
 	Repartition  string `yaml:"repartition"`
 }
@@ -276,6 +277,7 @@ func DefaultConfig() Config {
 			Receipts:     "crm.delivery-receipts",
 			Alerts:       "crm.alerts",
 			Resends:      "crm.resend-triggers",
+			Segments:     "crm.segments",
 			Snapshots:    "crmpulse.snapshots",
 			Repartition:  "crmpulse.repartition",
 		},
@@ -453,6 +455,7 @@ var Keys = func() []Key {
 		key("topics.receipts", "input topic of delivery receipts (SPEC §1.2), keyed by customer_id; same partition count as interactions", str(func(c *Config) *string { return &c.Topics.Receipts })),
 		key("topics.alerts", "output topic of alert records (SPEC §4), keyed by fingerprint, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Alerts })),
 		key("topics.resends", "output topic of resend triggers and cancels (SPEC §4), keyed by customer_id, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Resends })),
+		key("topics.segments", "output topic of segment transition records (SPEC §3.3, §4), keyed by customer_id, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Segments })),
 		key("topics.snapshots", "compacted topic of per-partition engine snapshots and the offsets they cover", str(func(c *Config) *string { return &c.Topics.Snapshots })),
 		key("topics.repartition", "internal single-partition topic carrying accepted records and watermark markers to the group stage, which runs the rules grouping across customers", str(func(c *Config) *string { return &c.Topics.Repartition })),
 		key("rules", "rules file (YAML, SPEC §3); reloaded on SIGHUP and when it changes", str(func(c *Config) *string { return &c.Rules })),
@@ -694,7 +697,7 @@ func (c *Config) Validate() error {
 	topics := map[string]string{}
 	for _, t := range []struct{ key, name string }{
 		{"topics.interactions", c.Topics.Interactions}, {"topics.receipts", c.Topics.Receipts},
-		{"topics.alerts", c.Topics.Alerts}, {"topics.resends", c.Topics.Resends}, {"topics.snapshots", c.Topics.Snapshots}, {"topics.repartition", c.Topics.Repartition},
+		{"topics.alerts", c.Topics.Alerts}, {"topics.resends", c.Topics.Resends}, {"topics.segments", c.Topics.Segments}, {"topics.snapshots", c.Topics.Snapshots}, {"topics.repartition", c.Topics.Repartition},
 	} {
 		if t.name == "" {
 			bad(t.key, "required")

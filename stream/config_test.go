@@ -29,6 +29,7 @@ func TestLoadConfig(t *testing.T) {
 				require.Equal(t, "crm.delivery-receipts", c.Topics.Receipts)
 				require.Equal(t, "crm.alerts", c.Topics.Alerts)
 				require.Equal(t, "crm.resend-triggers", c.Topics.Resends)
+				require.Equal(t, "crm.segments", c.Topics.Segments)
 				require.Equal(t, "crmpulse.snapshots", c.Topics.Snapshots)
 				require.Equal(t, 30*time.Second, c.IdleTimeout.D())
 				require.Equal(t, 7*24*time.Hour, c.FutureSkew.D())
@@ -114,6 +115,7 @@ func TestLoadConfig(t *testing.T) {
 func TestValidateNamesTheKey(t *testing.T) {
 	c := DefaultConfig()
 	c.Topics.Alerts = c.Topics.Interactions
+	c.Topics.Segments = c.Topics.Resends
 	c.CommitInterval = 0
 	c.Kafka.StartOffset = "middle"
 	c.FutureSkew = Duration(-time.Hour)
@@ -121,7 +123,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 	c.ShutdownTimeout = -1
 	err := c.Validate()
 	require.Error(t, err)
-	for _, k := range []string{"kafka.brokers", "topics.alerts", "commit_interval", "kafka.start_offset", "rules", "future_skew",
+	for _, k := range []string{"kafka.brokers", "topics.alerts", "topics.segments", "commit_interval", "kafka.start_offset", "rules", "future_skew",
 		"health.stall_timeout", "shutdown_timeout"} {
 		require.Contains(t, err.Error(), k+":")
 	}

@@ -34,6 +34,8 @@ func TestKafkaStreamingEqualsReplay(t *testing.T) {
 func testEqualsReplay(t *testing.T, brokers []string, gc genConfig) {
 	ds := generate(t, gc)
 	want := replayOutputs(t, ds)
+	require.NotEmpty(t, want.segments, "the segment set of the rules should see customers change class")
+	require.NotZero(t, countAlerts(t, want, "loyal_slipping"), "the data set should make a loyal customer slip")
 	tp := newTopics(t)
 	createInputs(t, brokers, tp, 4)
 	produce(t, brokers, tp, ds)

@@ -538,6 +538,14 @@ func (s *groupStage) onTick(ctx context.Context) error {
 
 // emit hands the engine's output to the sinks and queues it for Kafka.
 func (s *groupStage) emit(ctx context.Context) (err error) {
+	// The partition engines own the segment sets and emit their
+	// transitions; the stage's copies (kept only for its rules on
+	// segments, see splitRules) would be duplicates: drop them before the
+	// sinks and Kafka see them.
+	if out := s.eng.Output(); len(out.Transitions) > 0 {
+		clear(out.Transitions)
+		out.Transitions = out.Transitions[:0]
+	}
 	if s.eng.Output().Len() > 0 {
 		s.dirty = true
 	}

@@ -75,6 +75,8 @@ func testGroupRulesWith(t *testing.T, brokers []string, gc genConfig, before fun
 	}
 	require.NotEmpty(t, groupAlerts["segment_revenue_drop"], "the data set should make a segment's revenue drop")
 	require.NotEmpty(t, groupAlerts["tenant_purchases"], "the data set should cross the tenant purchase threshold")
+	require.NotEmpty(t, groupAlerts["tenant_at_risk"], "the data set should put enough of a tenant's customers at risk")
+	require.NotEmpty(t, want.segments, "the segment set should see customers change class")
 	t.Logf("group-level alerts in replay: %v", groupAlerts)
 
 	tp := newTopics(t)
@@ -88,4 +90,7 @@ func testGroupRulesWith(t *testing.T, brokers []string, gc genConfig, before fun
 	cfg.Rules = groupRulesFile
 	startApp(t, cfg, "a")
 	c.waitEqual(t, want, 2*time.Minute)
+	// The group stage computes the segment set too, for tenant_at_risk:
+	// its transitions are the partitions' own and must not be written again.
+	c.requireNoDups(t)
 }

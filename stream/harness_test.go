@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/replay"
 	"github.com/crmpulse/crmpulse/stream"
@@ -235,12 +236,14 @@ func generate(t testing.TB, cfg genConfig) *dataset {
 type outputs struct {
 	alerts  map[string]string
 	resends map[string]string
+	// segments are the segment transitions, by their id.
+	segments map[string]string
 	// rejected counts dead letters (or rejected.jsonl lines) by reason.
 	rejected map[string]int
 }
 
 func newOutputs() *outputs {
-	return &outputs{alerts: map[string]string{}, resends: map[string]string{}, rejected: map[string]int{}}
+	return &outputs{alerts: map[string]string{}, resends: map[string]string{}, segments: map[string]string{}, rejected: map[string]int{}}
 }
 
 func canonical(t testing.TB, raw []byte, drop string) (map[string]any, string) {
@@ -258,6 +261,30 @@ func alertID(m map[string]any) string {
 }
 
 func resendID(m map[string]any) string { return fmt.Sprintf("%s:%s", m["trigger_id"], m["action"]) }
+
+// countAlerts is how many of want's alert records rule produced.
+func countAlerts(t testing.TB, o *outputs, rule string) int {
+	t.Helper()
+	n := 0
+	for _, v := range o.alerts {
+		var m struct {
+			Rule string `json:"rule"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(v), &m))
+		if m.Rule == rule {
+			n++
+		}
+	}
+	return n
+}
+
+// transitionID is processor.Transition.ID of a decoded transition.
+func transitionID(t testing.TB, raw []byte) string {
+	t.Helper()
+	var tr processor.Transition
+	require.NoError(t, json.Unmarshal(raw, &tr), string(raw))
+	return tr.ID()
+}
 
 // replayOutputs runs replay on ds as the oracle.
 func replayOutputs(t testing.TB, ds *dataset) *outputs {
@@ -281,6 +308,7 @@ func replayOutputsWith(t testing.TB, ds *dataset, path string) *outputs {
 	}{
 		{"alerts.jsonl", func(raw []byte) { m, c := canonical(t, raw, "emitted_at"); o.alerts[alertID(m)] = c }},
 		{"resends.jsonl", func(raw []byte) { m, c := canonical(t, raw, "created_at"); o.resends[resendID(m)] = c }},
+		{"segments.jsonl", func(raw []byte) { _, c := canonical(t, raw, "emitted_at"); o.segments[transitionID(t, raw)] = c }},
 		{"rejected.jsonl", func(raw []byte) { m, _ := canonical(t, raw, ""); o.rejected[m["reason"].(string)]++ }},
 	} {
 		fh, err := os.Open(filepath.Join(out, f.name))
@@ -308,7 +336,7 @@ func newTopics(t testing.TB) topics {
 	p := fmt.Sprintf("%s-%06x", strings.ToLower(name), rand.Uint32()&0xffffff)
 	return topics{prefix: p, cfg: stream.TopicsConfig{
 		Interactions: p + ".interactions", Receipts: p + ".receipts", Alerts: p + ".alerts",
-		Resends: p + ".resends", Snapshots: p + ".snapshots", Repartition: p + ".repartition",
+		Resends: p + ".resends", Segments: p + ".segments", Snapshots: p + ".snapshots", Repartition: p + ".repartition",
 	}}
 }
 
@@ -363,7 +391,7 @@ type collector struct {
 func collect(t testing.TB, brokers []string, tp topics) *collector {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
-		kgo.ConsumeTopics(tp.cfg.Alerts, tp.cfg.Resends, tp.cfg.Interactions+stream.DLQSuffix, tp.cfg.Receipts+stream.DLQSuffix),
+		kgo.ConsumeTopics(tp.cfg.Alerts, tp.cfg.Resends, tp.cfg.Segments, tp.cfg.Interactions+stream.DLQSuffix, tp.cfg.Receipts+stream.DLQSuffix),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.MetadataMinAge(100*time.Millisecond), kgo.MetadataMaxAge(time.Second))
 	require.NoError(t, err)
@@ -411,6 +439,13 @@ func (c *collector) add(tp topics, r *kgo.Record) {
 			c.diffs = append(c.diffs, "resend header id or key wrong: "+hdr[stream.HeaderID])
 		}
 		put(c.out.resends, resendID(m), v)
+	case tp.cfg.Segments:
+		m, v := canonical(c.t, r.Value, "emitted_at")
+		id := transitionID(c.t, r.Value)
+		if hdr[stream.HeaderID] != id || string(r.Key) != m["customer_id"] {
+			c.diffs = append(c.diffs, "transition header id or key wrong: "+hdr[stream.HeaderID]+" != "+id)
+		}
+		put(c.out.segments, id, v)
 	default:
 		// Dead letters: count each source record once (a restart may
 		// dead-letter it again).
@@ -449,6 +484,9 @@ func (c *collector) result() (*outputs, []string) {
 	}
 	for k, v := range c.out.resends {
 		o.resends[k] = v
+	}
+	for k, v := range c.out.segments {
+		o.segments[k] = v
 	}
 	for k, v := range c.out.rejected {
 		o.rejected[k] = v
@@ -491,6 +529,7 @@ func diff(want, got *outputs) string {
 	}
 	cmp("alerts", want.alerts, got.alerts)
 	cmp("resends", want.resends, got.resends)
+	cmp("segment transitions", want.segments, got.segments)
 	if fmt.Sprint(want.rejected) != fmt.Sprint(got.rejected) {
 		fmt.Fprintf(&b, "rejected by reason: want %v, got %v\n", want.rejected, got.rejected)
 	}
@@ -507,8 +546,8 @@ func (c *collector) waitEqual(t testing.TB, want *outputs, timeout time.Duration
 		got, diffs := c.result()
 		require.Empty(t, diffs)
 		if last = diff(want, got); last == "" {
-			t.Logf("outputs equal replay's after %s: %d alerts, %d resends, dead letters %v",
-				timeout-time.Until(deadline), len(got.alerts), len(got.resends), got.rejected)
+			t.Logf("outputs equal replay's after %s: %d alerts, %d resends, %d segment transitions, dead letters %v",
+				timeout-time.Until(deadline), len(got.alerts), len(got.resends), len(got.segments), got.rejected)
 			time.Sleep(2 * time.Second)
 			got, _ = c.result()
 			require.Empty(t, diff(want, got), "extra records after the outputs matched")

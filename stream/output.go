@@ -27,6 +27,9 @@ const (
 	HeaderSourceOffset    = "crmpulse-source-offset"
 )
 
+// kindTransition is the crmpulse_outputs_total kind of segment transitions.
+const kindTransition = "transition"
+
 // DLQSuffix names a topic's dead-letter topic: crm.interactions.dlq.
 const DLQSuffix = ".dlq"
 
@@ -88,7 +91,7 @@ func (e *epoch) wait(ctx context.Context) error {
 	return nil
 }
 
-// producer writes alerts, resend triggers and dead letters with one
+// producer writes alerts, resend triggers, segment transitions and dead letters with one
 // asynchronous kafka-go Writer (acks from all in-sync replicas); each record
 // carries its partition's epoch, released when the broker answers.
 type producer struct {
@@ -190,7 +193,8 @@ func headers(id string, origin []kafkago.Header) []kafkago.Header {
 	return append(h, origin...)
 }
 
-// output appends the alerts and resends of out, stamped with now, to msgs.
+// output appends the alerts, resends and segment transitions of out,
+// stamped with now, to msgs.
 func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time.Time, ep *epoch) ([]kafkago.Message, error) {
 	now = now.UTC()
 	origin := e.originHeaders()
@@ -216,6 +220,20 @@ func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time
 		msgs = append(msgs, kafkago.Message{
 			Topic: e.topics.Resends, Key: []byte(r.CustomerID), Value: v, WriterData: ep,
 			Headers: headers(r.ID(), origin),
+		})
+	}
+	for i := range out.Transitions {
+		tr := &out.Transitions[i]
+		tr.EmittedAt = now
+		v, err := tr.AppendJSON(make([]byte, 0, 256))
+		if err != nil {
+			return msgs, fmt.Errorf("encoding segment transition %s: %w", tr.ID(), err)
+		}
+		// Keyed by customer: a customer's transitions stay in order on one
+		// partition, next to its resends.
+		msgs = append(msgs, kafkago.Message{
+			Topic: e.topics.Segments, Key: []byte(tr.CustomerID), Value: v, WriterData: ep,
+			Headers: headers(tr.ID(), origin),
 		})
 	}
 	return msgs, nil
@@ -276,6 +294,9 @@ func (a *App) emit(ctx context.Context, out *processor.Output, enc *encoder, msg
 	ep.add(len(msgs) - before)
 	a.m.outputs.WithLabelValues(kindAlert).Add(float64(len(out.Alerts)))
 	a.m.outputs.WithLabelValues(kindResend).Add(float64(len(out.Resends)))
+	if len(out.Transitions) > 0 {
+		a.m.outputs.WithLabelValues(kindTransition).Add(float64(len(out.Transitions)))
+	}
 	out.Reset()
 	return msgs, nil
 }

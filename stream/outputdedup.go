@@ -23,7 +23,7 @@ import (
 // snapshot and re-produces what was written since. Instead of transactions
 // a recovery step removes those duplicates:
 //
-//   - Every alert, resend and dead letter carries its id (crmpulse-id) and
+//   - Every alert, resend, segment transition and dead letter carries its id (crmpulse-id) and
 //     its origin: the partition or the group stage, the consumer group, and
 //     the origin's input offsets and watermark when it was produced.
 //   - Every checkpoint records, per output topic-partition, an offset at or
@@ -115,7 +115,7 @@ func newDedupMetrics(reg prometheus.Registerer) *dedupMetrics {
 // dedupTopics are the output topics whose ids are deduplicated.
 func (a *App) dedupTopics() []string {
 	t := a.cfg.Topics
-	return []string{t.Alerts, t.Resends, t.Interactions + DLQSuffix, t.Receipts + DLQSuffix}
+	return []string{t.Alerts, t.Resends, t.Segments, t.Interactions + DLQSuffix, t.Receipts + DLQSuffix}
 }
 
 // outputEnds caches the end offsets of the output topic-partitions for

@@ -18,7 +18,7 @@ import (
 
 func testDedupApp() *App {
 	a := &App{dm: newDedupMetrics(nil)}
-	a.cfg.Topics = TopicsConfig{Interactions: "in.i", Receipts: "in.r", Alerts: "out.a", Resends: "out.r"}
+	a.cfg.Topics = TopicsConfig{Interactions: "in.i", Receipts: "in.r", Alerts: "out.a", Resends: "out.r", Segments: "out.s"}
 	a.cfg.Kafka.GroupID = "g"
 	return a
 }
@@ -93,13 +93,15 @@ func TestFilterSuppressesEachHeldIDOnce(t *testing.T) {
 		{"out.r", "r1"}:            {at: pos(100, 50, 50)},
 		{"in.i.dlq", "in.i/0/7"}:   {at: pos(100, 50, 50)},
 		{"out.a", "still-waiting"}: {at: pos(100, 50, 50)},
+		{"out.s", "s1"}:            {at: pos(100, 50, 50)},
 	}
-	a.dm.held.Set(4)
+	a.dm.held.Set(5)
 	ep := newEpoch()
 	msgs := []kafkago.Message{
 		msg("out.a", "a1", ep), msg("out.a", "a2", ep), msg("out.r", "r1", ep),
 		msg("in.i.dlq", "in.i/0/7", ep), msg("repartition", "a1", ep),
 		msg("out.a", "a1", ep), // the same id again later: written (it was matched already)
+		msg("out.s", "s1", ep), msg("out.s", "s2", ep),
 	}
 	ep.add(len(msgs))
 	kept := d.filter(msgs, func() position { return pos(10, 1, 1) })
@@ -107,10 +109,11 @@ func TestFilterSuppressesEachHeldIDOnce(t *testing.T) {
 	for _, m := range kept {
 		ids = append(ids, m.Topic+" "+headerValue(m.Headers, HeaderID))
 	}
-	require.Equal(t, []string{"out.a a2", "repartition a1", "out.a a1"}, ids)
+	require.Equal(t, []string{"out.a a2", "repartition a1", "out.a a1", "out.s s2"}, ids)
 	require.Equal(t, 1.0, testutil.ToFloat64(a.dm.suppressed.WithLabelValues("out.a")))
 	require.Equal(t, 1.0, testutil.ToFloat64(a.dm.suppressed.WithLabelValues("out.r")))
 	require.Equal(t, 1.0, testutil.ToFloat64(a.dm.suppressed.WithLabelValues("in.i.dlq")))
+	require.Equal(t, 1.0, testutil.ToFloat64(a.dm.suppressed.WithLabelValues("out.s")))
 	require.Equal(t, 1.0, testutil.ToFloat64(a.dm.held))
 	require.Len(t, d.ids, 1)
 	// The suppressed records gave back their epoch references: once the

@@ -110,7 +110,7 @@ func startProc(t *testing.T, brokers []string, tp topics, group, name string, ex
 		"--kafka.brokers", strings.Join(brokers, ","), "--kafka.group-id", group,
 		"--kafka.session-timeout", "6s",
 		"--topics.interactions", tp.cfg.Interactions, "--topics.receipts", tp.cfg.Receipts,
-		"--topics.alerts", tp.cfg.Alerts, "--topics.resends", tp.cfg.Resends, "--topics.snapshots", tp.cfg.Snapshots,
+		"--topics.alerts", tp.cfg.Alerts, "--topics.resends", tp.cfg.Resends, "--topics.segments", tp.cfg.Segments, "--topics.snapshots", tp.cfg.Snapshots,
 		"--topics.repartition", tp.cfg.Repartition,
 		"--rules", groupRulesFile, "--idle-timeout", "2s", "--commit-interval", "200ms", "--http.listen", "127.0.0.1:0")
 	args = append(args, extra...)
@@ -231,7 +231,7 @@ func TestKafkaCrashBeforeCheckpoint(t *testing.T) {
 	c.waitEqual(t, want, 2*time.Minute)
 	first.kill()
 	got, _ := c.result()
-	total := len(got.alerts) + len(got.resends)
+	total := len(got.alerts) + len(got.resends) + len(got.segments)
 	for _, n := range got.rejected {
 		total += n
 	}

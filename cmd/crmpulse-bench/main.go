@@ -93,7 +93,7 @@ func fail(err error) {
 func topicsFor(prefix string) stream.TopicsConfig {
 	return stream.TopicsConfig{
 		Interactions: prefix + ".interactions", Receipts: prefix + ".receipts", Alerts: prefix + ".alerts",
-		Resends: prefix + ".resends", Snapshots: prefix + ".snapshots", Repartition: prefix + ".repartition",
+		Resends: prefix + ".resends", Segments: prefix + ".segments", Snapshots: prefix + ".snapshots", Repartition: prefix + ".repartition",
 	}
 }
 

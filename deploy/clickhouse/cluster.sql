@@ -310,9 +310,51 @@ ORDER BY (tenant, account_manager, starts_at, rule, fingerprint, starts_at_nsec,
 CREATE TABLE IF NOT EXISTS crmpulse.account_manager_alerts ON CLUSTER '{cluster}' AS crmpulse.account_manager_alerts_local
 ENGINE = Distributed('{cluster}', crmpulse, account_manager_alerts_local, cityHash64(tenant, account_manager));
 
+-- Migration 4 (segments): segment transitions and each key's current
+-- class. A customer's rows on the shard of their activity and churn state,
+-- so the revenue of a class joins on one shard.
+CREATE TABLE IF NOT EXISTS crmpulse.segment_transitions_local ON CLUSTER '{cluster}' (
+    tenant      String,
+    segment_set String,
+    customer_id String,
+    key_id      String,
+    at          DateTime,
+    at_nsec     UInt32,
+    from_class  String,
+    to_class    String,
+    key_keys    Array(String),
+    key_values  Array(String),
+    emitted_at  DateTime,
+    version     UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crmpulse/segment_transitions', '{replica}', version)
+PARTITION BY toYYYYMM(at)
+ORDER BY (tenant, segment_set, customer_id, key_id, at, at_nsec);
+
+CREATE TABLE IF NOT EXISTS crmpulse.segment_transitions ON CLUSTER '{cluster}' AS crmpulse.segment_transitions_local
+ENGINE = Distributed('{cluster}', crmpulse, segment_transitions_local, cityHash64(tenant, customer_id));
+
+CREATE TABLE IF NOT EXISTS crmpulse.segment_current_local ON CLUSTER '{cluster}' (
+    tenant         String,
+    segment_set    String,
+    customer_id    String,
+    key_id         String,
+    class          String,
+    since          DateTime,
+    since_nsec     UInt32,
+    previous_class String,
+    key_keys       Array(String),
+    key_values     Array(String),
+    version        UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crmpulse/segment_current', '{replica}', version)
+ORDER BY (tenant, segment_set, customer_id, key_id);
+
+CREATE TABLE IF NOT EXISTS crmpulse.segment_current ON CLUSTER '{cluster}' AS crmpulse.segment_current_local
+ENGINE = Distributed('{cluster}', crmpulse, segment_current_local, cityHash64(tenant, customer_id));
+
 -- The versions above, recorded so that crmpulse (Migrate, SchemaVersion)
 -- sees the schema as current. A synchronous insert: the rows are on their
 -- shard when the script ends. Applying the file again adds nothing new:
 -- the same version lands on the same shard and collapses.
 SET insert_distributed_sync = 1;
-INSERT INTO crmpulse.schema_migrations (version, name, applied_at) VALUES (1, 'init', now()), (2, 'raw_events', now()), (3, 'customers', now());
+
+INSERT INTO crmpulse.schema_migrations (version, name, applied_at) VALUES (1, 'init', now()), (2, 'raw_events', now()), (3, 'customers', now()), (4, 'segments', now());

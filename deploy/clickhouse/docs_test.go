@@ -142,7 +142,29 @@ INSERT INTO interactions_raw (tenant, shard, customer_id, occurred_at, event_id,
   ('acme', 0, 'c1', '2026-11-30 09:00:00', 'e1', 0, 'purchase', 'smb', 'eu', 'web', 12.5, 'EUR', [], [], 1),
   ('acme', 0, 'c1', '2026-11-30 09:00:00', 'e1', 0, 'purchase', 'smb', 'eu', 'web', 12.5, 'EUR', [], [], 2),
   ('acme', 0, 'c1', '2026-11-30 10:00:00', 'e2', 0, 'login', 'smb', 'eu', 'app', 0, '', [], [], 1),
-  ('acme', 1, 'c2', '2026-11-30 11:00:00', 'e3', 0, 'login', 'smb', 'eu', 'app', 0, '', [], [], 1);
+  ('acme', 1, 'c2', '2026-11-30 11:00:00', 'e3', 0, 'login', 'smb', 'eu', 'app', 0, '', [], [], 1),
+  ('acme', 1, 'c2', '2026-11-30 12:00:00', 'e4', 0, 'purchase', 'smb', 'eu', 'web', 30, 'EUR', [], [], 1),
+  ('acme', 1, 'c2', '2026-11-30 13:00:00', 'e5', 0, 'refund', 'smb', 'eu', 'web', 5, 'EUR', [], [], 1),
+  ('acme', 1, 'c2', '2026-10-15 12:00:00', 'e6', 0, 'purchase', 'smb', 'eu', 'web', 50, 'EUR', [], [], 1),
+  ('other', 0, 'c9', '2026-11-30 12:00:00', 'e7', 0, 'purchase', 'smb', 'eu', 'web', 100, 'EUR', [], [], 1);
+INSERT INTO segment_transitions (tenant, segment_set, customer_id, key_id, at, at_nsec, from_class, to_class, key_keys, key_values, emitted_at, version) VALUES
+  ('acme', 'lifecycle', 'c1', 'k1', '2026-11-28 10:00:00', 0, '', 'new', ['customer_id', 'tenant'], ['c1', 'acme'], '2026-11-28 10:00:00', 1),
+  ('acme', 'lifecycle', 'c1', 'k1', '2026-11-29 12:00:00', 0, 'new', 'loyal', ['customer_id', 'tenant'], ['c1', 'acme'], '2026-11-29 12:00:00', 1),
+  ('acme', 'lifecycle', 'c1', 'k1', '2026-11-30 08:00:00', 0, 'loyal', 'at_risk', ['customer_id', 'tenant'], ['c1', 'acme'], '2026-11-30 08:00:00', 1),
+  ('acme', 'lifecycle', 'c1', 'k1', '2026-11-30 08:00:00', 0, 'loyal', 'at_risk', ['customer_id', 'tenant'], ['c1', 'acme'], '2026-11-30 08:00:00', 2),
+  ('acme', 'lifecycle', 'c2', 'k2', '2026-11-29 09:00:00', 0, '', 'new', ['customer_id', 'tenant'], ['c2', 'acme'], '2026-11-29 09:00:00', 1),
+  ('acme', 'lifecycle', 'c2', 'k2', '2026-11-30 20:00:00', 0, 'new', 'active', ['customer_id', 'tenant'], ['c2', 'acme'], '2026-11-30 20:00:00', 1),
+  ('acme', 'lifecycle', 'c3', 'k3', '2026-11-27 23:00:00', 0, '', 'potential', ['customer_id', 'tenant'], ['c3', 'acme'], '2026-11-27 23:00:00', 1),
+  ('other', 'lifecycle', 'c9', 'k9', '2026-11-29 10:00:00', 0, '', 'new', ['customer_id', 'tenant'], ['c9', 'other'], '2026-11-29 10:00:00', 1);
+INSERT INTO segment_current (tenant, segment_set, customer_id, key_id, class, since, since_nsec, previous_class, key_keys, key_values, version) VALUES
+  ('acme', 'lifecycle', 'c1', 'k1', 'new', '2026-11-28 10:00:00', 0, '', ['customer_id', 'tenant'], ['c1', 'acme'], 100),
+  ('acme', 'lifecycle', 'c1', 'k1', 'at_risk', '2026-11-30 08:00:00', 0, 'loyal', ['customer_id', 'tenant'], ['c1', 'acme'], 300),
+  ('acme', 'lifecycle', 'c1', 'k1', 'loyal', '2026-11-29 12:00:00', 0, 'new', ['customer_id', 'tenant'], ['c1', 'acme'], 200),
+  ('acme', 'lifecycle', 'c1', 'k1', 'at_risk', '2026-11-30 08:00:00', 0, 'loyal', ['customer_id', 'tenant'], ['c1', 'acme'], 300),
+  ('acme', 'lifecycle', 'c2', 'k2', 'active', '2026-11-30 20:00:00', 0, 'new', ['customer_id', 'tenant'], ['c2', 'acme'], 250),
+  ('acme', 'lifecycle', 'c2', 'k2', 'new', '2026-11-29 09:00:00', 0, '', ['customer_id', 'tenant'], ['c2', 'acme'], 150),
+  ('acme', 'lifecycle', 'c3', 'k3', 'potential', '2026-11-27 23:00:00', 0, '', ['customer_id', 'tenant'], ['c3', 'acme'], 50),
+  ('other', 'lifecycle', 'c9', 'k9', 'new', '2026-11-29 10:00:00', 0, '', ['customer_id', 'tenant'], ['c9', 'other'], 120);
 `
 
 // docWant is what each query of the page returns on docSeed
@@ -188,6 +210,30 @@ var docWant = map[string]string{
 		"2026-11-10 08:00:00\tbirthday\tcalendar\tc4\t1\n" +
 		"2026-11-25 08:00:00\tbirthday\tcalendar\tc1\t1\n" +
 		"2026-11-28 09:00:00\tinvoice_overdue\tdeadline\tc2\t1\n",
+	// Segments: c1's at_risk row is there twice (a replay), its older
+	// classes have lower versions; c3 has no revenue, c2's October
+	// purchase is before the range and its refund subtracts.
+	"customers per class now": "active\t1\t2026-11-30 20:00:00\n" +
+		"at_risk\t1\t2026-11-30 08:00:00\n" +
+		"potential\t1\t2026-11-27 23:00:00\n",
+	"customers per class at the end of each day": "2026-11-28\tnew\t1\n" +
+		"2026-11-28\tpotential\t1\n" +
+		"2026-11-29\tloyal\t1\n" +
+		"2026-11-29\tnew\t1\n" +
+		"2026-11-29\tpotential\t1\n" +
+		"2026-11-30\tactive\t1\n" +
+		"2026-11-30\tat_risk\t1\n" +
+		"2026-11-30\tpotential\t1\n" +
+		"2026-12-01\tactive\t1\n" +
+		"2026-12-01\tat_risk\t1\n" +
+		"2026-12-01\tpotential\t1\n",
+	"flows between classes per week": "2026-11-23\t\tnew\t2\n" +
+		"2026-11-23\t\tpotential\t1\n" +
+		"2026-11-23\tnew\tloyal\t1\n" +
+		"2026-11-30\tloyal\tat_risk\t1\n" +
+		"2026-11-30\tnew\tactive\t1\n",
+	"revenue of each class": "active\t1\t25\n" +
+		"at_risk\t1\t12.5\n",
 	"the months a table holds": "202611\n",
 	"schema version":           fmt.Sprintf("%d\n", sink.LatestVersion()),
 	// Grafana's $__timeFilter over 2026-11-29 00:00 .. 2026-12-01 00:00.

@@ -30,11 +30,13 @@ type records struct {
 	complaints []aggregate.Complaints
 	delivery   []aggregate.Delivery
 	outcomes   []followup.Event
+	trans      []processor.Transition
 }
 
 func (r *records) add(out *processor.Output) {
 	r.alerts = append(r.alerts, out.Alerts...)
 	r.resends = append(r.resends, out.Resends...)
+	r.trans = append(r.trans, out.Transitions...)
 	for _, a := range out.Aggregates {
 		switch a := a.(type) {
 		case aggregate.Revenue:

@@ -2,8 +2,9 @@
 // analysts and dashboards: the per-window aggregates (processor/aggregate),
 // resend outcomes (alerting/followup), the alert history, resend triggers
 // and cancels, per-customer churn state, the current customer profiles
-// (processor/profilerows) and the alerts of each account manager, and, when
-// the rawevents component runs, every accepted record for drill-down
+// (processor/profilerows), the alerts of each account manager, segment
+// transitions and each key's current class, and, when the rawevents
+// component runs, every accepted record for drill-down
 // (processor/rawevents). It owns
 // the schema (versioned migrations, Migrate), the batched sink (Sink) and
 // retention (DropPartitionsOlderThan).
@@ -248,7 +249,7 @@ func (s *Sink) DropPartitionsOlderThan(ctx context.Context, table string, before
 
 // rowCount is how many rows out adds to the queues.
 func (s *Sink) rowCount(out *processor.Output) int {
-	n := len(out.Alerts) + len(out.Resends)
+	n := len(out.Alerts) + len(out.Resends) + 2*len(out.Transitions) // segment_transitions and segment_current
 	for i := range out.Alerts {
 		if _, ok := customerStateOf(&out.Alerts[i]); ok {
 			n++
@@ -317,6 +318,11 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 			r.createdAt = now
 		}
 		b.resends.next(ver).add(&r)
+	}
+	for i := range out.Transitions {
+		r := newTransitionRow(&out.Transitions[i], now)
+		b.transitions.next(ver).add(&r)
+		b.segments.next(r.currentVersion()).add(&r)
 	}
 	for _, a := range out.Aggregates {
 		switch a := a.(type) {

@@ -91,6 +91,12 @@ func fixture() *processor.Output {
 				Tenant: "acme", Channel: "sms", Attempt: 2, Reason: "soft_bounce", NotBefore: hour(1),
 				CreatedAt: time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)},
 		},
+		Transitions: []processor.Transition{
+			{SegmentSet: "lifecycle", Key: map[string]string{"tenant": "acme", "customer_id": "c1"}, Tenant: "acme",
+				CustomerID: "c1", To: "new", At: hour(1).Add(5 * time.Nanosecond)},
+			{SegmentSet: "lifecycle", Key: map[string]string{"tenant": "acme", "customer_id": "c1"}, Tenant: "acme",
+				CustomerID: "c1", From: ptr("new"), To: "loyal", At: hour(3), EmittedAt: hour(4)},
+		},
 		Aggregates: []processor.Aggregate{
 			aggregate.Revenue{Tenant: "acme", Segment: "smb", Region: "apac", Channel: "web", WindowStart: hour(0), WindowEnd: hour(1),
 				Amount: aggregate.MoneyFromFloat(-12.3456), Purchases: 3, Refunds: 4},
@@ -200,6 +206,13 @@ func TestSinkWritingTwiceChangesNothing(t *testing.T) {
 		// Only the alert with an account_manager label.
 		TableAccountManagerAlerts: {"acme | am1@example.com | 2026-11-02 13:00:00 | invoice_due | f-due-c1 | 0 | firing | " +
 			"deadline | warning | c1 | NULL"},
+		// A first class has from_class ''; the current class is the
+		// latest transition's, since its at.
+		TableTransitions: {
+			"acme | lifecycle | c1 | " + c1Key + " | 2026-11-02 10:00:00 | 5 |  | new | ['customer_id','tenant'] | ['c1','acme']",
+			"acme | lifecycle | c1 | " + c1Key + " | 2026-11-02 12:00:00 | 0 | new | loyal | ['customer_id','tenant'] | ['c1','acme']",
+		},
+		TableSegmentCurrent: {"acme | lifecycle | c1 | " + c1Key + " | loyal | 2026-11-02 12:00:00 | 0 | new | ['customer_id','tenant'] | ['c1','acme']"},
 	}
 	for table, rows := range want {
 		require.Equal(t, rows, first[table], table)
@@ -218,7 +231,7 @@ func TestSinkWritingTwiceChangesNothing(t *testing.T) {
 	writeAndFlush(t, s, fixture())
 	again := fixture()
 	writeAndFlush(t, s, &processor.Output{Alerts: again.Alerts, Aggregates: again.Aggregates[:3]})
-	writeAndFlush(t, s, &processor.Output{Resends: again.Resends, Aggregates: again.Aggregates[3:]})
+	writeAndFlush(t, s, &processor.Output{Resends: again.Resends, Aggregates: again.Aggregates[3:], Transitions: again.Transitions})
 	require.Equal(t, first, dumpAll(t, conn))
 
 	var raw uint64
@@ -232,7 +245,7 @@ func TestSinkWritingTwiceChangesNothing(t *testing.T) {
 	for _, table := range Tables {
 		stored += int(testutil.ToFloat64(s.m.rowsWritten.WithLabelValues(table)))
 	}
-	require.Equal(t, 3*19, stored, "rows stored: three times 19")
+	require.Equal(t, 3*23, stored, "rows stored: three times 23")
 	require.Zero(t, testutil.ToFloat64(s.m.buffered))
 	require.Zero(t, s.Buffered())
 	n, err := testutil.GatherAndCount(reg, "crmpulse_clickhouse_inserts_total")
@@ -301,6 +314,36 @@ func TestSinkProfilesLatestWins(t *testing.T) {
 	// ... until a newer version comes back, in the same write as an old one.
 	write(version(t0.Add(3*time.Hour), "silver", false), version(t0.Add(time.Hour), "platinum", false))
 	require.Equal(t, row("2026-11-02 12:00:00", "silver", 0), dump(t, conn, TableProfiles))
+}
+
+// c1Key is segment_transitions.key_id of the fixture's key.
+var c1Key = processor.Fingerprint(map[string]string{"tenant": "acme", "customer_id": "c1"})
+
+// TestSinkSegmentCurrentLatestWins: segment_current keeps one row per key,
+// the class of its latest transition by event time, whatever order the
+// transitions are written in; segment_transitions keeps each once.
+func TestSinkSegmentCurrentLatestWins(t *testing.T) {
+	dsn, conn := migrated(t)
+	s, _ := startSink(t, Config{DSN: dsn, FlushInterval: 10 * time.Millisecond})
+	tr := func(customer string, from *string, to string, at time.Time) processor.Transition {
+		return processor.Transition{SegmentSet: "lifecycle", Key: map[string]string{"tenant": "acme", "customer_id": customer},
+			Tenant: "acme", CustomerID: customer, From: from, To: to, At: at}
+	}
+	late := tr("c1", ptr("loyal"), "at_risk", t0.Add(48*time.Hour))
+	early := tr("c1", nil, "loyal", t0)
+	other := tr("c2", nil, "new", t0.Add(time.Hour))
+	// The later transition is written first, then the earlier one twice.
+	writeAndFlush(t, s, &processor.Output{Transitions: []processor.Transition{late}})
+	writeAndFlush(t, s, &processor.Output{Transitions: []processor.Transition{early, other}})
+	writeAndFlush(t, s, &processor.Output{Transitions: []processor.Transition{early}})
+	c2Key := processor.Fingerprint(other.Key)
+	require.Equal(t, []string{
+		"acme | lifecycle | c1 | " + c1Key + " | at_risk | 2026-11-04 09:00:00 | 0 | loyal | ['customer_id','tenant'] | ['c1','acme']",
+		"acme | lifecycle | c2 | " + c2Key + " | new | 2026-11-02 10:00:00 | 0 |  | ['customer_id','tenant'] | ['c2','acme']",
+	}, dump(t, conn, TableSegmentCurrent))
+	var n uint64
+	require.NoError(t, conn.QueryRow(context.Background(), "SELECT count() FROM segment_transitions FINAL").Scan(&n))
+	require.Equal(t, uint64(3), n, "each transition once")
 }
 
 // TestSinkPace: many small writes become about one insert per table per

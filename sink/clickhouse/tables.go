@@ -16,8 +16,8 @@ import (
 )
 
 // Table names (migrations/0001_init.sql creates them, but the raw-event
-// tables of 0002_raw_events.sql and the customers and account-manager
-// tables of 0003_customers.sql).
+// tables of 0002_raw_events.sql, the customers and account-manager
+// tables of 0003_customers.sql and the segment tables of 0004_segments.sql).
 const (
 	TableRevenue        = aggregate.TableRevenue
 	TableActivity       = aggregate.TableActivity
@@ -33,6 +33,8 @@ const (
 	// confused with TableCustomers, their churn state.
 	TableProfiles             = profilerows.Table
 	TableAccountManagerAlerts = "account_manager_alerts"
+	TableTransitions          = "segment_transitions"
+	TableSegmentCurrent       = "segment_current"
 )
 
 // AccountManagerLabel is the alert label that puts an alert in
@@ -48,16 +50,18 @@ const (
 
 // Tables lists every table the sink writes, in the order it keeps them.
 var Tables = []string{TableRevenue, TableActivity, TableComplaints, TableDelivery, TableResendOutcomes,
-	TableAlerts, TableResends, TableCustomers, TableInteractions, TableReceipts, TableProfiles, TableAccountManagerAlerts}
+	TableAlerts, TableResends, TableCustomers, TableInteractions, TableReceipts, TableProfiles, TableAccountManagerAlerts,
+	TableTransitions, TableSegmentCurrent}
 
 // monthlyTables are partitioned by toYYYYMM of a time column, so their old
-// months can be dropped (DropPartitionsOlderThan); customer_state and
-// customers are not.
+// months can be dropped (DropPartitionsOlderThan); customer_state,
+// customers and segment_current are not.
 var monthlyTables = map[string]string{
 	TableRevenue: "window_start", TableActivity: "window_start", TableComplaints: "window_start",
 	TableDelivery: "window_start", TableResendOutcomes: "not_before", TableAlerts: "starts_at",
 	TableResends: "not_before", TableInteractions: "occurred_at", TableReceipts: "occurred_at",
 	TableAccountManagerAlerts: "starts_at",
+	TableTransitions:          "at",
 }
 
 // alertRow is an Alert flattened for alert_history.
@@ -488,6 +492,88 @@ func (c *amAlertsCols) add(r *alertRow) {
 	c.endsAt.add(nullSecs(a.EndsAt))
 }
 
+// transitionRow is a segment Transition flattened for segment_transitions
+// and segment_current.
+type transitionRow struct {
+	t                  *processor.Transition
+	keyID, from        string
+	keyKeys, keyValues []string
+	emittedAt          time.Time
+}
+
+func newTransitionRow(t *processor.Transition, now time.Time) transitionRow {
+	r := transitionRow{t: t, keyID: processor.Fingerprint(t.Key), emittedAt: t.EmittedAt}
+	if t.From != nil {
+		r.from = *t.From
+	}
+	r.keyKeys, r.keyValues = sortedPairs(t.Key)
+	if r.emittedAt.IsZero() {
+		r.emittedAt = now
+	}
+	return r
+}
+
+// currentVersion is segment_current's version of a transition: its event
+// time, so the latest transition of a key wins whatever the write order.
+// A key changes class at most once per instant, so versions of one key
+// never tie but for the same transition written again.
+func (r *transitionRow) currentVersion() uint64 { return uint64(max(r.t.At.UnixNano(), 0)) }
+
+type transitionsCols struct {
+	tenant, segmentSet, customerID, keyID, from, to vec[string]
+	at, emittedAt                                   vec[int64]
+	atNsec                                          vec[uint32]
+	keyKeys, keyValues                              vec[[]string]
+}
+
+func (c *transitionsCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"segment_set", &c.segmentSet}, {"customer_id", &c.customerID},
+		{"key_id", &c.keyID}, {"at", &c.at}, {"at_nsec", &c.atNsec}, {"from_class", &c.from}, {"to_class", &c.to},
+		{"key_keys", &c.keyKeys}, {"key_values", &c.keyValues}, {"emitted_at", &c.emittedAt}}
+}
+
+func (c *transitionsCols) add(r *transitionRow) {
+	t := r.t
+	c.tenant.add(t.Tenant)
+	c.segmentSet.add(t.SegmentSet)
+	c.customerID.add(t.CustomerID)
+	c.keyID.add(r.keyID)
+	c.at.add(secs(t.At))
+	c.atNsec.add(uint32(t.At.Nanosecond()))
+	c.from.add(r.from)
+	c.to.add(t.To)
+	c.keyKeys.add(r.keyKeys)
+	c.keyValues.add(r.keyValues)
+	c.emittedAt.add(secs(r.emittedAt))
+}
+
+type segmentCurrentCols struct {
+	tenant, segmentSet, customerID, keyID, class, previous vec[string]
+	since                                                  vec[int64]
+	sinceNsec                                              vec[uint32]
+	keyKeys, keyValues                                     vec[[]string]
+}
+
+func (c *segmentCurrentCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"segment_set", &c.segmentSet}, {"customer_id", &c.customerID},
+		{"key_id", &c.keyID}, {"class", &c.class}, {"since", &c.since}, {"since_nsec", &c.sinceNsec},
+		{"previous_class", &c.previous}, {"key_keys", &c.keyKeys}, {"key_values", &c.keyValues}}
+}
+
+func (c *segmentCurrentCols) add(r *transitionRow) {
+	t := r.t
+	c.tenant.add(t.Tenant)
+	c.segmentSet.add(t.SegmentSet)
+	c.customerID.add(t.CustomerID)
+	c.keyID.add(r.keyID)
+	c.class.add(t.To)
+	c.since.add(secs(t.At))
+	c.sinceNsec.add(uint32(t.At.Nanosecond()))
+	c.previous.add(r.from)
+	c.keyKeys.add(r.keyKeys)
+	c.keyValues.add(r.keyValues)
+}
+
 // buffers holds one queue per table.
 type buffers struct {
 	revenue      *queue[revenueCols, *revenueCols]
@@ -502,6 +588,8 @@ type buffers struct {
 	receipts     *queue[receiptsCols, *receiptsCols]
 	profiles     *queue[profilesCols, *profilesCols]
 	amAlerts     *queue[amAlertsCols, *amAlertsCols]
+	transitions  *queue[transitionsCols, *transitionsCols]
+	segments     *queue[segmentCurrentCols, *segmentCurrentCols]
 }
 
 // newBuffers returns empty queues cut in blocks of blockRows rows.
@@ -519,6 +607,8 @@ func newBuffers(blockRows int) *buffers {
 		receipts:     newQueue[receiptsCols](blockRows),
 		profiles:     newQueue[profilesCols](blockRows),
 		amAlerts:     newQueue[amAlertsCols](blockRows),
+		transitions:  newQueue[transitionsCols](blockRows),
+		segments:     newQueue[segmentCurrentCols](blockRows),
 	}
 }
 
@@ -530,6 +620,7 @@ func (b *buffers) byTable() map[string]rowBuffer {
 		TableResends: b.resends, TableCustomers: b.customers,
 		TableInteractions: b.interactions, TableReceipts: b.receipts,
 		TableProfiles: b.profiles, TableAccountManagerAlerts: b.amAlerts,
+		TableTransitions: b.transitions, TableSegmentCurrent: b.segments,
 	}
 }
 
