@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/record"
 )
 
 // Defaults of Config, in one place.
@@ -48,7 +48,7 @@ type Config struct {
 	MaxBatchSize int
 	// GeneratorURL, if set, gives the generatorURL of an alert (a link
 	// back to the pipeline's view of the rule).
-	GeneratorURL func(a *processor.Alert) string
+	GeneratorURL func(a *record.Alert) string
 	// Client is the HTTP client to use (TLS, proxies). Default: a client
 	// of its own; Timeout applies either way.
 	Client *http.Client

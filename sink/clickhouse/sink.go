@@ -1,6 +1,6 @@
 // Package clickhouse stores what the engine computes in ClickHouse for
 // analysts and dashboards: the per-window aggregates (processor/aggregate),
-// resend outcomes (alerting/followup), the alert history, resend triggers
+// resend outcomes (processor/followup), the alert history, resend triggers
 // and cancels, per-customer churn state, and, when the rawevents component
 // runs, every accepted record for drill-down (processor/rawevents). It owns
 // the schema (versioned migrations, Migrate), the batched sink (Sink) and
@@ -30,7 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/crmpulse/crmpulse/alerting/followup"
+	"github.com/crmpulse/crmpulse/processor/followup"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
