@@ -12,6 +12,7 @@ import (
 
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/record"
 )
 
 // benchRows is the size of one measured load: four full batches of the
@@ -106,9 +107,9 @@ func BenchmarkSinkVsRaw(b *testing.B) {
 	for i, r := range rev {
 		revAgg[i] = r
 	}
-	bufs := newBuffers(DefaultBatchRows)
-	actSQL := insertSQL(TableActivity, bufs.activity.columns())
-	revSQL := insertSQL(TableRevenue, bufs.revenue.columns())
+	bufs := newBuffers(DefaultBatchRows, record.Tables())
+	actSQL := insertSQL(TableActivity, bufs.aggs[TableActivity].columns())
+	revSQL := insertSQL(TableRevenue, bufs.aggs[TableRevenue].columns())
 	loads := []load{
 		{
 			name: "activity", table: TableActivity, outputs: chunk(actAgg),

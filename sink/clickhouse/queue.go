@@ -1,6 +1,10 @@
 package clickhouse
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/crmpulse/crmpulse/record"
+)
 
 // Row storage. A table's queue is kept column by column, in the Go types
 // clickhouse-go appends without conversion ([]string, []uint64, Unix
@@ -16,27 +20,18 @@ import "slices"
 // per block instead of append's repeated grow-and-copy of ever larger
 // arrays (five times the data, for a 200 000-row burst).
 
-// colVec is one column of a block, whatever its value type.
-type colVec interface {
-	// part returns the values [from:to] as the slice to append. It runs
-	// with s.mu held and must be cheap; a column whose driver form needs
-	// work returns a lazyPart, converted later without the mutex.
-	part(from, to int) any
-	grow(rows int)
-	reset()
-}
+// colVec is one column of a block, whatever its value type
+// (record.Vector: Part runs with s.mu held and must be cheap; a column
+// whose driver form needs work returns a lazyPart, converted later without
+// the mutex).
+type colVec = record.Vector
 
 // lazyPart is a captured slice of a column whose driver form is computed
 // when the insert appends it, outside the mutex.
-type lazyPart interface{ driverValue() any }
+type lazyPart = record.Lazy
 
 // vec is a column of values of type V.
-type vec[V any] struct{ vals []V }
-
-func (v *vec[V]) add(x V)               { v.vals = append(v.vals, x) }
-func (v *vec[V]) part(from, to int) any { return v.vals[from:to:to] }
-func (v *vec[V]) grow(rows int)         { v.vals = slices.Grow(v.vals, rows-len(v.vals)) }
-func (v *vec[V]) reset()                { clear(v.vals); v.vals = v.vals[:0] }
+type vec[V any] = record.Vec[V]
 
 // namedCol is a column of a block with its name in the INSERT.
 type namedCol struct {
@@ -47,6 +42,28 @@ type namedCol struct {
 // colSet is a table's columns, but version, which every table has: a
 // struct of vec fields whose pointer lists them in INSERT order.
 type colSet interface{ columns() []namedCol }
+
+// aggCols is a block of a registered aggregate table (record.Columns) as
+// a colSet: its rows are added with its own Add, one interface call per
+// row and plain appends inside.
+type aggCols struct{ record.Columns }
+
+func (c *aggCols) columns() []namedCol {
+	list := c.List()
+	cols := make([]namedCol, len(list))
+	for i, l := range list {
+		cols[i] = namedCol{l.Name, l.Vec}
+	}
+	return cols
+}
+
+// aggQueue is the queue of a registered aggregate table.
+type aggQueue = queue[aggCols, *aggCols]
+
+// newAggQueue returns the empty queue of t.
+func newAggQueue(t record.Table, size int) *aggQueue {
+	return &aggQueue{size: size, fresh: func(c *aggCols) { c.Columns = t.NewColumns() }}
+}
 
 // block is up to size rows of a table.
 type block[C any] struct {
@@ -59,7 +76,7 @@ type block[C any] struct {
 
 func (b *block[C]) reset() {
 	for _, c := range b.list {
-		c.col.reset()
+		c.col.Reset()
 	}
 	b.n = 0
 }
@@ -76,7 +93,8 @@ type queue[C any, P interface {
 	*C
 	colSet
 }] struct {
-	size   int // rows per block: Config.BatchRows
+	size   int      // rows per block: Config.BatchRows
+	fresh  func(*C) // sets up a new block's columns; nil for a struct of vecs
 	blocks []*block[C]
 	off    int // rows at the start of blocks[0] that were stored
 	n      int // rows queued
@@ -106,7 +124,7 @@ func (q *queue[C, P]) next(ver uint64) *C {
 	}
 	b.n++
 	q.n++
-	b.version.add(ver)
+	b.version.Add(ver)
 	return &b.cols
 }
 
@@ -116,7 +134,7 @@ func (q *queue[C, P]) makeRoom(b *block[C]) *block[C] {
 	if b != nil && b.room < q.size {
 		b.room = min(2*b.room, q.size)
 		for _, c := range b.list {
-			c.col.grow(b.room)
+			c.col.Grow(b.room)
 		}
 		return b
 	}
@@ -130,12 +148,15 @@ func (q *queue[C, P]) makeRoom(b *block[C]) *block[C] {
 		q.spare = q.spare[:k-1]
 	} else {
 		nb = &block[C]{}
+		if q.fresh != nil {
+			q.fresh(&nb.cols)
+		}
 		nb.list = append(P(&nb.cols).columns(), namedCol{"version", &nb.version})
 	}
 	if nb.room < rows {
 		nb.room = rows
 		for _, c := range nb.list {
-			c.col.grow(rows)
+			c.col.Grow(rows)
 		}
 	}
 	q.blocks = append(q.blocks, nb)
@@ -146,6 +167,9 @@ func (q *queue[C, P]) len() int { return q.n }
 
 func (q *queue[C, P]) columns() []string {
 	var b block[C]
+	if q.fresh != nil {
+		q.fresh(&b.cols)
+	}
 	cols := P(&b.cols).columns()
 	names := make([]string, 0, len(cols)+1)
 	for _, c := range cols {
@@ -173,7 +197,7 @@ func (q *queue[C, P]) part(from int) (vals []any, rows int, last bool) {
 		start += from
 		vals = make([]any, len(b.list))
 		for j, c := range b.list {
-			vals[j] = c.col.part(start, b.n)
+			vals[j] = c.col.Part(start, b.n)
 		}
 		return vals, b.n - start, i == len(q.blocks)-1
 	}

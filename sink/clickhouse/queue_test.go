@@ -13,6 +13,7 @@ import (
 
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/record"
 )
 
 // values turns a part's column values into their driver form.
@@ -20,7 +21,7 @@ func driverValues(vals []any) []any {
 	out := make([]any, len(vals))
 	for i, v := range vals {
 		if l, ok := v.(lazyPart); ok {
-			v = l.driverValue()
+			v = l.DriverValue()
 		}
 		out[i] = v
 	}
@@ -59,8 +60,21 @@ func activityRow(i int) aggregate.Activity {
 	return aggregate.Activity{Tenant: "acme", CustomerID: strconv.Itoa(i), WindowStart: t0, WindowEnd: t0.Add(time.Hour)}
 }
 
+// newActivityQueue is a queue of the activity table that processor/aggregate
+// registered.
+func newActivityQueue(t *testing.T, size int) *aggQueue {
+	t.Helper()
+	for _, tb := range record.Tables() {
+		if tb.Name == TableActivity {
+			return newAggQueue(tb, size)
+		}
+	}
+	t.Fatalf("no table %s is registered", TableActivity)
+	return nil
+}
+
 // customers returns the customer_id values of a part, in order.
-func customers(t *testing.T, q *queue[activityCols, *activityCols], from int) ([]string, bool) {
+func customers(t *testing.T, q *aggQueue, from int) ([]string, bool) {
 	t.Helper()
 	vals, rows, last := q.part(from)
 	if rows == 0 {
@@ -83,11 +97,11 @@ func ids(from, to int) []string {
 // forgets exactly the rows stored, whether it ends inside a block or on a
 // block boundary.
 func TestQueueBlocks(t *testing.T) {
-	q := newQueue[activityCols](4)
+	q := newActivityQueue(t, 4)
 	add := func(from, to int) {
 		for i := from; i < to; i++ {
 			r := activityRow(i)
-			q.next(uint64(i)).add(&r)
+			q.next(uint64(i)).Add(r)
 		}
 	}
 	add(0, 10)
@@ -144,20 +158,20 @@ func TestQueueBlocks(t *testing.T) {
 // TestQueueGrowth: a table's first block starts small and doubles up to
 // BatchRows; a part taken before the block grew still reads its rows.
 func TestQueueGrowth(t *testing.T) {
-	q := newQueue[activityCols](3000)
+	q := newActivityQueue(t, 3000)
 	r := activityRow(0)
-	q.next(1).add(&r)
+	q.next(1).Add(r)
 	require.Equal(t, firstBlockRows, q.blocks[0].room)
 	held, _ := customers(t, q, 0)
 	for i := 1; i < 3000; i++ {
 		r := activityRow(i)
-		q.next(1).add(&r)
+		q.next(1).Add(r)
 	}
 	require.Len(t, q.blocks, 1)
 	require.Equal(t, 3000, q.blocks[0].room)
 	require.Equal(t, []string{"0"}, held)
 	r = activityRow(3000)
-	q.next(1).add(&r)
+	q.next(1).Add(r)
 	require.Len(t, q.blocks, 2)
 	require.Equal(t, 3000, q.blocks[1].room, "after a full block, the next is full-sized at once")
 }
@@ -218,7 +232,7 @@ type fakeColumn struct {
 
 func (c fakeColumn) Append(v any) error {
 	if l, ok := v.(lazyPart); ok {
-		v = l.driverValue()
+		v = l.DriverValue()
 	}
 	if c.first {
 		c.b.rows += reflect.ValueOf(v).Len()

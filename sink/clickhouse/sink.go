@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,10 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/crmpulse/crmpulse/processor/followup"
-	"github.com/crmpulse/crmpulse/processor"
-	"github.com/crmpulse/crmpulse/processor/aggregate"
-	"github.com/crmpulse/crmpulse/processor/rawevents"
+	"github.com/crmpulse/crmpulse/record"
 )
 
 // Defaults of Config.
@@ -159,13 +157,20 @@ type table struct {
 }
 
 var _ interface {
-	Write(context.Context, *processor.Output) error
+	Write(context.Context, *record.Output) error
 	Flush(context.Context) error
 } = (*Sink)(nil)
 
 // New returns a Sink for cfg. It does not connect yet: clickhouse-go dials
 // on first use, so a sink can be built while ClickHouse is down.
+// The aggregate tables are the ones registered in record when New runs
+// (the packages defining the rows register them when they are linked).
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, error) {
+	return newSink(cfg, logger, reg, record.Tables())
+}
+
+// newSink is New with the aggregate tables given.
+func newSink(cfg Config, logger *slog.Logger, reg prometheus.Registerer, aggs []record.Table) (*Sink, error) {
 	cfg = cfg.withDefaults()
 	if cfg.DSN == "" {
 		return nil, errors.New("clickhouse sink: dsn: required")
@@ -191,12 +196,24 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, err
 	}
 	s := &Sink{
 		cfg: cfg, log: logger.With("component", "clickhouse"), m: m, conn: conn, now: cfg.Now,
-		bufs: newBuffers(cfg.BatchRows), byName: map[string]*table{}, changed: make(chan struct{}),
+		bufs: newBuffers(cfg.BatchRows, aggs), byName: map[string]*table{}, changed: make(chan struct{}),
 		warned: map[string]bool{}, closed: make(chan struct{}),
 	}
 	byTable := s.bufs.byTable()
-	for _, name := range Tables {
+	// Tables first, in their order, then any aggregate table registered
+	// beyond them (its migration must create it). A table of Tables that
+	// no linked package registered gets no queue: no row can name it.
+	names := slices.Clone(Tables)
+	for _, t := range aggs {
+		if !slices.Contains(names, t.Name) {
+			names = append(names, t.Name)
+		}
+	}
+	for _, name := range names {
 		buf := byTable[name]
+		if buf == nil {
+			continue
+		}
 		cols := buf.columns()
 		t := &table{name: name, columns: cols, insertSQL: insertSQL(name, cols), buf: buf, wake: make(chan struct{}, 1)}
 		s.tables = append(s.tables, t)
@@ -218,17 +235,21 @@ func (s *Sink) DropPartitionsOlderThan(ctx context.Context, table string, before
 }
 
 // rowCount is how many rows out adds to the queues.
-func (s *Sink) rowCount(out *processor.Output) int {
+func (s *Sink) rowCount(out *record.Output) int {
 	n := len(out.Alerts) + len(out.Resends)
 	for i := range out.Alerts {
 		if _, ok := customerStateOf(&out.Alerts[i]); ok {
 			n++
 		}
 	}
+	var name string
+	var q *aggQueue
 	for _, a := range out.Aggregates {
-		switch a.(type) {
-		case aggregate.Revenue, aggregate.Activity, aggregate.Complaints, aggregate.Delivery, followup.Event,
-			rawevents.Interaction, rawevents.Receipt:
+		// Rows come in runs of one table: compare before looking up.
+		if t := a.Table(); t != name || q == nil {
+			name, q = t, s.bufs.aggs[t]
+		}
+		if q != nil {
 			n++
 		}
 	}
@@ -240,7 +261,7 @@ func (s *Sink) rowCount(out *processor.Output) int {
 // ctx ends (ctx.Err()) or the sink is closed (ErrClosed); then nothing of
 // out was queued. Aggregate rows of a type the sink has no table for are
 // counted in crmpulse_clickhouse_unsupported_rows_total and skipped.
-func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
+func (s *Sink) Write(ctx context.Context, out *record.Output) error {
 	n := s.rowCount(out)
 	s.mu.Lock()
 	for s.buffered > 0 && s.buffered+n > s.cfg.MaxBufferedRows {
@@ -283,25 +304,17 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 		}
 		b.resends.next(ver).add(&r)
 	}
+	var name string
+	var q *aggQueue
 	for _, a := range out.Aggregates {
-		switch a := a.(type) {
-		case aggregate.Revenue:
-			b.revenue.next(ver).add(&a)
-		case aggregate.Activity:
-			b.activity.next(ver).add(&a)
-		case aggregate.Complaints:
-			b.complaints.next(ver).add(&a)
-		case aggregate.Delivery:
-			b.delivery.next(ver).add(&a)
-		case followup.Event:
-			b.outcomes.next(ver).add(&a)
-		case rawevents.Interaction:
-			b.interactions.next(ver).add(&a)
-		case rawevents.Receipt:
-			b.receipts.next(ver).add(&a)
-		default:
-			s.unsupported(a)
+		if t := a.Table(); t != name || q == nil {
+			name, q = t, b.aggs[t]
 		}
+		if q == nil {
+			s.unsupported(a)
+			continue
+		}
+		q.next(ver).Add(a)
 	}
 	for i, t := range s.tables {
 		if k := t.buf.len() - before[i]; k > 0 {
@@ -329,7 +342,7 @@ func (s *Sink) queued(t *table, k int) {
 	}
 }
 
-func (s *Sink) unsupported(a processor.Aggregate) {
+func (s *Sink) unsupported(a record.Aggregate) {
 	s.m.unsupported.WithLabelValues(a.Table()).Inc()
 	if !s.warned[a.Table()] {
 		s.warned[a.Table()] = true
@@ -564,7 +577,7 @@ func (s *Sink) send(ctx context.Context, t *table) (int, error) {
 		}
 		for i, v := range vals {
 			if l, ok := v.(lazyPart); ok {
-				v = l.driverValue()
+				v = l.DriverValue()
 			}
 			if err := b.Column(i).Append(v); err != nil {
 				return n, fmt.Errorf("appending column %s: %w", t.columns[i], err)

@@ -22,10 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/crmpulse/crmpulse/processor/followup"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/followup"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
+	"github.com/crmpulse/crmpulse/record"
 )
 
 // startSink builds a sink on dsn and runs it until the test ends.
@@ -120,7 +121,7 @@ func dump(t testing.TB, conn driver.Conn, table string) []string {
 	t.Helper()
 	ctx := context.Background()
 	var exprs []string
-	for _, c := range newBuffers(DefaultBatchRows).byTable()[table].columns() {
+	for _, c := range newBuffers(DefaultBatchRows, record.Tables()).byTable()[table].columns() {
 		if !volatile[c] {
 			exprs = append(exprs, fmt.Sprintf("ifNull(toString(%s), 'NULL')", c))
 		}

@@ -2,31 +2,29 @@ package clickhouse
 
 import (
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/crmpulse/crmpulse/processor/followup"
-	"github.com/crmpulse/crmpulse/processor"
-	"github.com/crmpulse/crmpulse/processor/aggregate"
-	"github.com/crmpulse/crmpulse/processor/rawevents"
-	"github.com/crmpulse/crmpulse/processor/rules"
+	"github.com/crmpulse/crmpulse/record"
 )
 
 // Table names (migrations/0001_init.sql creates them, but the raw-event
-// tables of 0002_raw_events.sql).
+// tables of 0002_raw_events.sql). The sink encodes the alert, resend and
+// customer tables itself; the aggregate tables' rows are encoded by their
+// own packages (record.RegisterTable: processor/aggregate, processor/followup,
+// processor/rawevents), which name the same tables.
 const (
-	TableRevenue        = aggregate.TableRevenue
-	TableActivity       = aggregate.TableActivity
-	TableComplaints     = aggregate.TableComplaints
-	TableDelivery       = aggregate.TableDelivery
-	TableResendOutcomes = followup.Table
+	TableRevenue        = "revenue"
+	TableActivity       = "activity_daily"
+	TableComplaints     = "complaints"
+	TableDelivery       = "delivery_status"
+	TableResendOutcomes = "resend_outcomes"
 	TableAlerts         = "alert_history"
 	TableResends        = "resend_triggers"
 	TableCustomers      = "customer_state"
-	TableInteractions   = rawevents.TableInteractions
-	TableReceipts       = rawevents.TableReceipts
+	TableInteractions   = "interactions_raw"
+	TableReceipts       = "receipts_raw"
 )
 
 // Churn states in customer_state.
@@ -49,7 +47,7 @@ var monthlyTables = map[string]string{
 
 // alertRow is an Alert flattened for alert_history.
 type alertRow struct {
-	a                           *processor.Alert
+	a                           *record.Alert
 	tenant, customerID          string
 	labelKeys, labelValues      []string
 	annotationKeys, annotValues []string
@@ -64,9 +62,8 @@ type customerRow struct {
 	ver                                          uint64
 }
 
-// DateTime holds seconds since 1970 in a UInt32, and clickhouse-go wraps
-// values outside that range silently: clamp instead.
-func secs(t time.Time) int64 { return min(max(t.Unix(), 0), math.MaxUint32) }
+// secs is record.Secs: DateTime seconds, clamped to its UInt32.
+func secs(t time.Time) int64 { return record.Secs(t) }
 
 func nullSecs(t *time.Time) *int64 {
 	if t == nil {
@@ -76,167 +73,15 @@ func nullSecs(t *time.Time) *int64 {
 	return &s
 }
 
-func clampUint16(n int) uint16 { return uint16(min(max(n, 0), math.MaxUint16)) }
+func clampUint16(n int) uint16 { return record.ClampUint16(n) }
 
-// finite keeps NaN and infinities (a ratio over nothing) out of Float64
-// columns, where they would break sums; the engine does not emit them, but
-// the table must not depend on it.
-func finite(f float64) float64 {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0
-	}
-	return f
-}
-
-// moneyVec is a Decimal(18, 4) column kept as aggregate.Money: Write
-// copies an int64, and the decimal strings clickhouse-go takes are made
-// by the insert, outside the mutex.
-type moneyVec struct{ vec[aggregate.Money] }
-
-func (v *moneyVec) part(from, to int) any { return moneyPart(v.vals[from:to:to]) }
-
-type moneyPart []aggregate.Money
-
-func (p moneyPart) driverValue() any {
-	s := make([]string, len(p))
-	for i, m := range p {
-		s[i] = m.String()
-	}
-	return s
-}
+// finite is record.Finite: NaN and infinities are stored as 0. The engine
+// does not emit them, but the table must not depend on it.
+func finite(f float64) float64 { return record.Finite(f) }
 
 // The column sets, one per table. columns lists a table's columns in
 // INSERT order (version, which every table has, comes last); add appends
 // one record to every column.
-
-type revenueCols struct {
-	tenant, segment, region, channel vec[string]
-	shard                            vec[uint16]
-	windowStart, windowEnd           vec[int64]
-	amount                           moneyVec
-	purchases, refunds               vec[uint64]
-}
-
-func (c *revenueCols) columns() []namedCol {
-	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"segment", &c.segment}, {"region", &c.region},
-		{"channel", &c.channel}, {"window_start", &c.windowStart}, {"window_end", &c.windowEnd},
-		{"amount", &c.amount}, {"purchases", &c.purchases}, {"refunds", &c.refunds}}
-}
-
-func (c *revenueCols) add(r *aggregate.Revenue) {
-	c.tenant.add(r.Tenant)
-	c.shard.add(r.Shard)
-	c.segment.add(r.Segment)
-	c.region.add(r.Region)
-	c.channel.add(r.Channel)
-	c.windowStart.add(secs(r.WindowStart))
-	c.windowEnd.add(secs(r.WindowEnd))
-	c.amount.add(r.Amount)
-	c.purchases.add(r.Purchases)
-	c.refunds.add(r.Refunds)
-}
-
-type activityCols struct {
-	tenant, customerID                   vec[string]
-	shard                                vec[uint16]
-	windowStart, windowEnd, lastActivity vec[int64]
-	events                               vec[uint64]
-}
-
-func (c *activityCols) columns() []namedCol {
-	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"customer_id", &c.customerID},
-		{"window_start", &c.windowStart}, {"window_end", &c.windowEnd}, {"events", &c.events},
-		{"last_activity", &c.lastActivity}}
-}
-
-func (c *activityCols) add(r *aggregate.Activity) {
-	c.tenant.add(r.Tenant)
-	c.shard.add(r.Shard)
-	c.customerID.add(r.CustomerID)
-	c.windowStart.add(secs(r.WindowStart))
-	c.windowEnd.add(secs(r.WindowEnd))
-	c.events.add(r.Events)
-	c.lastActivity.add(secs(r.LastActivity))
-}
-
-type complaintsCols struct {
-	tenant, region, segment             vec[string]
-	shard                               vec[uint16]
-	windowStart, windowEnd              vec[int64]
-	complaints, ticketsOpened, resolved vec[uint64]
-}
-
-func (c *complaintsCols) columns() []namedCol {
-	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"region", &c.region}, {"segment", &c.segment},
-		{"window_start", &c.windowStart}, {"window_end", &c.windowEnd}, {"complaints", &c.complaints},
-		{"tickets_opened", &c.ticketsOpened}, {"resolved", &c.resolved}}
-}
-
-func (c *complaintsCols) add(r *aggregate.Complaints) {
-	c.tenant.add(r.Tenant)
-	c.shard.add(r.Shard)
-	c.region.add(r.Region)
-	c.segment.add(r.Segment)
-	c.windowStart.add(secs(r.WindowStart))
-	c.windowEnd.add(secs(r.WindowEnd))
-	c.complaints.add(r.Complaints)
-	c.ticketsOpened.add(r.TicketsOpened)
-	c.resolved.add(r.Resolved)
-}
-
-type deliveryCols struct {
-	tenant, channel, provider, campaignID, status vec[string]
-	shard                                         vec[uint16]
-	windowStart, windowEnd                        vec[int64]
-	receipts                                      vec[uint64]
-}
-
-func (c *deliveryCols) columns() []namedCol {
-	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"channel", &c.channel}, {"provider", &c.provider},
-		{"campaign_id", &c.campaignID}, {"status", &c.status}, {"window_start", &c.windowStart},
-		{"window_end", &c.windowEnd}, {"receipts", &c.receipts}}
-}
-
-func (c *deliveryCols) add(r *aggregate.Delivery) {
-	c.tenant.add(r.Tenant)
-	c.shard.add(r.Shard)
-	c.channel.add(r.Channel)
-	c.provider.add(r.Provider)
-	c.campaignID.add(r.CampaignID)
-	c.status.add(r.Status)
-	c.windowStart.add(secs(r.WindowStart))
-	c.windowEnd.add(secs(r.WindowEnd))
-	c.receipts.add(r.Receipts)
-}
-
-type outcomesCols struct {
-	triggerID, outcome, policy, messageID, customerID, tenant, channel, reason vec[string]
-	attempt                                                                    vec[uint16]
-	notBefore, at                                                              vec[int64]
-	latencyMS                                                                  vec[uint64]
-}
-
-func (c *outcomesCols) columns() []namedCol {
-	return []namedCol{{"trigger_id", &c.triggerID}, {"outcome", &c.outcome}, {"policy", &c.policy},
-		{"message_id", &c.messageID}, {"customer_id", &c.customerID}, {"tenant", &c.tenant},
-		{"channel", &c.channel}, {"attempt", &c.attempt}, {"reason", &c.reason}, {"not_before", &c.notBefore},
-		{"at", &c.at}, {"latency_ms", &c.latencyMS}}
-}
-
-func (c *outcomesCols) add(r *followup.Event) {
-	c.triggerID.add(r.TriggerID)
-	c.outcome.add(string(r.Outcome))
-	c.policy.add(r.Policy)
-	c.messageID.add(r.MessageID)
-	c.customerID.add(r.CustomerID)
-	c.tenant.add(r.Tenant)
-	c.channel.add(r.Channel)
-	c.attempt.add(clampUint16(r.Attempt))
-	c.reason.add(r.Reason)
-	c.notBefore.add(secs(r.NotBefore))
-	c.at.add(secs(r.At))
-	c.latencyMS.add(uint64(max(r.Latency.Milliseconds(), 0)))
-}
 
 type alertsCols struct {
 	rule, fingerprint, state, kind, severity, tenant, customerID vec[string]
@@ -259,30 +104,30 @@ func (c *alertsCols) columns() []namedCol {
 
 func (c *alertsCols) add(r *alertRow) {
 	a := r.a
-	c.rule.add(a.Rule)
-	c.startsAt.add(secs(a.StartsAt))
-	c.fingerprint.add(a.Fingerprint)
-	c.startsAtNsec.add(uint32(a.StartsAt.Nanosecond()))
-	c.state.add(a.State)
-	c.kind.add(a.Kind)
-	c.severity.add(a.Severity)
-	c.tenant.add(r.tenant)
-	c.customerID.add(r.customerID)
-	c.labelKeys.add(r.labelKeys)
-	c.labelValues.add(r.labelValues)
-	c.annotationKeys.add(r.annotationKeys)
-	c.annotationValues.add(r.annotValues)
-	c.value.add(finite(a.Value))
-	c.threshold.add(finite(a.Threshold))
-	c.endsAt.add(nullSecs(a.EndsAt))
-	c.windowStart.add(nullSecs(a.WindowStart))
-	c.windowEnd.add(nullSecs(a.WindowEnd))
-	c.emittedAt.add(secs(r.emittedAt))
+	c.rule.Add(a.Rule)
+	c.startsAt.Add(secs(a.StartsAt))
+	c.fingerprint.Add(a.Fingerprint)
+	c.startsAtNsec.Add(uint32(a.StartsAt.Nanosecond()))
+	c.state.Add(a.State)
+	c.kind.Add(a.Kind)
+	c.severity.Add(a.Severity)
+	c.tenant.Add(r.tenant)
+	c.customerID.Add(r.customerID)
+	c.labelKeys.Add(r.labelKeys)
+	c.labelValues.Add(r.labelValues)
+	c.annotationKeys.Add(r.annotationKeys)
+	c.annotationValues.Add(r.annotValues)
+	c.value.Add(finite(a.Value))
+	c.threshold.Add(finite(a.Threshold))
+	c.endsAt.Add(nullSecs(a.EndsAt))
+	c.windowStart.Add(nullSecs(a.WindowStart))
+	c.windowEnd.Add(nullSecs(a.WindowEnd))
+	c.emittedAt.Add(secs(r.emittedAt))
 }
 
 // resendRow is a Resend with the created_at the sink stamps on it.
 type resendRow struct {
-	r         *processor.Resend
+	r         *record.Resend
 	createdAt time.Time
 }
 
@@ -301,17 +146,17 @@ func (c *resendsCols) columns() []namedCol {
 
 func (c *resendsCols) add(row *resendRow) {
 	r := row.r
-	c.tenant.add(r.Tenant)
-	c.triggerID.add(r.TriggerID)
-	c.action.add(r.Action)
-	c.policy.add(r.Policy)
-	c.messageID.add(r.MessageID)
-	c.customerID.add(r.CustomerID)
-	c.channel.add(r.Channel)
-	c.attempt.add(clampUint16(r.Attempt))
-	c.reason.add(r.Reason)
-	c.notBefore.add(secs(r.NotBefore))
-	c.createdAt.add(secs(row.createdAt))
+	c.tenant.Add(r.Tenant)
+	c.triggerID.Add(r.TriggerID)
+	c.action.Add(r.Action)
+	c.policy.Add(r.Policy)
+	c.messageID.Add(r.MessageID)
+	c.customerID.Add(r.CustomerID)
+	c.channel.Add(r.Channel)
+	c.attempt.Add(clampUint16(r.Attempt))
+	c.reason.Add(r.Reason)
+	c.notBefore.Add(secs(r.NotBefore))
+	c.createdAt.Add(secs(row.createdAt))
 }
 
 type customersCols struct {
@@ -327,130 +172,52 @@ func (c *customersCols) columns() []namedCol {
 }
 
 func (c *customersCols) add(r *customerRow) {
-	c.tenant.add(r.tenant)
-	c.customerID.add(r.customerID)
-	c.rule.add(r.rule)
-	c.churnState.add(r.state)
-	c.lastActivity.add(secs(r.lastActivity))
-	c.changedAt.add(secs(r.changedAt))
-	c.idleFor.add(finite(r.idleFor))
-	c.fingerprint.add(r.fingerprint)
+	c.tenant.Add(r.tenant)
+	c.customerID.Add(r.customerID)
+	c.rule.Add(r.rule)
+	c.churnState.Add(r.state)
+	c.lastActivity.Add(secs(r.lastActivity))
+	c.changedAt.Add(secs(r.changedAt))
+	c.idleFor.Add(finite(r.idleFor))
+	c.fingerprint.Add(r.fingerprint)
 }
 
-type interactionsCols struct {
-	tenant, customerID, eventID, typ, segment, region, channel, currency vec[string]
-	shard                                                                vec[uint16]
-	occurredAt                                                           vec[int64]
-	occurredAtNsec                                                       vec[uint32]
-	amount                                                               vec[float64]
-	attributeKeys, attributeValues                                       vec[[]string]
-}
-
-func (c *interactionsCols) columns() []namedCol {
-	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"customer_id", &c.customerID},
-		{"occurred_at", &c.occurredAt}, {"event_id", &c.eventID}, {"occurred_at_nsec", &c.occurredAtNsec},
-		{"type", &c.typ}, {"segment", &c.segment}, {"region", &c.region}, {"channel", &c.channel},
-		{"amount", &c.amount}, {"currency", &c.currency}, {"attribute_keys", &c.attributeKeys},
-		{"attribute_values", &c.attributeValues}}
-}
-
-func (c *interactionsCols) add(r *rawevents.Interaction) {
-	c.tenant.add(r.Tenant)
-	c.shard.add(r.Shard)
-	c.customerID.add(r.CustomerID)
-	c.occurredAt.add(secs(r.OccurredAt))
-	c.eventID.add(r.EventID)
-	c.occurredAtNsec.add(uint32(r.OccurredAt.Nanosecond()))
-	c.typ.add(r.Type)
-	c.segment.add(r.Segment)
-	c.region.add(r.Region)
-	c.channel.add(r.Channel)
-	c.amount.add(finite(r.Amount))
-	c.currency.add(r.Currency)
-	c.attributeKeys.add(orEmpty(r.AttributeKeys))
-	c.attributeValues.add(orEmpty(r.AttributeValues))
-}
-
-// orEmpty is s, or an empty slice for nil: Array columns want a slice.
-func orEmpty(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-type receiptsCols struct {
-	tenant, customerID, receiptID, messageID, channel, status vec[string]
-	campaignID, templateID, provider, errorCode, recipientTZ  vec[string]
-	shard, attempt                                            vec[uint16]
-	occurredAt                                                vec[int64]
-	occurredAtNsec                                            vec[uint32]
-}
-
-func (c *receiptsCols) columns() []namedCol {
-	return []namedCol{{"tenant", &c.tenant}, {"shard", &c.shard}, {"customer_id", &c.customerID},
-		{"occurred_at", &c.occurredAt}, {"receipt_id", &c.receiptID}, {"occurred_at_nsec", &c.occurredAtNsec},
-		{"message_id", &c.messageID}, {"channel", &c.channel}, {"status", &c.status}, {"attempt", &c.attempt},
-		{"campaign_id", &c.campaignID}, {"template_id", &c.templateID}, {"provider", &c.provider},
-		{"error_code", &c.errorCode}, {"recipient_tz", &c.recipientTZ}}
-}
-
-func (c *receiptsCols) add(r *rawevents.Receipt) {
-	c.tenant.add(r.Tenant)
-	c.shard.add(r.Shard)
-	c.customerID.add(r.CustomerID)
-	c.occurredAt.add(secs(r.OccurredAt))
-	c.receiptID.add(r.ReceiptID)
-	c.occurredAtNsec.add(uint32(r.OccurredAt.Nanosecond()))
-	c.messageID.add(r.MessageID)
-	c.channel.add(r.Channel)
-	c.status.add(r.Status)
-	c.attempt.add(clampUint16(r.Attempt))
-	c.campaignID.add(r.CampaignID)
-	c.templateID.add(r.TemplateID)
-	c.provider.add(r.Provider)
-	c.errorCode.add(r.ErrorCode)
-	c.recipientTZ.add(r.RecipientTZ)
-}
-
-// buffers holds one queue per table.
+// buffers holds one queue per table: the sink's own tables, and one for
+// every aggregate table registered in record (the aggregate's package
+// encodes its rows; the sink keeps them in blocks and inserts them).
 type buffers struct {
-	revenue      *queue[revenueCols, *revenueCols]
-	activity     *queue[activityCols, *activityCols]
-	complaints   *queue[complaintsCols, *complaintsCols]
-	delivery     *queue[deliveryCols, *deliveryCols]
-	outcomes     *queue[outcomesCols, *outcomesCols]
-	alerts       *queue[alertsCols, *alertsCols]
-	resends      *queue[resendsCols, *resendsCols]
-	customers    *queue[customersCols, *customersCols]
-	interactions *queue[interactionsCols, *interactionsCols]
-	receipts     *queue[receiptsCols, *receiptsCols]
+	alerts    *queue[alertsCols, *alertsCols]
+	resends   *queue[resendsCols, *resendsCols]
+	customers *queue[customersCols, *customersCols]
+	aggs      map[string]*aggQueue
 }
 
-// newBuffers returns empty queues cut in blocks of blockRows rows.
-func newBuffers(blockRows int) *buffers {
-	return &buffers{
-		revenue:      newQueue[revenueCols](blockRows),
-		activity:     newQueue[activityCols](blockRows),
-		complaints:   newQueue[complaintsCols](blockRows),
-		delivery:     newQueue[deliveryCols](blockRows),
-		outcomes:     newQueue[outcomesCols](blockRows),
-		alerts:       newQueue[alertsCols](blockRows),
-		resends:      newQueue[resendsCols](blockRows),
-		customers:    newQueue[customersCols](blockRows),
-		interactions: newQueue[interactionsCols](blockRows),
-		receipts:     newQueue[receiptsCols](blockRows),
+// newBuffers returns empty queues cut in blocks of blockRows rows, for the
+// sink's own tables and aggs.
+func newBuffers(blockRows int, aggs []record.Table) *buffers {
+	b := &buffers{
+		alerts:    newQueue[alertsCols](blockRows),
+		resends:   newQueue[resendsCols](blockRows),
+		customers: newQueue[customersCols](blockRows),
+		aggs:      map[string]*aggQueue{},
 	}
+	for _, t := range aggs {
+		switch t.Name {
+		case TableAlerts, TableResends, TableCustomers:
+			continue // the sink's own; an aggregate cannot claim them
+		}
+		b.aggs[t.Name] = newAggQueue(t, blockRows)
+	}
+	return b
 }
 
 // byTable returns the queues keyed by table name.
 func (b *buffers) byTable() map[string]rowBuffer {
-	return map[string]rowBuffer{
-		TableRevenue: b.revenue, TableActivity: b.activity, TableComplaints: b.complaints,
-		TableDelivery: b.delivery, TableResendOutcomes: b.outcomes, TableAlerts: b.alerts,
-		TableResends: b.resends, TableCustomers: b.customers,
-		TableInteractions: b.interactions, TableReceipts: b.receipts,
+	m := map[string]rowBuffer{TableAlerts: b.alerts, TableResends: b.resends, TableCustomers: b.customers}
+	for name, q := range b.aggs {
+		m[name] = q
 	}
+	return m
 }
 
 // insertSQL is the INSERT with its explicit column list (clickhouse-go
@@ -474,7 +241,7 @@ func sortedPairs(m map[string]string) (keys, values []string) {
 
 // newAlertRow flattens a for alert_history. The row points at a only
 // until the queue's add has copied its fields into the columns.
-func newAlertRow(a *processor.Alert, now time.Time) alertRow {
+func newAlertRow(a *record.Alert, now time.Time) alertRow {
 	r := alertRow{a: a, tenant: a.Labels["tenant"], customerID: a.Labels["customer_id"], emittedAt: a.EmittedAt}
 	r.labelKeys, r.labelValues = sortedPairs(a.Labels)
 	r.annotationKeys, r.annotValues = sortedPairs(a.Annotations)
@@ -486,19 +253,19 @@ func newAlertRow(a *processor.Alert, now time.Time) alertRow {
 
 // customerStateOf turns an inactivity alert about a customer into a
 // customer_state row; ok is false for other alerts.
-func customerStateOf(a *processor.Alert) (customerRow, bool) {
+func customerStateOf(a *record.Alert) (customerRow, bool) {
 	cust, has := a.Labels["customer_id"]
-	if a.Kind != rules.KindInactivity || !has {
+	if a.Kind != record.KindInactivity || !has {
 		return customerRow{}, false
 	}
 	r := customerRow{tenant: a.Labels["tenant"], customerID: cust, rule: a.Rule, fingerprint: a.Fingerprint,
 		idleFor: a.Threshold}
 	resolved := uint64(0)
 	switch {
-	case a.State == processor.StateResolved && a.EndsAt != nil:
+	case a.State == record.StateResolved && a.EndsAt != nil:
 		r.state, r.changedAt, r.lastActivity = ChurnStateActive, *a.EndsAt, *a.EndsAt
 		resolved = 1
-	case a.State == processor.StateResolved:
+	case a.State == record.StateResolved:
 		r.state, r.changedAt, r.lastActivity = ChurnStateActive, a.StartsAt, a.StartsAt
 		resolved = 1
 	default:
