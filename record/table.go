@@ -62,15 +62,21 @@ type Columns interface {
 	// List returns the columns in INSERT order. The sink adds a version
 	// column of its own, which no table lists.
 	List() []Column
-	// Add appends a's row, one value to every column. a is a row of this
-	// table: its Table() is the name the table was registered under.
-	Add(a Aggregate)
+	// Add appends rows, one value per row to every column. Every row is
+	// of the table's Row type (the sink groups them by type first), so an
+	// implementation asserts it and appends: a run of rows costs one
+	// interface call, not one per row.
+	Add(rows []Aggregate)
 }
 
 // Table is an aggregate table the analytics sink writes.
 type Table struct {
 	// Name is the table's name, what its rows' Table() returns.
 	Name string
+	// Row is a row of the table, e.g. the zero value: its Go type is the
+	// key the sink files rows under, so only rows of that type reach
+	// NewColumns' Add.
+	Row Aggregate
 	// NewColumns returns an empty block of the table.
 	NewColumns func() Columns
 }
@@ -82,10 +88,14 @@ var registry struct {
 
 // RegisterTable makes t known to the sinks; the package that defines an
 // Aggregate type calls it from an init function. Registering a name twice
-// panics: two row types would claim one table.
+// panics (two row types would claim one table), as does a Row whose
+// Table() is not Name.
 func RegisterTable(t Table) {
-	if t.Name == "" || t.NewColumns == nil {
-		panic("record.RegisterTable: a table needs a name and NewColumns")
+	if t.Name == "" || t.Row == nil || t.NewColumns == nil {
+		panic("record.RegisterTable: a table needs a name, a Row and NewColumns")
+	}
+	if t.Row.Table() != t.Name {
+		panic(fmt.Sprintf("record.RegisterTable: table %q: its Row names table %q", t.Name, t.Row.Table()))
 	}
 	registry.Lock()
 	defer registry.Unlock()

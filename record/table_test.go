@@ -10,9 +10,21 @@ import (
 
 type oneCol struct{ v Vec[string] }
 
-func (c *oneCol) List() []Column  { return []Column{Col("v", &c.v)} }
-func (c *oneCol) Add(a Aggregate) { c.v.Add(a.ID()) }
-func newOneCol() Columns          { return new(oneCol) }
+type row string
+
+func (r row) Table() string { return string(r) }
+func (r row) ID() string    { return string(r) }
+
+func (c *oneCol) List() []Column { return []Column{Col("v", &c.v)} }
+func (c *oneCol) Add(rows []Aggregate) {
+	for _, a := range rows {
+		c.v.Add(a.ID())
+	}
+}
+
+func newOneCol() Columns { return new(oneCol) }
+
+// withRegistry runs t with an empty registry, restored after it.
 func withRegistry(t *testing.T) {
 	t.Helper()
 	registry.Lock()
@@ -24,17 +36,20 @@ func withRegistry(t *testing.T) {
 
 func TestRegisterTable(t *testing.T) {
 	withRegistry(t)
-	RegisterTable(Table{Name: "b", NewColumns: newOneCol})
-	RegisterTable(Table{Name: "a", NewColumns: newOneCol})
+	RegisterTable(Table{Name: "b", Row: row("b"), NewColumns: newOneCol})
+	RegisterTable(Table{Name: "a", Row: row("a"), NewColumns: newOneCol})
 	var names []string
 	for _, tb := range Tables() {
 		names = append(names, tb.Name)
 	}
 	require.Equal(t, []string{"a", "b"}, names, "sorted by name")
 	require.PanicsWithValue(t, `record.RegisterTable: table "a" registered twice`,
-		func() { RegisterTable(Table{Name: "a", NewColumns: newOneCol}) }, "two row types cannot claim one table")
-	require.Panics(t, func() { RegisterTable(Table{Name: "c"}) }, "a table without columns is refused")
-	require.Panics(t, func() { RegisterTable(Table{NewColumns: newOneCol}) }, "a table without a name is refused")
+		func() { RegisterTable(Table{Name: "a", Row: row("a"), NewColumns: newOneCol}) }, "two row types cannot claim one table")
+	require.Panics(t, func() { RegisterTable(Table{Name: "c", Row: row("c")}) }, "a table without columns is refused")
+	require.Panics(t, func() { RegisterTable(Table{Row: row(""), NewColumns: newOneCol}) }, "a table without a name is refused")
+	require.Panics(t, func() { RegisterTable(Table{Name: "d", NewColumns: newOneCol}) }, "a table without a row type is refused")
+	require.PanicsWithValue(t, `record.RegisterTable: table "e": its Row names table "f"`,
+		func() { RegisterTable(Table{Name: "e", Row: row("f"), NewColumns: newOneCol}) })
 }
 
 // TestVec: a part is the values asked for and stays as it was while later

@@ -1,24 +1,32 @@
 package aggregate
 
-import "github.com/crmpulse/crmpulse/record"
+import (
+	"time"
+
+	"github.com/crmpulse/crmpulse/record"
+)
 
 // The rows' columnar encoding for the analytics sink (record.Table):
 // sink/clickhouse/migrations creates these tables. columns lists a table's
-// columns in INSERT order; add appends one row to every column.
+// columns in INSERT order; Add appends a run of rows to every column.
 
 func init() {
-	record.RegisterTable(record.Table{Name: TableRevenue, NewColumns: func() record.Columns { return new(revenueCols) }})
-	record.RegisterTable(record.Table{Name: TableActivity, NewColumns: func() record.Columns { return new(activityCols) }})
-	record.RegisterTable(record.Table{Name: TableComplaints, NewColumns: func() record.Columns { return new(complaintsCols) }})
-	record.RegisterTable(record.Table{Name: TableDelivery, NewColumns: func() record.Columns { return new(deliveryCols) }})
+	record.RegisterTable(record.Table{Name: TableRevenue, Row: Revenue{},
+		NewColumns: func() record.Columns { return new(revenueCols) }})
+	record.RegisterTable(record.Table{Name: TableActivity, Row: Activity{},
+		NewColumns: func() record.Columns { return new(activityCols) }})
+	record.RegisterTable(record.Table{Name: TableComplaints, Row: Complaints{},
+		NewColumns: func() record.Columns { return new(complaintsCols) }})
+	record.RegisterTable(record.Table{Name: TableDelivery, Row: Delivery{},
+		NewColumns: func() record.Columns { return new(deliveryCols) }})
 }
 
 type vec[V any] = record.Vec[V]
 
-var (
-	secs = record.Secs
-	col  = record.Col
-)
+var col = record.Col
+
+// secs is record.Secs, as a function so that it inlines.
+func secs(t time.Time) int64 { return record.Secs(t) }
 
 // moneyVec is a Decimal(18, 4) column kept as Money: a row costs an int64
 // copy, and the decimal strings clickhouse-go takes are made by the
@@ -51,18 +59,20 @@ func (c *revenueCols) List() []record.Column {
 		col("amount", &c.amount), col("purchases", &c.purchases), col("refunds", &c.refunds)}
 }
 
-func (c *revenueCols) Add(a record.Aggregate) {
-	r := a.(Revenue)
-	c.tenant.Add(r.Tenant)
-	c.shard.Add(r.Shard)
-	c.segment.Add(r.Segment)
-	c.region.Add(r.Region)
-	c.channel.Add(r.Channel)
-	c.windowStart.Add(secs(r.WindowStart))
-	c.windowEnd.Add(secs(r.WindowEnd))
-	c.amount.Add(r.Amount)
-	c.purchases.Add(r.Purchases)
-	c.refunds.Add(r.Refunds)
+func (c *revenueCols) Add(rows []record.Aggregate) {
+	for _, a := range rows {
+		r := a.(Revenue)
+		c.tenant.Add(r.Tenant)
+		c.shard.Add(r.Shard)
+		c.segment.Add(r.Segment)
+		c.region.Add(r.Region)
+		c.channel.Add(r.Channel)
+		c.windowStart.Add(secs(r.WindowStart))
+		c.windowEnd.Add(secs(r.WindowEnd))
+		c.amount.Add(r.Amount)
+		c.purchases.Add(r.Purchases)
+		c.refunds.Add(r.Refunds)
+	}
 }
 
 type activityCols struct {
@@ -78,15 +88,17 @@ func (c *activityCols) List() []record.Column {
 		col("last_activity", &c.lastActivity)}
 }
 
-func (c *activityCols) Add(a record.Aggregate) {
-	r := a.(Activity)
-	c.tenant.Add(r.Tenant)
-	c.shard.Add(r.Shard)
-	c.customerID.Add(r.CustomerID)
-	c.windowStart.Add(secs(r.WindowStart))
-	c.windowEnd.Add(secs(r.WindowEnd))
-	c.events.Add(r.Events)
-	c.lastActivity.Add(secs(r.LastActivity))
+func (c *activityCols) Add(rows []record.Aggregate) {
+	for _, a := range rows {
+		r := a.(Activity)
+		c.tenant.Add(r.Tenant)
+		c.shard.Add(r.Shard)
+		c.customerID.Add(r.CustomerID)
+		c.windowStart.Add(secs(r.WindowStart))
+		c.windowEnd.Add(secs(r.WindowEnd))
+		c.events.Add(r.Events)
+		c.lastActivity.Add(secs(r.LastActivity))
+	}
 }
 
 type complaintsCols struct {
@@ -102,17 +114,19 @@ func (c *complaintsCols) List() []record.Column {
 		col("tickets_opened", &c.ticketsOpened), col("resolved", &c.resolved)}
 }
 
-func (c *complaintsCols) Add(a record.Aggregate) {
-	r := a.(Complaints)
-	c.tenant.Add(r.Tenant)
-	c.shard.Add(r.Shard)
-	c.region.Add(r.Region)
-	c.segment.Add(r.Segment)
-	c.windowStart.Add(secs(r.WindowStart))
-	c.windowEnd.Add(secs(r.WindowEnd))
-	c.complaints.Add(r.Complaints)
-	c.ticketsOpened.Add(r.TicketsOpened)
-	c.resolved.Add(r.Resolved)
+func (c *complaintsCols) Add(rows []record.Aggregate) {
+	for _, a := range rows {
+		r := a.(Complaints)
+		c.tenant.Add(r.Tenant)
+		c.shard.Add(r.Shard)
+		c.region.Add(r.Region)
+		c.segment.Add(r.Segment)
+		c.windowStart.Add(secs(r.WindowStart))
+		c.windowEnd.Add(secs(r.WindowEnd))
+		c.complaints.Add(r.Complaints)
+		c.ticketsOpened.Add(r.TicketsOpened)
+		c.resolved.Add(r.Resolved)
+	}
 }
 
 type deliveryCols struct {
@@ -128,15 +142,17 @@ func (c *deliveryCols) List() []record.Column {
 		col("window_end", &c.windowEnd), col("receipts", &c.receipts)}
 }
 
-func (c *deliveryCols) Add(a record.Aggregate) {
-	r := a.(Delivery)
-	c.tenant.Add(r.Tenant)
-	c.shard.Add(r.Shard)
-	c.channel.Add(r.Channel)
-	c.provider.Add(r.Provider)
-	c.campaignID.Add(r.CampaignID)
-	c.status.Add(r.Status)
-	c.windowStart.Add(secs(r.WindowStart))
-	c.windowEnd.Add(secs(r.WindowEnd))
-	c.receipts.Add(r.Receipts)
+func (c *deliveryCols) Add(rows []record.Aggregate) {
+	for _, a := range rows {
+		r := a.(Delivery)
+		c.tenant.Add(r.Tenant)
+		c.shard.Add(r.Shard)
+		c.channel.Add(r.Channel)
+		c.provider.Add(r.Provider)
+		c.campaignID.Add(r.CampaignID)
+		c.status.Add(r.Status)
+		c.windowStart.Add(secs(r.WindowStart))
+		c.windowEnd.Add(secs(r.WindowEnd))
+		c.receipts.Add(r.Receipts)
+	}
 }

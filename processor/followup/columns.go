@@ -1,20 +1,25 @@
 package followup
 
-import "github.com/crmpulse/crmpulse/record"
+import (
+	"time"
+
+	"github.com/crmpulse/crmpulse/record"
+)
 
 // Event's columnar encoding for the analytics sink (record.Table):
 // sink/clickhouse/migrations creates the table.
 
 func init() {
-	record.RegisterTable(record.Table{Name: Table, NewColumns: func() record.Columns { return new(outcomesCols) }})
+	record.RegisterTable(record.Table{Name: Table, Row: Event{},
+		NewColumns: func() record.Columns { return new(outcomesCols) }})
 }
 
 type vec[V any] = record.Vec[V]
 
-var (
-	secs = record.Secs
-	col  = record.Col
-)
+var col = record.Col
+
+// secs is record.Secs, as a function so that it inlines.
+func secs(t time.Time) int64 { return record.Secs(t) }
 
 type outcomesCols struct {
 	triggerID, outcome, policy, messageID, customerID, tenant, channel, reason vec[string]
@@ -30,18 +35,20 @@ func (c *outcomesCols) List() []record.Column {
 		col("at", &c.at), col("latency_ms", &c.latencyMS)}
 }
 
-func (c *outcomesCols) Add(a record.Aggregate) {
-	r := a.(Event)
-	c.triggerID.Add(r.TriggerID)
-	c.outcome.Add(string(r.Outcome))
-	c.policy.Add(r.Policy)
-	c.messageID.Add(r.MessageID)
-	c.customerID.Add(r.CustomerID)
-	c.tenant.Add(r.Tenant)
-	c.channel.Add(r.Channel)
-	c.attempt.Add(record.ClampUint16(r.Attempt))
-	c.reason.Add(r.Reason)
-	c.notBefore.Add(secs(r.NotBefore))
-	c.at.Add(secs(r.At))
-	c.latencyMS.Add(uint64(max(r.Latency.Milliseconds(), 0)))
+func (c *outcomesCols) Add(rows []record.Aggregate) {
+	for _, a := range rows {
+		r := a.(Event)
+		c.triggerID.Add(r.TriggerID)
+		c.outcome.Add(string(r.Outcome))
+		c.policy.Add(r.Policy)
+		c.messageID.Add(r.MessageID)
+		c.customerID.Add(r.CustomerID)
+		c.tenant.Add(r.Tenant)
+		c.channel.Add(r.Channel)
+		c.attempt.Add(record.ClampUint16(r.Attempt))
+		c.reason.Add(r.Reason)
+		c.notBefore.Add(secs(r.NotBefore))
+		c.at.Add(secs(r.At))
+		c.latencyMS.Add(uint64(max(r.Latency.Milliseconds(), 0)))
+	}
 }

@@ -1,21 +1,27 @@
 package rawevents
 
-import "github.com/crmpulse/crmpulse/record"
+import (
+	"time"
+
+	"github.com/crmpulse/crmpulse/record"
+)
 
 // The rows' columnar encoding for the analytics sink (record.Table):
 // sink/clickhouse/migrations/0002_raw_events.sql creates these tables.
 
 func init() {
-	record.RegisterTable(record.Table{Name: TableInteractions, NewColumns: func() record.Columns { return new(interactionsCols) }})
-	record.RegisterTable(record.Table{Name: TableReceipts, NewColumns: func() record.Columns { return new(receiptsCols) }})
+	record.RegisterTable(record.Table{Name: TableInteractions, Row: Interaction{},
+		NewColumns: func() record.Columns { return new(interactionsCols) }})
+	record.RegisterTable(record.Table{Name: TableReceipts, Row: Receipt{},
+		NewColumns: func() record.Columns { return new(receiptsCols) }})
 }
 
 type vec[V any] = record.Vec[V]
 
-var (
-	secs = record.Secs
-	col  = record.Col
-)
+var col = record.Col
+
+// secs is record.Secs, as a function so that it inlines.
+func secs(t time.Time) int64 { return record.Secs(t) }
 
 type interactionsCols struct {
 	tenant, customerID, eventID, typ, segment, region, channel, currency vec[string]
@@ -34,22 +40,24 @@ func (c *interactionsCols) List() []record.Column {
 		col("attribute_values", &c.attributeValues)}
 }
 
-func (c *interactionsCols) Add(a record.Aggregate) {
-	r := a.(Interaction)
-	c.tenant.Add(r.Tenant)
-	c.shard.Add(r.Shard)
-	c.customerID.Add(r.CustomerID)
-	c.occurredAt.Add(secs(r.OccurredAt))
-	c.eventID.Add(r.EventID)
-	c.occurredAtNsec.Add(uint32(r.OccurredAt.Nanosecond()))
-	c.typ.Add(r.Type)
-	c.segment.Add(r.Segment)
-	c.region.Add(r.Region)
-	c.channel.Add(r.Channel)
-	c.amount.Add(record.Finite(r.Amount))
-	c.currency.Add(r.Currency)
-	c.attributeKeys.Add(record.OrEmpty(r.AttributeKeys))
-	c.attributeValues.Add(record.OrEmpty(r.AttributeValues))
+func (c *interactionsCols) Add(rows []record.Aggregate) {
+	for _, a := range rows {
+		r := a.(Interaction)
+		c.tenant.Add(r.Tenant)
+		c.shard.Add(r.Shard)
+		c.customerID.Add(r.CustomerID)
+		c.occurredAt.Add(secs(r.OccurredAt))
+		c.eventID.Add(r.EventID)
+		c.occurredAtNsec.Add(uint32(r.OccurredAt.Nanosecond()))
+		c.typ.Add(r.Type)
+		c.segment.Add(r.Segment)
+		c.region.Add(r.Region)
+		c.channel.Add(r.Channel)
+		c.amount.Add(record.Finite(r.Amount))
+		c.currency.Add(r.Currency)
+		c.attributeKeys.Add(record.OrEmpty(r.AttributeKeys))
+		c.attributeValues.Add(record.OrEmpty(r.AttributeValues))
+	}
 }
 
 type receiptsCols struct {
@@ -68,21 +76,23 @@ func (c *receiptsCols) List() []record.Column {
 		col("error_code", &c.errorCode), col("recipient_tz", &c.recipientTZ)}
 }
 
-func (c *receiptsCols) Add(a record.Aggregate) {
-	r := a.(Receipt)
-	c.tenant.Add(r.Tenant)
-	c.shard.Add(r.Shard)
-	c.customerID.Add(r.CustomerID)
-	c.occurredAt.Add(secs(r.OccurredAt))
-	c.receiptID.Add(r.ReceiptID)
-	c.occurredAtNsec.Add(uint32(r.OccurredAt.Nanosecond()))
-	c.messageID.Add(r.MessageID)
-	c.channel.Add(r.Channel)
-	c.status.Add(r.Status)
-	c.attempt.Add(record.ClampUint16(r.Attempt))
-	c.campaignID.Add(r.CampaignID)
-	c.templateID.Add(r.TemplateID)
-	c.provider.Add(r.Provider)
-	c.errorCode.Add(r.ErrorCode)
-	c.recipientTZ.Add(r.RecipientTZ)
+func (c *receiptsCols) Add(rows []record.Aggregate) {
+	for _, a := range rows {
+		r := a.(Receipt)
+		c.tenant.Add(r.Tenant)
+		c.shard.Add(r.Shard)
+		c.customerID.Add(r.CustomerID)
+		c.occurredAt.Add(secs(r.OccurredAt))
+		c.receiptID.Add(r.ReceiptID)
+		c.occurredAtNsec.Add(uint32(r.OccurredAt.Nanosecond()))
+		c.messageID.Add(r.MessageID)
+		c.channel.Add(r.Channel)
+		c.status.Add(r.Status)
+		c.attempt.Add(record.ClampUint16(r.Attempt))
+		c.campaignID.Add(r.CampaignID)
+		c.templateID.Add(r.TemplateID)
+		c.provider.Add(r.Provider)
+		c.errorCode.Add(r.ErrorCode)
+		c.recipientTZ.Add(r.RecipientTZ)
+	}
 }

@@ -44,8 +44,8 @@ type namedCol struct {
 type colSet interface{ columns() []namedCol }
 
 // aggCols is a block of a registered aggregate table (record.Columns) as
-// a colSet: its rows are added with its own Add, one interface call per
-// row and plain appends inside.
+// a colSet: a run of its rows is added with its own Add, one interface
+// call per run and plain appends inside.
 type aggCols struct{ record.Columns }
 
 func (c *aggCols) columns() []namedCol {
@@ -126,6 +126,27 @@ func (q *queue[C, P]) next(ver uint64) *C {
 	q.n++
 	b.version.Add(ver)
 	return &b.cols
+}
+
+// nextRun makes room for up to want more rows with version ver, as many as
+// the last block holds, and returns the columns to append them to and
+// their number n (at least 1 for want ≥ 1); s.mu held. The caller appends
+// exactly n values to every column.
+func (q *queue[C, P]) nextRun(ver uint64, want int) (*C, int) {
+	var b *block[C]
+	if k := len(q.blocks); k > 0 {
+		b = q.blocks[k-1]
+	}
+	if b == nil || b.n == b.room {
+		b = q.makeRoom(b)
+	}
+	n := min(want, b.room-b.n)
+	b.n += n
+	q.n += n
+	for range n {
+		b.version.Add(ver)
+	}
+	return &b.cols, n
 }
 
 // makeRoom grows the last block b (nil when there is none) or starts a

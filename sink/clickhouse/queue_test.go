@@ -98,10 +98,17 @@ func ids(from, to int) []string {
 // block boundary.
 func TestQueueBlocks(t *testing.T) {
 	q := newActivityQueue(t, 4)
+	// Rows come in runs, as Write adds them, cut where a block is full.
 	add := func(from, to int) {
+		var run []record.Aggregate
 		for i := from; i < to; i++ {
-			r := activityRow(i)
-			q.next(uint64(i)).Add(r)
+			run = append(run, activityRow(i))
+		}
+		for len(run) > 0 {
+			cols, n := q.nextRun(uint64(to), len(run))
+			require.Positive(t, n)
+			cols.Add(run[:n])
+			run = run[n:]
 		}
 	}
 	add(0, 10)
@@ -152,7 +159,7 @@ func TestQueueBlocks(t *testing.T) {
 	require.Equal(t, ids(13, 15), got)
 
 	vals, _, _ := q.part(0)
-	require.Equal(t, []uint64{13, 14}, vals[len(vals)-1], "the version column")
+	require.Equal(t, []uint64{15, 15}, vals[len(vals)-1], "the version column, one value per row")
 }
 
 // TestQueueGrowth: a table's first block starts small and doubles up to
@@ -160,18 +167,18 @@ func TestQueueBlocks(t *testing.T) {
 func TestQueueGrowth(t *testing.T) {
 	q := newActivityQueue(t, 3000)
 	r := activityRow(0)
-	q.next(1).Add(r)
+	q.next(1).Add([]record.Aggregate{r})
 	require.Equal(t, firstBlockRows, q.blocks[0].room)
 	held, _ := customers(t, q, 0)
 	for i := 1; i < 3000; i++ {
 		r := activityRow(i)
-		q.next(1).Add(r)
+		q.next(1).Add([]record.Aggregate{r})
 	}
 	require.Len(t, q.blocks, 1)
 	require.Equal(t, 3000, q.blocks[0].room)
 	require.Equal(t, []string{"0"}, held)
 	r = activityRow(3000)
-	q.next(1).Add(r)
+	q.next(1).Add([]record.Aggregate{r})
 	require.Len(t, q.blocks, 2)
 	require.Equal(t, 3000, q.blocks[1].room, "after a full block, the next is full-sized at once")
 }

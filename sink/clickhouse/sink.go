@@ -242,17 +242,11 @@ func (s *Sink) rowCount(out *record.Output) int {
 			n++
 		}
 	}
-	var name string
-	var q *aggQueue
-	for _, a := range out.Aggregates {
-		// Rows come in runs of one table: compare before looking up.
-		if t := a.Table(); t != name || q == nil {
-			name, q = t, s.bufs.aggs[t]
-		}
+	s.bufs.runs(out.Aggregates, func(run []record.Aggregate, q *aggQueue) {
 		if q != nil {
-			n++
+			n += len(run)
 		}
-	}
+	})
 	return n
 }
 
@@ -304,18 +298,17 @@ func (s *Sink) Write(ctx context.Context, out *record.Output) error {
 		}
 		b.resends.next(ver).add(&r)
 	}
-	var name string
-	var q *aggQueue
-	for _, a := range out.Aggregates {
-		if t := a.Table(); t != name || q == nil {
-			name, q = t, b.aggs[t]
-		}
+	b.runs(out.Aggregates, func(run []record.Aggregate, q *aggQueue) {
 		if q == nil {
-			s.unsupported(a)
-			continue
+			s.unsupported(run[0])
+			return
 		}
-		q.next(ver).Add(a)
-	}
+		for len(run) > 0 {
+			cols, k := q.nextRun(ver, len(run))
+			cols.Add(run[:k])
+			run = run[k:]
+		}
+	})
 	for i, t := range s.tables {
 		if k := t.buf.len() - before[i]; k > 0 {
 			s.queued(t, k)

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -189,7 +190,8 @@ type buffers struct {
 	alerts    *queue[alertsCols, *alertsCols]
 	resends   *queue[resendsCols, *resendsCols]
 	customers *queue[customersCols, *customersCols]
-	aggs      map[string]*aggQueue
+	aggs      map[string]*aggQueue       // by table name
+	byType    map[reflect.Type]*aggQueue // by the Go type of the table's rows
 }
 
 // newBuffers returns empty queues cut in blocks of blockRows rows, for the
@@ -200,15 +202,34 @@ func newBuffers(blockRows int, aggs []record.Table) *buffers {
 		resends:   newQueue[resendsCols](blockRows),
 		customers: newQueue[customersCols](blockRows),
 		aggs:      map[string]*aggQueue{},
+		byType:    map[reflect.Type]*aggQueue{},
 	}
 	for _, t := range aggs {
 		switch t.Name {
 		case TableAlerts, TableResends, TableCustomers:
 			continue // the sink's own; an aggregate cannot claim them
 		}
-		b.aggs[t.Name] = newAggQueue(t, blockRows)
+		q := newAggQueue(t, blockRows)
+		b.aggs[t.Name] = q
+		b.byType[reflect.TypeOf(t.Row)] = q
 	}
 	return b
+}
+
+// runs calls f for every run of rows of one Go type in aggs, with the
+// queue of that type (nil for a type no table was registered for): the
+// engine emits an aggregate's rows together, so a batch is a few runs.
+// reflect.TypeOf only reads the interface's type word.
+func (b *buffers) runs(aggs []record.Aggregate, f func(run []record.Aggregate, q *aggQueue)) {
+	for i := 0; i < len(aggs); {
+		t := reflect.TypeOf(aggs[i])
+		j := i + 1
+		for j < len(aggs) && reflect.TypeOf(aggs[j]) == t {
+			j++
+		}
+		f(aggs[i:j], b.byType[t])
+		i = j
+	}
 }
 
 // byTable returns the queues keyed by table name.

@@ -62,10 +62,12 @@ func (c *extraCols) List() []record.Column {
 	return []record.Column{record.Col("key", &c.key), record.Col("count", &c.count)}
 }
 
-func (c *extraCols) Add(a record.Aggregate) {
-	r := a.(extraRow)
-	c.key.Add(r.Key)
-	c.count.Add(r.Count)
+func (c *extraCols) Add(rows []record.Aggregate) {
+	for _, a := range rows {
+		r := a.(extraRow)
+		c.key.Add(r.Key)
+		c.count.Add(r.Count)
+	}
 }
 
 // TestANewAggregateNeedsNoSinkCode: an aggregate table given to the sink
@@ -73,7 +75,7 @@ func (c *extraCols) Add(a record.Aggregate) {
 // INSERT, and its rows are queued in its own columns, beside the built-in
 // ones; a row of a table nobody registered is still counted as unsupported.
 func TestANewAggregateNeedsNoSinkCode(t *testing.T) {
-	extra := record.Table{Name: "extra_counts", NewColumns: func() record.Columns { return new(extraCols) }}
+	extra := record.Table{Name: "extra_counts", Row: extraRow{}, NewColumns: func() record.Columns { return new(extraCols) }}
 	s, err := newSink(Config{DSN: "clickhouse://127.0.0.1:1/test"}, nil, nil, append(record.Tables(), extra))
 	require.NoError(t, err)
 	defer s.Close()
@@ -83,7 +85,7 @@ func TestANewAggregateNeedsNoSinkCode(t *testing.T) {
 
 	out := &processor.Output{Aggregates: []processor.Aggregate{
 		extraRow{"a", 1}, extraRow{"b", 2}, aggregate.Activity{Tenant: "acme", CustomerID: "c1"}, extraRow{"c", 3},
-		unknownRow{},
+		unknownRow{}, impostorRow{},
 	}}
 	require.NoError(t, s.Write(t.Context(), out))
 	vals, rows, _ := tb.buf.part(0)
@@ -93,7 +95,15 @@ func TestANewAggregateNeedsNoSinkCode(t *testing.T) {
 	require.Equal(t, 1, s.byName[TableActivity].buf.len(), "the run of extra rows is broken by another table's row")
 	require.Equal(t, 4, s.buffered, "every queued row is counted, the unsupported one is not")
 	require.Equal(t, 1.0, testutil.ToFloat64(s.m.unsupported.WithLabelValues("no_such_table")))
+	require.Equal(t, 1.0, testutil.ToFloat64(s.m.unsupported.WithLabelValues("extra_counts")),
+		"a row of another type naming a registered table is not handed to that table's columns")
 }
+
+// impostorRow names a registered table but is not its row type.
+type impostorRow struct{}
+
+func (impostorRow) Table() string { return "extra_counts" }
+func (impostorRow) ID() string    { return "y" }
 
 type unknownRow struct{}
 
