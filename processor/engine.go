@@ -147,6 +147,9 @@ func New(cfg Config) (*Engine, error) {
 		custLabels:  map[string]map[string]string{},
 	}
 	for _, r := range cfg.Rules.Rules {
+		if r.Source == rules.SourceSegments {
+			continue // run by the segment stage, which feeds them transitions
+		}
 		mk, ok := detectorFactories[r.Kind]
 		if !ok {
 			return nil, fmt.Errorf("rule %q: no detector for kind %q", r.Name, r.Kind)
@@ -155,6 +158,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if len(cfg.Rules.Resend) > 0 {
 		e.comps = append(e.comps, newResender(cfg.Rules))
+	}
+	if err := e.addSegments(cfg.Rules); err != nil {
+		return nil, err
 	}
 	e.comps = append(e.comps, cfg.Extra...)
 	for _, r := range cfg.Rules.Rules {

@@ -29,6 +29,7 @@ rules:
   - {name: followup, kind: deadline, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], due_after: 1h, stages: [{name: soon, at: -30m}, {name: due, at: 0s}, {name: late, at: 2h}], customer_labels: [tier]}
   - {name: birthday, kind: calendar, source: customers, match: {tier: [gold, silver]}, date: attributes.birthday, repeat: yearly, at: "09:00", lasts: 6h, customer_labels: [account_manager]}
   - {name: unresolved, kind: absence, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], within: 2h}
+  - {name: slipping, kind: threshold, source: segments, match: {to: [at_risk]}, group_by: [tenant, segment_set], window: 2h, value: count, op: ">=", threshold: 3}
 resend:
   - name: sms_retry
     channel: sms
@@ -41,6 +42,26 @@ resend:
     suppress_on_interactions: [unsubscribe, complaint]
     frequency_cap: {max: 3, per: 24h}
     fallback: {after_attempts: 2, channel: email}
+segments:
+  - name: lifecycle
+    key: [tenant, customer_id]
+    track: {type: [purchase, login, visit]}
+    purchase: {type: [purchase, refund]}
+    window: 6h
+    classes:
+      - {name: potential, max_total: 0}
+      - {name: new, tenure_under: 2h}
+      - {name: loyal, min_count: 4, recency_under: 3h}
+      - {name: big, min_amount: 500}
+      - {name: active, recency_under: 4h}
+      - {name: lapsed, recency_over: 8h, max_count: 0}
+      - {name: at_risk}
+  - name: regional
+    key: [customer_id, region]
+    window: 1h
+    classes:
+      - {name: busy, min_count: 2}
+      - {name: quiet}
 `
 
 // record is one input of a random scenario.
@@ -132,6 +153,7 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 	want := *whole.Output()
 	require.NotEmpty(t, want.Alerts)
 	require.NotEmpty(t, want.Resends)
+	require.Greater(t, len(want.Transitions), 100)
 	kinds := map[string]bool{}
 	for _, a := range want.Alerts {
 		kinds[a.Kind+"/"+a.State] = true
@@ -158,9 +180,12 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 			got := processor.Output{
 				Alerts:  append(append([]processor.Alert{}, first.Output().Alerts...), second.Output().Alerts...),
 				Resends: append(append([]processor.Resend{}, first.Output().Resends...), second.Output().Resends...),
+				Transitions: append(append([]processor.Transition{}, first.Output().Transitions...),
+					second.Output().Transitions...),
 			}
 			require.Equal(t, want.Alerts, got.Alerts)
 			require.Equal(t, want.Resends, got.Resends)
+			require.Equal(t, want.Transitions, got.Transitions)
 			require.Equal(t, whole.Stats(), second.Stats())
 		})
 	}

@@ -8,10 +8,11 @@ import "github.com/crmpulse/crmpulse/record"
 // unchanged. New code outside the engine imports record.
 
 type (
-	Alert     = record.Alert
-	Resend    = record.Resend
-	Aggregate = record.Aggregate
-	Output    = record.Output
+	Alert      = record.Alert
+	Resend     = record.Resend
+	Aggregate  = record.Aggregate
+	Output     = record.Output
+	Transition = record.Transition
 )
 
 // Alert states and resend actions of SPEC §4.

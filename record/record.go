@@ -10,11 +10,9 @@
 // aliases (processor.Alert = record.Alert, ...) so its code reads as before;
 // new code outside the engine imports record.
 //
-// Still to move here: the processor.Transition records (and their
-// digests) that the segment stage adds. They are plain records of the same
-// kind, so they move as Alert did: the type, its ID and AppendJSON go to
-// a file of this package, processor keeps `type Transition = record.Transition`,
-// and sinks switch their imports.
+// Segment transitions (Transition, SPEC §3.3) live here too; so should any
+// later record of the same kind (e.g. digests): the type, its ID and
+// AppendJSON in a file of this package, an alias in processor.
 package record
 
 import "time"
@@ -109,6 +107,8 @@ type Output struct {
 	Alerts     []Alert
 	Resends    []Resend
 	Aggregates []Aggregate
+	// Transitions are segment transitions (SPEC §3.3), in event-time order.
+	Transitions []Transition
 	// Saturated counts sums that components clamped at ±math.MaxFloat64
 	// (or an aggregate's own bound) instead of overflowing; the engine
 	// moves it into Stats.Saturated after every call.
@@ -121,8 +121,12 @@ func (o *Output) Reset() {
 	clear(o.Resends)
 	clear(o.Aggregates)
 	o.Alerts, o.Resends, o.Aggregates = o.Alerts[:0], o.Resends[:0], o.Aggregates[:0]
+	clear(o.Transitions)
+	o.Transitions = o.Transitions[:0]
 	o.Saturated = 0
 }
 
 // Len is the number of records in o.
-func (o *Output) Len() int { return len(o.Alerts) + len(o.Resends) + len(o.Aggregates) }
+func (o *Output) Len() int {
+	return len(o.Alerts) + len(o.Resends) + len(o.Aggregates) + len(o.Transitions)
+}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
@@ -32,7 +33,11 @@ type App struct {
 	gatherer prometheus.Gatherer
 	now      func() time.Time
 	ln       net.Listener
-	brokers  []string
+	httpSec  *httpSecurity // TLS and auth of ln (stream/httpauth.go)
+	// deadScrub and repScrub hide contact attributes in dead letters and
+	// forwarded records (privacy.*); nil when kept as they are.
+	deadScrub, repScrub *privacy.Scrubber
+	brokers             []string
 
 	// mu orders reloads against workers joining: a worker registers and
 	// reads the rules under it, so it never misses a reload.
@@ -66,6 +71,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	deadScrub, repScrub, err := cfg.Scrubbers()
+	if err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
 	rf, err := rules.Load(cfg.Rules)
 	if err != nil {
 		return nil, err
@@ -80,6 +89,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.deadScrub, a.repScrub = deadScrub, repScrub
 	a.kafkaLog = kafkago.LoggerFunc(func(msg string, args ...any) {
 		logger.Warn("kafka: " + fmt.Sprintf(msg, args...))
 	})
@@ -90,11 +100,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 		a.gatherer = g
 	}
 	if cfg.HTTP.Listen != "" {
+		sec, err := loadHTTPSecurity(cfg.HTTP)
+		if err != nil {
+			return nil, err
+		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("http.listen: %w", err)
 		}
-		a.ln = ln
+		a.ln, a.httpSec = sec.listener(ln), sec
 	}
 	return a, nil
 }
@@ -427,7 +441,7 @@ func (a *App) serveHTTP(ctx context.Context) error {
 	if a.ln == nil {
 		return nil
 	}
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: a.httpSec.handler(a.handler()), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(a.ln) }()
 	select {

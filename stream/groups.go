@@ -79,17 +79,33 @@ func splitRules(rf *rules.File) (local, groups *rules.File) {
 	if len(g.Rules) == 0 {
 		return &l, nil
 	}
+	// The partition engines own the segment sets (their keys hold
+	// customer_id). The group stage needs them only to feed its own rules
+	// on segments; what it computes of them is never emitted, so a set is
+	// not reported twice.
+	onSegments := false
+	for _, r := range g.Rules {
+		onSegments = onSegments || r.Source == rules.SourceSegments
+	}
+	if !onSegments {
+		g.Segments = nil
+	}
 	return &l, &g
 }
 
-// forwarded is the repartition record of an accepted input record.
+// forwarded is the repartition record of an accepted input record, its
+// contact attributes hashed or dropped per privacy.repartition.
 func (w *worker) forwarded(rec kafkago.Message, src int) kafkago.Message {
 	source := ingest.SourceInteractions
 	if src != 0 {
 		source = ingest.SourceReceipts
 	}
+	value := bytes.Clone(rec.Value)
+	if w.a.repScrub != nil {
+		value = w.a.repScrub.Attributes(value)
+	}
 	return kafkago.Message{
-		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), Value: bytes.Clone(rec.Value), WriterData: w.epoch,
+		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), Value: value, WriterData: w.epoch,
 		Headers: []kafkago.Header{
 			{Key: headerUpstream, Value: []byte(w.partName)},
 			{Key: headerSource, Value: []byte(source)},

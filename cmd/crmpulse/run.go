@@ -64,6 +64,9 @@ func cmdRun(ctx context.Context, args []string) int {
 	if err == nil {
 		err = fv.Apply(&cfg)
 	}
+	if err == nil {
+		err = cfg.ReadSecretFiles()
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse run: %v\n", err)
 		return exitUsage
@@ -74,6 +77,10 @@ func cmdRun(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if flags := fv.SecretFlags(); len(flags) > 0 {
+		logger.Warn("secrets given as flags are visible to every user of this machine (ps, /proc); "+
+			"use the CRMPULSE_* environment, the config file or the *_file keys", "flags", flags)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("crmpulse"))
@@ -81,6 +88,7 @@ func cmdRun(ctx context.Context, args []string) int {
 		AlertmanagerURLs: cfg.Alertmanager.URLs, ResendDelay: cfg.Alertmanager.ResendDelay.D(),
 		AlertWebhook: cfg.Webhooks.Alerts, ResendWebhook: cfg.Webhooks.Resends,
 		WebhookSecret: cfg.Webhooks.Secret, DeadLetterFile: cfg.Webhooks.DeadLetterFile,
+		AlertmanagerClient: cfg.Alertmanager.HTTP(), WebhookClient: cfg.Webhooks.HTTP(),
 	}
 	var notifiers *delivery.Sink
 	if dcfg.Enabled() {

@@ -52,6 +52,8 @@ type File struct {
 	Defaults Defaults  `yaml:"defaults"`
 	Rules    []*Rule   `yaml:"rules"`
 	Resend   []*Policy `yaml:"resend"`
+	// Segments are the customer segmentation sets (SPEC §3.3).
+	Segments []*SegmentSet `yaml:"segments"`
 	// Hash identifies the file's content, for reload metrics and to skip
 	// reloading an unchanged file.
 	Hash string `yaml:"-"`
@@ -296,7 +298,7 @@ func Parse(data []byte) (*File, error) {
 	}
 	top := root.Content[0]
 	var errs []error
-	if err := checkKeys(top, []string{"version", "defaults", "rules", "resend"}); err != nil {
+	if err := checkKeys(top, []string{"version", "defaults", "rules", "resend", "segments"}); err != nil {
 		errs = append(errs, fmt.Errorf("top level: %w", err))
 	}
 	f := &File{}
@@ -334,6 +336,14 @@ func Parse(data []byte) (*File, error) {
 				}
 				return err
 			})...)
+		case "segments":
+			errs = append(errs, decodeList(v, "segment set", func(i int, n *yaml.Node) error {
+				s, err := decodeSegmentSet(n)
+				if s != nil {
+					f.Segments = append(f.Segments, s)
+				}
+				return err
+			})...)
 		}
 	}
 	if f.Version != 1 {
@@ -366,6 +376,7 @@ func Parse(data []byte) (*File, error) {
 		}
 		seenP[p.Name] = true
 	}
+	errs = append(errs, checkSegments(f)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -499,6 +510,8 @@ func (r *Rule) compile(n *yaml.Node) error {
 			fail("source", "only calendar rules read source customers")
 			return errors.Join(errs...)
 		}
+	case SourceSegments:
+		r.checkSegmentSource(fail)
 	case "":
 		fail("source", "missing required field (interactions or receipts)")
 		return errors.Join(errs...)

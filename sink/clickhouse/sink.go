@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmpulse/crmpulse/record"
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // Defaults of Config.
@@ -177,7 +178,7 @@ func newSink(cfg Config, logger *slog.Logger, reg prometheus.Registerer, aggs []
 	}
 	opts, err := ch.ParseDSN(cfg.DSN)
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse sink: dsn: %w", err)
+		return nil, redact.Error(fmt.Errorf("clickhouse sink: dsn: %w", err), cfg.DSN)
 	}
 	if opts.Protocol != ch.Native {
 		return nil, fmt.Errorf("clickhouse sink: dsn: only the native protocol is supported (clickhouse://host:9000/db), got %s", opts.Protocol)
