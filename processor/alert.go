@@ -1,14 +1,12 @@
 package processor
 
 import (
-	"hash/fnv"
 	"maps"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/crmpulse/crmpulse/processor/rules"
+	"github.com/crmpulse/crmpulse/record"
 )
 
 // keySep joins the field values of a group key. It cannot appear in a
@@ -44,19 +42,8 @@ func alertLabels(r *rules.Rule, key string) map[string]string {
 	return l
 }
 
-// Fingerprint is a stable hash of the label set (which holds the rule name
-// as alertname), in the spirit of Prometheus' label fingerprints.
-func Fingerprint(labels map[string]string) string {
-	names := slices.Sorted(maps.Keys(labels))
-	h := fnv.New64a()
-	for _, n := range names {
-		h.Write([]byte(n))
-		h.Write([]byte{0xff})
-		h.Write([]byte(labels[n]))
-		h.Write([]byte{0xff})
-	}
-	return strconv.FormatUint(h.Sum64()|1<<63, 16)
-}
+// Fingerprint is record.Fingerprint, the stable hash of a label set.
+func Fingerprint(labels map[string]string) string { return record.Fingerprint(labels) }
 
 func tp(t time.Time) *time.Time { t = t.UTC(); return &t }
 

@@ -74,8 +74,8 @@ func (e *Engine) Profile(tenant, customerID string, t time.Time) *ingest.Profile
 func (e *Engine) labelAlerts(from int) {
 	for i := from; i < len(e.out.Alerts); i++ {
 		a := &e.out.Alerts[i]
-		due := a.due
-		a.due = time.Time{} // only for here: records leave the engine without it
+		due := a.Due
+		a.Due = time.Time{} // only for here: records leave the engine without it
 		r := e.custRules[a.Rule]
 		if r == nil {
 			continue

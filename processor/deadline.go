@@ -201,7 +201,7 @@ func (d *deadline) alert(key string, o *dlOpen, state string) Alert {
 		Fingerprint: Fingerprint(labels), Rule: d.rule.Name, Kind: d.rule.Kind, State: state,
 		Severity: s.Severity, Labels: labels,
 		Annotations: d.rule.RenderDeadlineAnnotations(labels, value, due),
-		Value:       value, StartsAt: ts(o.FiredAt).UTC(), due: due,
+		Value:       value, StartsAt: ts(o.FiredAt).UTC(), Due: due,
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmpulse/crmpulse/api"
@@ -193,11 +192,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}()
 	a.brokers = a.cfg.Kafka.Brokers
 	if a.cfg.EmbeddedKafka {
-		cluster, err := a.startEmbedded()
+		stop, err := a.startEmbedded()
 		if err != nil {
 			return err
 		}
-		defer cluster.Close()
+		defer stop()
 	}
 	n, err := a.prepareTopics(ctx)
 	if err != nil {
@@ -451,37 +450,26 @@ func (a *App) reportWatermark(ctx context.Context) {
 	}
 }
 
-// startEmbedded starts the in-process broker on the configured (or
-// default) loopback address with the input topics pre-created.
-func (a *App) startEmbedded() (*kfake.Cluster, error) {
+// startEmbedded starts the in-process broker (Config.EmbeddedBroker) on the
+// configured (or default) loopback address with the input topics
+// pre-created, and returns the function that stops it.
+func (a *App) startEmbedded() (func(), error) {
+	if a.cfg.EmbeddedBroker == nil {
+		return nil, errors.New("embedded_kafka: this program provides no embedded broker (Config.EmbeddedBroker is nil)")
+	}
 	addr := DefaultEmbeddedBroker
 	if len(a.cfg.Kafka.Brokers) > 0 {
 		addr = a.cfg.Kafka.Brokers[0]
 	}
-	host, portText, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("embedded kafka address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("embedded kafka listens on loopback only, not %q", host)
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		return nil, fmt.Errorf("embedded kafka port %q: %w", portText, err)
-	}
 	t := a.cfg.Topics
-	c, err := kfake.NewCluster(
-		kfake.Ports(port),
-		kfake.SeedTopics(int32(a.cfg.Kafka.EmbeddedPartitions), t.Interactions, t.Receipts),
-	)
+	addrs, stop, err := a.cfg.EmbeddedBroker(addr, a.cfg.Kafka.EmbeddedPartitions, t.Interactions, t.Receipts)
 	if err != nil {
-		return nil, fmt.Errorf("starting embedded kafka on %s: %w", addr, err)
+		return nil, err
 	}
-	addrs := c.ListenAddrs()
 	a.brokers = addrs
 	a.embeddedAddr.Store(&addrs)
 	a.log.Info("embedded kafka started", "addr", addrs, "partitions", a.cfg.Kafka.EmbeddedPartitions)
-	return c, nil
+	return stop, nil
 }
 
 // serveHTTP serves /metrics, /healthz and /readyz until ctx ends.

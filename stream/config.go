@@ -65,7 +65,18 @@ type Config struct {
 	// Now is the wall clock, for the idle watermark and emitted_at;
 	// time.Now when nil. Not part of the YAML.
 	Now func() time.Time `yaml:"-"`
+	// EmbeddedBroker starts the broker of embedded_kafka; Run fails
+	// with embedded_kafka set and this nil. The program provides it
+	// (cmd/crmpulse: internal/embeddedkafka.Start) so that this package
+	// does not link an in-memory broker into every binary. Not part of
+	// the YAML.
+	EmbeddedBroker EmbeddedBroker `yaml:"-"`
 }
+
+// EmbeddedBroker starts an in-process Kafka-protocol broker on addr
+// (loopback host:port) with topics pre-created, partitions each, and
+// returns the addresses it listens on and the function that stops it.
+type EmbeddedBroker func(addr string, partitions int, topics ...string) (addrs []string, stop func(), err error)
 
 // KafkaConfig is the broker connection and consumer group.
 type KafkaConfig struct {

@@ -1,11 +1,15 @@
 package stream_test
 
 import (
+	"context"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmpulse/crmpulse/internal/embeddedkafka"
 	"github.com/crmpulse/crmpulse/stream"
 )
 
@@ -19,6 +23,7 @@ func TestEmbeddedKafka(t *testing.T) {
 	tp := newTopics(t)
 	cfg := appConfig([]string{"127.0.0.1:0"}, tp, "embedded")
 	cfg.EmbeddedKafka = true
+	cfg.EmbeddedBroker = embeddedkafka.Start
 	cfg.Kafka.EmbeddedPartitions = 3
 	// Partitions must not go idle (and move to the wall clock, which is
 	// days past this data) before the records arrive.
@@ -36,4 +41,20 @@ func TestEmbeddedKafka(t *testing.T) {
 			got.rejected["missing_field"] == want.rejected["missing_field"]
 	}, time.Minute, 50*time.Millisecond)
 	require.Equal(t, 3.0, gauge(t, r.reg, "crmpulse_stream_assigned_partitions"))
+}
+
+// TestEmbeddedKafkaNeedsABroker: stream does not link a broker of its own
+// (internal/archtest), so embedded_kafka without Config.EmbeddedBroker is
+// an error from Run that names the setting, not a hang on an absent broker.
+func TestEmbeddedKafkaNeedsABroker(t *testing.T) {
+	cfg := appConfig([]string{"127.0.0.1:0"}, newTopics(t), "embedded-none")
+	cfg.EmbeddedKafka = true
+	cfg.HTTP.Listen = ""
+	app, err := stream.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = app.Run(ctx)
+	require.ErrorContains(t, err, "embedded_kafka")
+	require.Equal(t, []string{"127.0.0.1:0"}, app.Brokers(), "no broker was started: the configured address is left")
 }

@@ -3,7 +3,7 @@ package stream
 import (
 	"context"
 
-	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/record"
 )
 
 // OutputSink receives every batch of engine output besides the Kafka topics,
@@ -14,7 +14,7 @@ import (
 // batch again after a restart and must collapse repeats by the records'
 // deterministic ids.
 type OutputSink interface {
-	Write(ctx context.Context, out *processor.Output) error
+	Write(ctx context.Context, out *record.Output) error
 	Flush(ctx context.Context) error
 }
 
@@ -32,25 +32,21 @@ type AlertStateSink interface {
 	// announces them again at once: the instance that held them before may
 	// have stopped re-announcing them. Output written later with a context
 	// naming owner (OutputOwner) is owner's.
-	Assigned(owner string, firing []processor.Alert)
+	Assigned(owner string, firing []record.Alert)
 	// Revoked says that owner stopped: its partition moved, or the process
 	// is stopping. The sink stops re-announcing owner's firing alerts, but
 	// does not resolve them, since the next owner announces them again.
 	Revoked(owner string)
 }
 
-type ownerKey struct{}
-
 // WithOutputOwner returns ctx naming owner as the producer of the output
 // written with it; see OutputOwner.
 func WithOutputOwner(ctx context.Context, owner string) context.Context {
-	return context.WithValue(ctx, ownerKey{}, owner)
+	return record.WithOutputOwner(ctx, owner)
 }
 
 // OutputOwner names the owner (see AlertStateSink) of the output an
 // OutputSink receives with ctx: "" when none is known, e.g. for output
-// written by a test.
-func OutputOwner(ctx context.Context) string {
-	s, _ := ctx.Value(ownerKey{}).(string)
-	return s
-}
+// written by a test. It is record.OutputOwner, which notifiers read
+// without importing stream.
+func OutputOwner(ctx context.Context) string { return record.OutputOwner(ctx) }

@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/record"
 	"github.com/crmpulse/crmpulse/redact"
 )
 
@@ -49,7 +49,7 @@ type Config struct {
 	MaxBatchSize int
 	// GeneratorURL, if set, gives the generatorURL of an alert (a link
 	// back to the pipeline's view of the rule).
-	GeneratorURL func(a *processor.Alert) string
+	GeneratorURL func(a *record.Alert) string
 	// Client is the HTTP client to use: httpclient.New builds one with
 	// basic auth or a bearer token and TLS (CA, client certificate).
 	// Default: a plain client of its own; Timeout applies either way.

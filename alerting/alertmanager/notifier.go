@@ -32,7 +32,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/record"
 	"github.com/crmpulse/crmpulse/redact"
 )
 
@@ -114,13 +114,13 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 }
 
 // Notify records state changes of alerts without an owner; see NotifyFor.
-func (n *Notifier) Notify(alerts ...processor.Alert) { n.NotifyFor("", alerts...) }
+func (n *Notifier) Notify(alerts ...record.Alert) { n.NotifyFor("", alerts...) }
 
 // NotifyFor records state changes of alerts produced by owner; it never
 // blocks on the network. A firing alert joins (or updates) the active set;
 // a resolved one replaces it until every Alertmanager has accepted the
 // resolution. Records of other states are ignored.
-func (n *Notifier) NotifyFor(owner string, alerts ...processor.Alert) {
+func (n *Notifier) NotifyFor(owner string, alerts ...record.Alert) {
 	n.update(owner, false, alerts)
 }
 
@@ -128,7 +128,7 @@ func (n *Notifier) NotifyFor(owner string, alerts ...processor.Alert) {
 // at once, and makes owner theirs. A restored alert does not replace a
 // resolution of it still being delivered unless it started later: that
 // resolution is newer than the restored state.
-func (n *Notifier) Assign(owner string, firing []processor.Alert) {
+func (n *Notifier) Assign(owner string, firing []record.Alert) {
 	if len(firing) > 0 {
 		n.logger.Info("re-posting the firing alerts of restored state", "owner", owner, "alerts", len(firing))
 	}
@@ -156,7 +156,7 @@ func (n *Notifier) Release(owner string) {
 	}
 }
 
-func (n *Notifier) update(owner string, restored bool, alerts []processor.Alert) {
+func (n *Notifier) update(owner string, restored bool, alerts []record.Alert) {
 	if len(alerts) == 0 {
 		return
 	}
@@ -165,16 +165,16 @@ func (n *Notifier) update(owner string, restored bool, alerts []processor.Alert)
 	defer n.mu.Unlock()
 	for i := range alerts {
 		a := &alerts[i]
-		if a.State != processor.StateFiring && a.State != processor.StateResolved {
+		if a.State != record.StateFiring && a.State != record.StateResolved {
 			n.logger.Warn("ignoring alert with unknown state", "fingerprint", a.Fingerprint, "state", a.State)
 			continue
 		}
-		if restored && a.State != processor.StateFiring {
+		if restored && a.State != record.StateFiring {
 			continue // only firing alerts are restored
 		}
 		e := &entry{fp: a.Fingerprint, owner: owner, start: a.StartsAt, base: n.postable(a, now)}
 		if e.fp == "" {
-			e.fp = processor.Fingerprint(a.Labels)
+			e.fp = record.Fingerprint(a.Labels)
 		}
 		old := n.alerts[e.fp]
 		if restored && old != nil && old.resolved() && !a.StartsAt.After(old.start) {
@@ -212,7 +212,7 @@ func (n *Notifier) update(owner string, restored bool, alerts []processor.Alert)
 // time and the wall clock: a resolution whose ends_at lies ahead of now
 // would otherwise keep the alert firing until then, and startsAt must not
 // be after endsAt.
-func (n *Notifier) postable(a *processor.Alert, now time.Time) postableAlert {
+func (n *Notifier) postable(a *record.Alert, now time.Time) postableAlert {
 	p := postableAlert{
 		Labels:      make(map[string]string, len(a.Labels)+2),
 		Annotations: make(map[string]string, len(a.Annotations)),
@@ -233,7 +233,7 @@ func (n *Notifier) postable(a *processor.Alert, now time.Time) postableAlert {
 	if n.cfg.GeneratorURL != nil {
 		p.GeneratorURL = n.cfg.GeneratorURL(a)
 	}
-	if a.State == processor.StateResolved {
+	if a.State == record.StateResolved {
 		p.EndsAt = now.UTC()
 		if a.EndsAt != nil && a.EndsAt.Before(now) {
 			p.EndsAt = a.EndsAt.UTC()

@@ -26,8 +26,7 @@ import (
 	"github.com/crmpulse/crmpulse/alerting/alertmanager"
 	"github.com/crmpulse/crmpulse/alerting/webhook"
 	"github.com/crmpulse/crmpulse/httpclient"
-	"github.com/crmpulse/crmpulse/processor"
-	"github.com/crmpulse/crmpulse/stream"
+	"github.com/crmpulse/crmpulse/record"
 )
 
 // Config says where alerts and resend triggers are delivered. Every part is
@@ -146,15 +145,13 @@ func (s *Sink) Run(ctx context.Context) error {
 	return err
 }
 
-var _ stream.AlertStateSink = (*Sink)(nil)
-
 // Write hands a batch to the notifiers. Alertmanager takes it at once (its
 // active set is the truth it re-posts), as alerts of the batch's owner
-// (stream.OutputOwner); webhooks queue it and may block while their queues
+// (record.OutputOwner); webhooks queue it and may block while their queues
 // are full, which is the pipeline's backpressure.
-func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
+func (s *Sink) Write(ctx context.Context, out *record.Output) error {
 	if s.am != nil && len(out.Alerts) > 0 {
-		s.am.NotifyFor(stream.OutputOwner(ctx), out.Alerts...)
+		s.am.NotifyFor(record.OutputOwner(ctx), out.Alerts...)
 	}
 	if s.alerts != nil {
 		for i := range out.Alerts {
@@ -180,7 +177,7 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 // already delivered (or dead-lettered) before the checkpoint that holds it
 // was written; resolutions that happened after that checkpoint are produced
 // again as owner re-reads its input, and are delivered then.
-func (s *Sink) Assigned(owner string, firing []processor.Alert) {
+func (s *Sink) Assigned(owner string, firing []record.Alert) {
 	if s.am != nil {
 		s.am.Assign(owner, firing)
 	}

@@ -24,6 +24,13 @@ import (
 	"github.com/crmpulse/crmpulse/stream"
 )
 
+// The streaming driver's interfaces, checked here because the package does
+// not import stream (it links the records only: internal/archtest).
+var (
+	_ stream.OutputSink     = (*Sink)(nil)
+	_ stream.AlertStateSink = (*Sink)(nil)
+)
+
 // TestSinkDeliversAndFlushWaits: alerts reach Alertmanager and the alert
 // webhook, resends reach theirs, Flush returns only once every webhook
 // record is delivered, and a record the webhook refuses is dead-lettered

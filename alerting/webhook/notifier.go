@@ -28,7 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/record"
 	"github.com/crmpulse/crmpulse/redact"
 )
 
@@ -46,8 +46,8 @@ const (
 // of records dead-lettered because Run returned before delivering them.
 var ErrClosed = errors.New("webhook: notifier stopped")
 
-// Record is what a webhook delivers: *processor.Alert and
-// *processor.Resend. ID is the Idempotency-Key.
+// Record is what a webhook delivers: *record.Alert and
+// *record.Resend. ID is the Idempotency-Key.
 type Record interface {
 	ID() string
 }
@@ -118,13 +118,13 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 func prepare(rec Record) (*job, error) {
 	j := &job{}
 	switch r := rec.(type) {
-	case *processor.Alert:
+	case *record.Alert:
 		c := *r
 		if c.EmittedAt.IsZero() {
 			c.EmittedAt = time.Now().UTC()
 		}
 		j.rec, j.kind, j.order = &c, "alert", c.Fingerprint
-	case *processor.Resend:
+	case *record.Resend:
 		c := *r
 		if c.CreatedAt.IsZero() {
 			c.CreatedAt = time.Now().UTC()

@@ -19,10 +19,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmpulse/crmpulse/datagen"
+	"github.com/crmpulse/crmpulse/internal/embeddedkafka"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/stream"
@@ -98,14 +98,13 @@ func cmdDemo(ctx context.Context, args []string) int {
 	cfg := stream.DefaultConfig()
 	cfg.Rules = *rulesPath
 	cfg.HTTP.Listen = *listen
-	cluster, err := kfake.NewCluster(kfake.Ports(0),
-		kfake.SeedTopics(int32(cfg.Kafka.EmbeddedPartitions), cfg.Topics.Interactions, cfg.Topics.Receipts, customersTopic))
+	brokers, stop, err := embeddedkafka.Start("127.0.0.1:0", cfg.Kafka.EmbeddedPartitions,
+		cfg.Topics.Interactions, cfg.Topics.Receipts, customersTopic)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse demo: starting the embedded broker: %v\n", err)
 		return exitFailure
 	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
+	defer stop()
 	cfg.Kafka.Brokers = brokers
 	fmt.Printf("demo: embedded Kafka (franz-go kfake) on %v\n", brokers)
 	n, err := produceMerged(ctx, brokers, cfg.Topics.Interactions, ibuf.Bytes(), cfg.Topics.Receipts, rbuf.Bytes())

@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/ingest"
 	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/processor/followup"
 	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/replay"
 	"github.com/crmpulse/crmpulse/stream"

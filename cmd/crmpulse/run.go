@@ -20,9 +20,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmpulse/crmpulse/alerting/delivery"
-	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/backtest"
+	"github.com/crmpulse/crmpulse/internal/embeddedkafka"
 	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/processor/followup"
 	"github.com/crmpulse/crmpulse/stream"
 )
 
@@ -142,6 +143,7 @@ func cmdRun(ctx context.Context, args []string) int {
 		}
 		return cs
 	}
+	cfg.EmbeddedBroker = embeddedkafka.Start // --embedded-kafka
 	app, err := stream.New(cfg, logger, reg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse run: %v\n", err)

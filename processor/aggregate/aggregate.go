@@ -3,7 +3,7 @@
 // region × channel, activity per customer per day, the complaint life cycle
 // by tenant × region × segment, and delivery status counts by tenant ×
 // channel × provider × campaign. Resend outcomes are rows of
-// alerting/followup (followup.Event), which runs beside this component.
+// processor/followup (followup.Event), which runs beside this component.
 //
 // The Component is an engine component like a detector: pure (no clock, no
 // I/O, no goroutines), fed every accepted record, advanced by the

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/crmpulse/crmpulse/record"
 )
 
 // Sources a rule can read.
@@ -29,7 +31,7 @@ const (
 
 // Detector kinds of SPEC §3.1.
 const (
-	KindInactivity = "inactivity"
+	KindInactivity = record.KindInactivity
 	KindDrop       = "drop"
 	KindThreshold  = "threshold"
 	KindRatio      = "ratio"

@@ -34,9 +34,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/followup"
 	"github.com/crmpulse/crmpulse/processor/profilerows"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
 	"github.com/crmpulse/crmpulse/redact"

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/followup"
 	"github.com/crmpulse/crmpulse/processor/profilerows"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
 	"github.com/crmpulse/crmpulse/processor/rules"

@@ -1,4 +1,4 @@
-package processor
+package record
 
 import "time"
 
@@ -25,7 +25,7 @@ func (t *Transition) ID() string {
 }
 
 // AppendJSON appends t's JSON object to b, byte for byte as encoding/json
-// writes it (see recordjson.go).
+// writes it (see json.go).
 func (t *Transition) AppendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"segment_set":`...)
