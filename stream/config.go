@@ -67,6 +67,7 @@ type KafkaConfig struct {
 type TopicsConfig struct {
 	Interactions string `yaml:"interactions"`
 	Receipts     string `yaml:"receipts"`
+	Customers    string `yaml:"customers"` // profiles (SPEC §1.3); empty runs without them
 	Alerts       string `yaml:"alerts"`
 	Resends      string `yaml:"resends"`
 	Snapshots    string `yaml:"snapshots"`
@@ -149,6 +150,7 @@ func DefaultConfig() Config {
 		Topics: TopicsConfig{
 			Interactions: "crm.interactions",
 			Receipts:     "crm.delivery-receipts",
+			Customers:    "crm.customers",
 			Alerts:       "crm.alerts",
 			Resends:      "crm.resend-triggers",
 			Snapshots:    "crmpulse.snapshots",
@@ -279,6 +281,7 @@ var Keys = func() []Key {
 		key("kafka.embedded_partitions", "partitions of each topic the embedded broker pre-creates", integer(func(c *Config) *int { return &c.Kafka.EmbeddedPartitions })),
 		key("topics.interactions", "input topic of interactions (SPEC §1.1), keyed by customer_id", str(func(c *Config) *string { return &c.Topics.Interactions })),
 		key("topics.receipts", "input topic of delivery receipts (SPEC §1.2), keyed by customer_id; same partition count as interactions", str(func(c *Config) *string { return &c.Topics.Receipts })),
+		key("topics.customers", "input topic of customer profiles (SPEC §1.3), compacted, keyed by customer_id; same partition count as interactions; empty runs without profiles", str(func(c *Config) *string { return &c.Topics.Customers })),
 		key("topics.alerts", "output topic of alert records (SPEC §4), keyed by fingerprint, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Alerts })),
 		key("topics.resends", "output topic of resend triggers and cancels (SPEC §4), keyed by customer_id, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Resends })),
 		key("topics.snapshots", "compacted topic of per-partition engine snapshots and the offsets they cover", str(func(c *Config) *string { return &c.Topics.Snapshots })),
@@ -431,6 +434,11 @@ func (c *Config) Validate() error {
 			bad(t.key, "topic %q is also %s", t.name, other)
 		}
 		topics[t.name] = t.key
+	}
+	if n := c.Topics.Customers; n != "" {
+		if other, ok := topics[n]; ok {
+			bad("topics.customers", "topic %q is also %s", n, other)
+		}
 	}
 	if c.Rules == "" {
 		bad("rules", "required")

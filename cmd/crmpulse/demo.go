@@ -96,7 +96,7 @@ func cmdDemo(ctx context.Context, args []string) int {
 	cfg.Rules = *rulesPath
 	cfg.HTTP.Listen = *listen
 	cluster, err := kfake.NewCluster(kfake.Ports(0),
-		kfake.SeedTopics(int32(cfg.Kafka.EmbeddedPartitions), cfg.Topics.Interactions, cfg.Topics.Receipts))
+		kfake.SeedTopics(int32(cfg.Kafka.EmbeddedPartitions), cfg.Topics.Interactions, cfg.Topics.Receipts, cfg.Topics.Customers))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse demo: starting the embedded broker: %v\n", err)
 		return exitFailure
