@@ -121,8 +121,10 @@ func (m *Merger) Next(now time.Time) (*Record, int) {
 			if h == nil {
 				continue
 			}
-			if h.Err != nil {
-				// A record that did not decode has no time: it goes first.
+			if h.Err != nil || h.Tombstone {
+				// A record that did not decode, or a tombstone, has no
+				// time: it goes first (a tombstone acts when processed,
+				// SPEC §1.3).
 				best = k
 				break
 			}
@@ -133,7 +135,7 @@ func (m *Merger) Next(now time.Time) (*Record, int) {
 		if best < 0 {
 			return nil, -1
 		}
-		if h := m.in[best].head(); h.Err != nil {
+		if h := m.in[best].head(); h.Err != nil || h.Tombstone {
 			src = best
 			break
 		}
