@@ -311,7 +311,7 @@ func newTopics(t testing.TB) topics {
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
 	p := fmt.Sprintf("%s-%06x", strings.ToLower(name), rand.Uint32()&0xffffff)
 	return topics{prefix: p, cfg: stream.TopicsConfig{
-		Interactions: p + ".interactions", Receipts: p + ".receipts", Alerts: p + ".alerts",
+		Interactions: p + ".interactions", Receipts: p + ".receipts", Customers: p + ".customers", Alerts: p + ".alerts",
 		Resends: p + ".resends", Snapshots: p + ".snapshots", Repartition: p + ".repartition",
 	}}
 }

@@ -107,18 +107,23 @@ func (e *profileEncoder) encode(p *ingest.Profile) []byte {
 	b := make([]byte, 0, n+16*len(e.attrs))
 	b = append(b, profileFormat)
 	b = binary.AppendVarint(b, p.UpdatedAt)
-	for _, s := range []string{p.Tenant, p.AccountManager, p.Tier, p.Segment, p.Region, p.Timezone} {
-		b = appendString(b, s)
-	}
-	var pairs []string
+	b = appendString(b, p.Tenant)
+	b = appendString(b, p.AccountManager)
+	b = appendString(b, p.Tier)
+	b = appendString(b, p.Segment)
+	b = appendString(b, p.Region)
+	b = appendString(b, p.Timezone)
+	n = 0
 	for _, name := range e.attrs {
-		if v := p.Attr(name); v != "" {
-			pairs = append(pairs, name, v)
+		if p.Attr(name) != "" {
+			n += 2
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(pairs)))
-	for _, s := range pairs {
-		b = appendString(b, s)
+	b = binary.AppendUvarint(b, uint64(n))
+	for _, name := range e.attrs {
+		if v := p.Attr(name); v != "" {
+			b = appendString(appendString(b, name), v)
+		}
 	}
 	e.last, e.lastEnc = p, b
 	return b

@@ -96,3 +96,30 @@ func FuzzDecodeProfile(f *testing.F) {
 		require.Equal(t, p, again)
 	})
 }
+
+// BenchmarkProfileEncode is the per-record cost of the crmpulse-profile
+// header: a run of one customer's records shares an encoding (hit), a
+// record of another customer than the previous one encodes its version
+// (miss).
+func BenchmarkProfileEncode(b *testing.B) {
+	e := &profileEncoder{attrs: []string{"branch"}}
+	ps := []*ingest.Profile{
+		{Tenant: "acme", AccountManager: "am1@example.com", Tier: "gold", Segment: "smb", Region: "emea", Timezone: "Europe/Paris",
+			Attrs: []string{"birthday", "11-05", "branch", "lyon"}, UpdatedAt: 1},
+		{Tenant: "acme", AccountManager: "am2@example.com", Tier: "platinum", Segment: "smb", Region: "apac", UpdatedAt: 2},
+	}
+	for _, miss := range []bool{false, true} {
+		b.Run(map[bool]string{false: "hit", true: "miss"}[miss], func(b *testing.B) {
+			b.ReportAllocs()
+			n := 0
+			for i := 0; i < b.N; i++ {
+				p := ps[0]
+				if miss {
+					p = ps[i%2]
+				}
+				n += len(e.encode(p))
+			}
+			b.ReportMetric(float64(n)/float64(b.N), "bytes/record")
+		})
+	}
+}

@@ -114,13 +114,18 @@ func (m *Merger) Feed(src int, b *Batch) {
 func (m *Merger) Next(now time.Time) (*Record, int) {
 	src := -1
 	for src < 0 {
+		var heads [NumInputs]*Record
 		best := -1
-		var bestAt time.Time
 		for _, k := range tieOrder {
-			h := m.in[k].head()
+			in := &m.in[k]
+			if !in.present {
+				continue
+			}
+			h := in.head()
 			if h == nil {
 				continue
 			}
+			heads[k] = h
 			if h.Err != nil || h.Tombstone {
 				// A record that did not decode, or a tombstone, has no
 				// time: it goes first (a tombstone acts when processed,
@@ -128,21 +133,21 @@ func (m *Merger) Next(now time.Time) (*Record, int) {
 				best = k
 				break
 			}
-			if best < 0 || h.At.Before(bestAt) {
-				best, bestAt = k, h.At
+			if best < 0 || h.At.Before(heads[best].At) {
+				best = k
 			}
 		}
 		if best < 0 {
 			return nil, -1
 		}
-		if h := m.in[best].head(); h.Err != nil || h.Tombstone {
+		if h := heads[best]; h.Err != nil || h.Tombstone {
 			src = best
 			break
 		}
 		polled, blocked := false, false
 		for k := range m.in {
 			in := &m.in[k]
-			if !in.present || in.head() != nil {
+			if !in.present || heads[k] != nil {
 				continue
 			}
 			// A batch already waiting is taken before the input may be
