@@ -11,7 +11,7 @@ VPKG     := github.com/prometheus/common/version
 LDFLAGS  := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION)
 DEMO  := out/demo
 
-.PHONY: all build demo demo-replay test test-unit bench fuzz lint clean services-up services-down
+.PHONY: plugin all build demo demo-replay test test-unit bench fuzz lint clean services-up services-down
 
 all: build
 
@@ -48,6 +48,9 @@ test:
 	$(GO) build -o $(TESTOUT)/testreport ./scripts/testreport; \
 	report="$(TESTOUT)/testreport -tee"; rc=0; \
 	$(GO) test -json -count=1 -timeout 30m ./... | $$report $(TESTOUT)/main.json || rc=1; \
+	echo "== the Grafana data source plugin (its own module, dashboards/plugin)"; \
+	(cd dashboards/plugin && $(GO) mod tidy -diff && $(GO) vet ./...) || rc=1; \
+	(cd dashboards/plugin && $(GO) test -json -count=1 -timeout 15m ./...) | $$report $(TESTOUT)/plugin.json || rc=1; \
 	echo "== tests that stop and restart the shared servers, one package at a time"; \
 	CRMPULSE_ALERTMANAGER_RESTART_TEST=1 CRMPULSE_CLICKHOUSE_RESTART_TEST=1 \
 		$(GO) test -json -count=1 -p 1 -timeout 20m -run 'Restart' $$($(GO) list ./... | grep -E '/(alerting|sink)(/|$$)') \
@@ -56,12 +59,16 @@ test:
 		| $$report $(TESTOUT)/outage.json || rc=1; \
 	echo "== every fuzz target, briefly"; \
 	scripts/fuzz.sh 3s -json | $$report $(TESTOUT)/fuzz.json || rc=1; \
-	$(TESTOUT)/testreport -summary $(TESTOUT)/{main,restart,outage,fuzz}.json || rc=1; \
+	$(TESTOUT)/testreport -summary $(TESTOUT)/{main,plugin,restart,outage,fuzz}.json || rc=1; \
 	exit $$rc
 
 ## test-unit: the suite without starting servers (integration tests skip).
 test-unit:
 	$(GO) test -count=1 ./...
+
+## plugin: the Grafana data source plugin's backend binary and plugin.json in dashboards/plugin/dist.
+plugin:
+	$(MAKE) -C dashboards/plugin plugin
 
 ## bench: benchmarks with their same-run baselines; figures go to docs/benchmarks.md.
 bench: build

@@ -144,6 +144,20 @@ var seed = []string{
   ('acme', 'c2', 'inactive_30d', 'churned', '2026-10-10 00:00:00', '2026-11-09 00:00:00', 2592000, 'fpc', 150),
   ('acme', 'c3', 'inactive_30d', 'active', '2026-11-20 00:00:00', '2026-11-20 00:00:00', 2592000, 'fp3', 300),
   ('other', 'c9', 'inactive_30d', 'churned', '2026-10-10 00:00:00', '2026-11-09 00:00:00', 2592000, 'fp9', 150)`,
+	`INSERT INTO customers (tenant, customer_id, updated_at, account_manager, tier, segment, region, timezone, attribute_keys, attribute_values, deleted, version) VALUES
+  ('acme', 'c1', '2026-11-01 00:00:00', 'am1@example.com', 'gold', 'smb', 'eu', 'UTC', ['birthday'], ['5d41402abc4b2a76'], 0, 100),
+  ('acme', 'c1', '2026-11-01 00:00:00', 'am1@example.com', 'gold', 'smb', 'eu', 'UTC', ['birthday'], ['5d41402abc4b2a76'], 0, 100),
+  ('acme', 'c3', '2026-11-01 00:00:00', 'am2@example.com', 'gold', 'enterprise', 'us', 'UTC', [], [], 0, 100),
+  ('acme', 'c4', '2026-11-01 00:00:00', 'am3@example.com', 'gold', 'smb', 'eu', 'UTC', [], [], 0, 100),
+  ('acme', 'c4', '2026-11-15 00:00:00', '', '', '', '', '', [], [], 1, 150),
+  ('other', 'c9', '2026-11-01 00:00:00', 'am9@example.com', 'gold', 'smb', 'eu', 'UTC', [], [], 0, 100)`,
+	`INSERT INTO account_manager_alerts (tenant, account_manager, starts_at, rule, fingerprint, starts_at_nsec, state, kind, severity, customer_id, ends_at, version) VALUES
+  ('acme', 'am1@example.com', '2026-11-29 09:00:00', 'birthday', 'fpb1', 0, 'firing', 'calendar', 'info', 'c1', NULL, 1),
+  ('acme', 'am1@example.com', '2026-11-29 09:00:00', 'birthday', 'fpb1', 0, 'firing', 'calendar', 'info', 'c1', NULL, 1),
+  ('acme', 'am1@example.com', '2026-11-29 09:00:00', 'birthday', 'fpb1', 0, 'resolved', 'calendar', 'info', 'c1', '2026-11-29 21:00:00', 2),
+  ('acme', 'am2@example.com', '2026-11-30 09:00:00', 'invoice_overdue', 'fpi3', 0, 'firing', 'deadline', 'warning', 'c3', NULL, 1),
+  ('acme', 'am1@example.com', '2026-11-20 09:00:00', 'birthday', 'fpb2', 0, 'firing', 'calendar', 'info', 'c2', NULL, 1),
+  ('other', 'am9@example.com', '2026-11-30 09:00:00', 'birthday', 'fpo', 0, 'firing', 'calendar', 'info', 'c9', NULL, 1)`,
 }
 
 // allSegments is the selection every query runs with first; want holds
@@ -151,11 +165,13 @@ var seed = []string{
 // joined by tabs, one line per row). Worked out by hand from the seed:
 // e.g. revenue of smb on 2026-11-30 10:00 is 100.5 (shard 0's newest copy,
 // not the stale 999) + 20 (shard 1, once).
-var allSegments = selection{"tenant": {"acme"}, "segment": nil}
+var allSegments = selection{"tenant": {"acme"}, "segment": nil, "account_manager": nil}
 
 var want = map[string]string{
 	"variable tenant":  "acme\nother\n",
 	"variable segment": "enterprise\nsmb\n",
+	// am3's only customer is deleted; am9 is another tenant's.
+	"variable account_manager": "am1@example.com\nam2@example.com\n",
 
 	// 100.5 + 20 - 5 + 40 (2026-11-20 is outside the range).
 	"Revenue, purchases and refunds": "155.5\t5\t1\n",
@@ -206,6 +222,10 @@ var want = map[string]string{
 	"Alerts firing now": "2\n",
 	"Firing alerts": "inactive_30d\tinfo\tinactivity\t2026-11-09 00:00:00\tc2\t\t2592000\t2592000\t\n" +
 		"revenue_drop\twarning\tdrop\t2026-11-30 11:00:00\t\tenterprise\t0.3\t0.5\trevenue down\n",
+	// fpb1 once (its duplicate collapses) and resolved; fpb2 is before the
+	// range, fpo another tenant's.
+	"Alerts of account managers": "am2@example.com\tinvoice_overdue\tdeadline\tc3\t2026-11-30 09:00:00\t0\n" +
+		"am1@example.com\tbirthday\tcalendar\tc1\t2026-11-29 09:00:00\t1\n",
 	"Alerts fired per rule": "2026-11-30 10:00:00\trevenue_drop\t1\n" +
 		"2026-11-30 11:00:00\trevenue_drop\t1\n",
 	"Alert history": "2026-11-30 12:00:05\tresolved\trevenue_drop\tcritical\tdrop\t\tsmb\t0.6\t0.5\t2026-11-30 10:00:00\t2026-11-30 12:00:00\t\n" +
@@ -214,8 +234,10 @@ var want = map[string]string{
 }
 
 // wantSMB is what the segment-filtered panels return with only smb
-// selected (the other panels ignore the segment).
+// selected (the other panels ignore the segment), and the account-manager
+// panel with only am1 selected.
 var wantSMB = map[string]string{
+	"Alerts of account managers":              "am1@example.com\tbirthday\tcalendar\tc1\t2026-11-29 09:00:00\t1\n",
 	"Revenue, purchases and refunds":          "160.5\t5\t0\n",
 	"Revenue per segment, region and channel": "smb\teu\temail\t160.5\t5\t0\n",
 	"Complaint life cycle per region":         "eu\t3\t2\t1\n",
@@ -329,8 +351,9 @@ func panelCases(t *testing.T) []panelCase {
 			want map[string]string
 		}{
 			{"all segments", allSegments, want},
-			{"smb", selection{"tenant": {"acme"}, "segment": {"smb"}}, wantSMB},
-			{"two segments", selection{"tenant": {"acme"}, "segment": {"smb", "enterprise"}}, nil},
+			{"smb", selection{"tenant": {"acme"}, "segment": {"smb"}, "account_manager": {"am1@example.com"}}, wantSMB},
+			{"two segments", selection{"tenant": {"acme"}, "segment": {"smb", "enterprise"},
+				"account_manager": {"am1@example.com", "am2@example.com"}}, nil},
 		} {
 			sql := expandVariables(t, expandMacros(raw), varsOf[q.dashboard], tc.sel)
 			require.NotContains(t, sql, "$", "%s: a macro or variable the test does not expand:\n%s", tc.name, sql)

@@ -57,6 +57,20 @@ type Config struct {
 	// the sending platform tries again (attempt 2, then 3 on email).
 	RetryRate float64
 
+	// OverdueInvoices, BreachedTasks, PlatinumOrders, BirthdayCases and
+	// RenewalCases are the injected cases of the reminder rules (see
+	// Reminders); each also places one non-case beside them.
+	OverdueInvoices int
+	BreachedTasks   int
+	PlatinumOrders  int
+	BirthdayCases   int
+	RenewalCases    int
+	// ProfileUpdateRate is the fraction of customers whose profile gets a
+	// second version (another account manager, a higher tier) during the
+	// data set; DeletedProfiles profiles are deleted in its second half.
+	ProfileUpdateRate float64
+	DeletedProfiles   int
+
 	// MalformedRate is the expected fraction of written lines that are
 	// malformed: not JSON, a required field missing, a wrong type, or an
 	// unparsable or zone-less timestamp.
@@ -97,6 +111,14 @@ func DefaultConfig() Config {
 		BacklashCampaigns:    1,
 		UndeliveredRate:      0.001,
 		RetryRate:            0.7,
+
+		OverdueInvoices:   3,
+		BreachedTasks:     3,
+		PlatinumOrders:    3,
+		BirthdayCases:     3,
+		RenewalCases:      3,
+		ProfileUpdateRate: 0.02,
+		DeletedProfiles:   3,
 
 		MalformedRate:   0.001,
 		DuplicateRate:   0.002,
@@ -152,6 +174,13 @@ func (c Config) withDefaults() Config {
 	intOr(&c.BacklashCampaigns, d.BacklashCampaigns)
 	floatOr(&c.UndeliveredRate, d.UndeliveredRate)
 	floatOr(&c.RetryRate, d.RetryRate)
+	intOr(&c.OverdueInvoices, d.OverdueInvoices)
+	intOr(&c.BreachedTasks, d.BreachedTasks)
+	intOr(&c.PlatinumOrders, d.PlatinumOrders)
+	intOr(&c.BirthdayCases, d.BirthdayCases)
+	intOr(&c.RenewalCases, d.RenewalCases)
+	floatOr(&c.ProfileUpdateRate, d.ProfileUpdateRate)
+	intOr(&c.DeletedProfiles, d.DeletedProfiles)
 	floatOr(&c.MalformedRate, d.MalformedRate)
 	floatOr(&c.DuplicateRate, d.DuplicateRate)
 	floatOr(&c.OutOfOrderRate, d.OutOfOrderRate)
@@ -206,7 +235,7 @@ func (c Config) validate() error {
 		{"IncidentFailRate", c.IncidentFailRate}, {"UndeliveredRate", c.UndeliveredRate},
 		{"RetryRate", c.RetryRate}, {"MalformedRate", c.MalformedRate},
 		{"DuplicateRate", c.DuplicateRate}, {"OutOfOrderRate", c.OutOfOrderRate},
-		{"LateRate", c.LateRate},
+		{"LateRate", c.LateRate}, {"ProfileUpdateRate", c.ProfileUpdateRate},
 	} {
 		if f.v > 1 {
 			bad(f.name, "a fraction must be at most 1, got %g", f.v)

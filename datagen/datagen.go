@@ -4,7 +4,11 @@
 // bursts, unresolved complaints, a provider incident, a campaign backlash,
 // undelivered messages, bounces and retries) and the imperfections of real
 // streams (duplicates, out-of-order and late records, malformed lines), so
-// that every detector of examples/rules.yaml has something to find.
+// that every detector of examples/rules.yaml has something to find. With
+// GenerateAll it also writes the customer profiles of SPEC §1.3 (account
+// managers, tiers, zones, birthdays, contract ends; profiles.go), and the
+// interactions carry invoices, payments, follow-up tasks and large orders
+// (accounts.go) with the reminder cases of Reminders injected.
 //
 // Generation streams: events are produced a day at a time into hour
 // buckets, each hour is sorted and written, and only the follow-ups of the
@@ -30,6 +34,8 @@ const (
 	streamEvents
 	streamNoiseInteractions
 	streamNoiseReceipts
+	streamAccounts
+	streamProfiles
 )
 
 const (
@@ -52,6 +58,20 @@ const maxFollowUp = 44 * hourMs
 // written out of order, late or twice. Either writer may be nil to discard
 // that stream. The Stats describe exactly what was written.
 func Generate(cfg Config, interactions, receipts io.Writer) (Stats, error) {
+	return GenerateAll(cfg, Outputs{Interactions: interactions, Receipts: receipts})
+}
+
+// Outputs are the writers of GenerateAll; a nil one discards its stream.
+type Outputs struct {
+	Interactions, Receipts io.Writer
+	// Customers receives the crm.customers profiles (SPEC §1.3). The
+	// other streams are the same whether or not it is set.
+	Customers io.Writer
+}
+
+// GenerateAll is Generate with the profiles too.
+func GenerateAll(cfg Config, out Outputs) (Stats, error) {
+	interactions, receipts := out.Interactions, out.Receipts
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return Stats{}, fmt.Errorf("datagen config: %w", err)
@@ -63,6 +83,11 @@ func Generate(cfg Config, interactions, receipts io.Writer) (Stats, error) {
 		receipts = io.Discard
 	}
 	g := newGen(cfg, interactions, receipts)
+	if out.Customers != nil {
+		if err := g.writeProfiles(bufio.NewWriterSize(out.Customers, 256<<10)); err != nil {
+			return g.stats, fmt.Errorf("writing customers: %w", err)
+		}
+	}
 	g.run()
 	g.noteTotals()
 	if err := g.finish(); err != nil {
@@ -123,6 +148,11 @@ type gen struct {
 	iRing, rRing [ringHours][]rec
 	iOut, rOut   *stream
 	stats        Stats
+
+	acc      accounts         // invoices, payments, tasks, large orders
+	profiles []profile        // first version per customer
+	versions []profileVersion // later versions, in updated_at order
+	reserved []bool           // customers of injected reminder cases
 
 	hourCDF [2][]([24]float64) // [business][zone] cumulative hour weights, UTC hours
 }
@@ -203,7 +233,10 @@ func newGen(cfg Config, iw, rw io.Writer) *gen {
 		g.encodeInteraction, interactionNoise)
 	g.rOut = newStream(&cfg, bufio.NewWriterSize(rw, 256<<10), noiseR, g.endMs, &g.stats, &g.stats.Receipts,
 		g.encodeReceipt, receiptNoise)
+	g.iOut.before = g.writeAccounts
+	g.acc.rng = rand.New(rand.NewPCG(uint64(cfg.Seed), streamAccounts))
 	g.makePlan()
+	g.planProfiles()
 	return g
 }
 
@@ -216,6 +249,7 @@ func (g *gen) run() {
 		}
 		g.campaignDay(d, dayStart)
 		g.injectDay(d, dayStart)
+		g.accountsDay(dayStart)
 		for h := d * 24; h < (d+1)*24; h++ {
 			g.flushHour(h)
 		}
@@ -231,6 +265,8 @@ func (g *gen) flushHour(h int) {
 	slices.SortFunc(ib, cmpRec)
 	slices.SortFunc(rb, cmpRec)
 	g.iOut.writeHour(ib)
+	for g.writeAccounts(g.startMs + int64(h+1)*hourMs) {
+	}
 	g.rOut.writeHour(rb)
 	g.iRing[slot], g.rRing[slot] = ib[:0], rb[:0]
 	g.flushed = h + 1

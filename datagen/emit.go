@@ -71,8 +71,11 @@ type stream struct {
 	badP                  float64
 	maxAt                 int64
 	delayed               delayQueue
-	order, badIDs         uint64
-	line, bad             []byte
+	// before, when set, writes one in-order line of another source that
+	// is due before the given instant and reports whether it did.
+	before        func(at int64) bool
+	order, badIDs uint64
+	line, bad     []byte
 }
 
 func newStream(cfg *Config, w *bufio.Writer, noise *rand.Rand, endMs int64, st *Stats, lines *int,
@@ -101,6 +104,8 @@ func newStream(cfg *Config, w *bufio.Writer, noise *rand.Rand, endMs int64, st *
 func (s *stream) writeHour(recs []rec) {
 	for i := range recs {
 		r := &recs[i]
+		for s.before != nil && s.before(r.at) {
+		}
 		s.release(r.at)
 		s.emit(r)
 	}
@@ -145,6 +150,13 @@ func (s *stream) malformed(r *rec) {
 	s.stats.Malformed++
 	s.put(b)
 }
+
+// putInOrder writes a line of another source, in time order and free of
+// noise. It does not touch the stream's random draws, so the stream's own
+// lines are the same with or without it; but it moves maxAt, so a held
+// line written after a newer one is counted out of order, as a consumer
+// sees it.
+func (s *stream) putInOrder(at int64, line []byte) { s.write(at, line, false) }
 
 func (s *stream) hold(release, at int64, line []byte, dup bool) {
 	s.order++

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -18,9 +20,16 @@ import (
 )
 
 type alertLine struct {
-	Rule   string            `json:"rule"`
-	State  string            `json:"state"`
-	Labels map[string]string `json:"labels"`
+	Rule     string            `json:"rule"`
+	State    string            `json:"state"`
+	StartsAt string            `json:"starts_at"`
+	Labels   map[string]string `json:"labels"`
+}
+
+type profileLine struct {
+	CustomerID     string `json:"customer_id"`
+	AccountManager string `json:"account_manager"`
+	Deleted        bool   `json:"deleted"`
 }
 
 type resendLine struct {
@@ -46,10 +55,12 @@ func readJSONL[T any](t *testing.T, path string) []T {
 	return out
 }
 
-// TestExampleRulesFireOnInjections replays the default data set through
-// examples/rules.yaml: each injected anomaly fires the rule meant for it,
-// and normal traffic fires nothing else (churn aside, which also fires for
-// naturally occasional customers).
+// TestExampleRulesFireOnInjections replays the default data set, profiles
+// included, through examples/rules.yaml: each injected anomaly fires the
+// rule meant for it, and normal traffic fires nothing else (churn aside,
+// which also fires for naturally occasional customers; birthdays, renewals
+// and platinum orders, which normal profiles have too). Each reminder case
+// reaches its customer's account manager; each non-case stays quiet.
 func TestExampleRulesFireOnInjections(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: it replays two weeks of data")
@@ -60,34 +71,41 @@ func TestExampleRulesFireOnInjections(t *testing.T) {
 	for _, r := range file.Rules {
 		kinds[r.Kind] = true
 	}
-	require.Len(t, kinds, 5, "the example uses every detector kind")
+	require.Len(t, kinds, 8, "the example uses every detector kind")
 
 	for _, seed := range []int64{1, 42} {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			dir := t.TempDir()
 			iPath, rPath := filepath.Join(dir, "interactions.jsonl"), filepath.Join(dir, "receipts.jsonl")
+			cPath := filepath.Join(dir, "customers.jsonl")
 			fi, err := os.Create(iPath)
 			require.NoError(t, err)
 			fr, err := os.Create(rPath)
 			require.NoError(t, err)
-			st, err := datagen.Generate(datagen.Config{Seed: seed}, fi, fr)
+			fc, err := os.Create(cPath)
+			require.NoError(t, err)
+			st, err := datagen.GenerateAll(datagen.Config{Seed: seed},
+				datagen.Outputs{Interactions: fi, Receipts: fr, Customers: fc})
 			require.NoError(t, err)
 			require.NoError(t, fi.Close())
 			require.NoError(t, fr.Close())
+			require.NoError(t, fc.Close())
 
 			sum, err := replay.Run(context.Background(), replay.Config{Rules: file, Interactions: iPath, Receipts: rPath,
-				OutDir: filepath.Join(dir, "out")})
+				Customers: cPath, OutDir: filepath.Join(dir, "out")})
 			require.NoError(t, err)
 			require.Equal(t, int64(st.Malformed+st.Late), sum.RejectedTotal(), "rejected = malformed + late")
 			require.LessOrEqual(t, sum.Duplicates, int64(st.Duplicates))
 			require.GreaterOrEqual(t, sum.Duplicates, int64(st.Duplicates-st.Late))
 
 			firing := map[string][]map[string]string{}
-			for _, a := range readJSONL[alertLine](t, filepath.Join(dir, "out", "alerts.jsonl")) {
+			alerts := readJSONL[alertLine](t, filepath.Join(dir, "out", "alerts.jsonl"))
+			for _, a := range alerts {
 				if a.State == "firing" {
 					firing[a.Rule] = append(firing[a.Rule], a.Labels)
 				}
 			}
+			checkReminders(t, st, cPath, alerts)
 			inj := st.Injected
 			def := datagen.DefaultConfig()
 			allHave := func(rule string, want map[string]string) {
@@ -122,4 +140,104 @@ func TestExampleRulesFireOnInjections(t *testing.T) {
 			require.Positive(t, policies["email_retry"])
 		})
 	}
+}
+
+// checkReminders holds every injected reminder case of Stats to its alert:
+// the right rule, stage and customer, labelled with the account manager of
+// the customer's profile; and every non-case to no alert at all.
+func checkReminders(t *testing.T, st datagen.Stats, customersPath string, alerts []alertLine) {
+	t.Helper()
+	rem := st.Injected.Reminders
+	require.Len(t, rem.OverdueInvoices, datagen.DefaultConfig().OverdueInvoices)
+	require.Len(t, rem.BreachedTasks, datagen.DefaultConfig().BreachedTasks)
+	require.Len(t, rem.PlatinumOrders, datagen.DefaultConfig().PlatinumOrders)
+	require.Len(t, rem.Birthdays, datagen.DefaultConfig().BirthdayCases)
+	require.Len(t, rem.Renewals, datagen.DefaultConfig().RenewalCases)
+	for _, id := range []string{rem.PaidEarlyInvoice, rem.OnTimeTask, rem.GoldOrder, rem.DeletedBirthday} {
+		require.NotEmpty(t, id, "every non-case is placed")
+	}
+
+	// The account manager of customers with one version (every injected
+	// case's); others may change hands during the data set.
+	manager, versions := map[string]string{}, map[string]int{}
+	profiles := readJSONL[profileLine](t, customersPath)
+	require.Equal(t, st.Customers, len(profiles))
+	for _, p := range profiles {
+		versions[p.CustomerID]++
+		manager[p.CustomerID] = p.AccountManager
+	}
+	for _, id := range slices.Concat(rem.PlatinumOrders, rem.Birthdays, rem.Renewals) {
+		require.Equal(t, 1, versions[id], "injected customer %s keeps its first profile", id)
+	}
+
+	// fired collects, per rule and stage, the values of one label over the
+	// firing records, checking the account_manager label of each.
+	fired := func(rule, stage, label string) map[string]bool {
+		got := map[string]bool{}
+		for _, a := range alerts {
+			if a.Rule != rule || a.State != "firing" || a.Labels["stage"] != stage {
+				continue
+			}
+			if id := a.Labels["customer_id"]; versions[id] == 1 {
+				require.Equal(t, manager[id], a.Labels["account_manager"],
+					"rule %s fired for %v without the customer's account manager", rule, a.Labels)
+			}
+			got[a.Labels[label]] = true
+		}
+		return got
+	}
+	set := func(ids ...string) map[string]bool {
+		m := map[string]bool{}
+		for _, id := range ids {
+			m[id] = true
+		}
+		return m
+	}
+	// Normal invoices are paid by due + 3d: overdue is the injected ones.
+	require.Equal(t, set(rem.OverdueInvoices...), fired("receivable_reminder", "overdue", "invoice_id"))
+	for _, stage := range []string{"upcoming", "due", "overdue"} {
+		require.NotContains(t, fired("receivable_reminder", stage, "invoice_id"), rem.PaidEarlyInvoice)
+	}
+	require.Subset(t, keys(fired("receivable_reminder", "due", "invoice_id")), rem.OverdueInvoices)
+	// Normal tasks are done within 40h of a 2-day SLA.
+	require.Equal(t, set(rem.BreachedTasks...), fired("task_sla", "breached", "task_id"))
+	require.Equal(t, set(rem.BreachedTasks...), fired("task_sla", "escalated", "task_id"))
+	require.NotContains(t, fired("task_sla", "breached", "task_id"), rem.OnTimeTask)
+
+	orders := fired("platinum_large_order", "", "customer_id")
+	require.Subset(t, keys(orders), rem.PlatinumOrders)
+	require.NotContains(t, orders, rem.GoldOrder)
+	require.Equal(t, map[string]bool{"platinum": true}, fired("platinum_large_order", "", "tier"))
+
+	birthdays := fired("customer_birthday", "", "customer_id")
+	require.Subset(t, keys(birthdays), rem.Birthdays)
+	require.NotContains(t, birthdays, rem.DeletedBirthday)
+	require.Subset(t, keys(fired("contract_renewal", "", "customer_id")), rem.Renewals)
+	for _, a := range alerts {
+		switch {
+		case a.Rule == "customer_birthday" && a.State == "firing" && slices.Contains(rem.Birthdays, a.Labels["customer_id"]):
+			require.Equal(t, rem.BirthdayDate, a.localDate(t)[5:], "birthday of %s", a.Labels["customer_id"])
+		case a.Rule == "contract_renewal" && a.State == "firing" && slices.Contains(rem.Renewals, a.Labels["customer_id"]):
+			require.Equal(t, rem.RenewalDate, a.localDate(t), "renewal of %s", a.Labels["customer_id"])
+		}
+	}
+}
+
+// localDate is the local date of a 09:00 reminder: in the generated zones
+// (UTC-5 to UTC+9, the default Asia/Shanghai included) 09:00 local is
+// 00:00 to 14:00 UTC of the same date.
+func (a alertLine) localDate(t *testing.T) string {
+	t.Helper()
+	at, err := time.Parse(time.RFC3339, a.StartsAt)
+	require.NoError(t, err)
+	require.True(t, at.UTC().Hour() <= 14, "reminder at %s is 09:00 local in a generated zone", a.StartsAt)
+	return at.UTC().Format(time.DateOnly)
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -12,6 +12,9 @@ type Stats struct {
 	// Interactions and Receipts are the lines written to each stream.
 	Interactions int
 	Receipts     int
+	// Customers are the profile lines written (GenerateAll with a
+	// Customers writer); 0 otherwise.
+	Customers int
 	// Duplicates are lines repeating an earlier line byte for byte.
 	Duplicates int
 	// OutOfOrder are lines whose occurred_at is before the newest one
@@ -47,6 +50,15 @@ type Injected struct {
 	Complained           int // complained receipts
 	Unsubscribed         int // unsubscribed receipts
 	Unsubscribes         int // unsubscribe interactions
+	Profiles             int // customers with a profile (first versions)
+	ProfileUpdates       int // later versions that change a profile
+	DeletedProfiles      int // deleted: true versions
+	Invoices             int // invoice_issued interactions
+	Payments             int // invoice_paid interactions
+	Tasks                int // task_opened interactions
+	LargeOrders          int // large_order interactions
+	// Reminders are the injected cases of the reminder rules, by id.
+	Reminders Reminders
 	// Notes say where and when each injection is, for people reading the
 	// alerts a replay produces.
 	Notes []string
@@ -60,10 +72,10 @@ func (s Stats) Events() int {
 // String is a one-line summary.
 func (s Stats) String() string {
 	i := s.Injected
-	return fmt.Sprintf("%d interaction lines, %d receipt lines (%d duplicates, %d out of order, %d late, %d malformed); "+
+	return fmt.Sprintf("%d interaction lines, %d receipt lines, %d profile lines (%d duplicates, %d out of order, %d late, %d malformed); "+
 		"injected: %d churned customers, %d revenue drops, %d complaint bursts, %d unresolved complaints, "+
 		"%d provider incidents, %d backlash campaigns, %d undelivered messages, %d retries",
-		s.Interactions, s.Receipts, s.Duplicates, s.OutOfOrder, s.Late, s.Malformed,
+		s.Interactions, s.Receipts, s.Customers, s.Duplicates, s.OutOfOrder, s.Late, s.Malformed,
 		i.ChurnedCustomers, i.RevenueDrops, i.ComplaintBursts, i.UnresolvedComplaints,
 		i.ProviderIncidents, i.BacklashCampaigns, i.Undelivered, i.Retries)
 }

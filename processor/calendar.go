@@ -156,20 +156,28 @@ func (d *calendar) instant(y int, cd rules.CalendarDate, loc *time.Location) int
 	off := d.rule.Offset.D()
 	days := off / (24 * time.Hour)
 	rest := off - days*24*time.Hour
-	hh, mm := d.rule.AtMin/60, d.rule.AtMin%60
-	t := time.Date(y, cd.Month, day+int(days), hh, mm, 0, 0, loc)
+	return wallTime(y, cd.Month, day+int(days), d.rule.AtMin, loc).Add(rest).UnixNano()
+}
+
+// wallTime is atMin minutes after midnight of the local date y-m-d in loc
+// (d may overflow the month, as in time.Date). A local time that does not
+// exist (a DST gap) moves forward to the first one that does. Calendar
+// reminders and digest schedules share it.
+func wallTime(y int, m time.Month, d, atMin int, loc *time.Location) time.Time {
+	hh, mm := atMin/60, atMin%60
+	t := time.Date(y, m, d, hh, mm, 0, 0, loc)
 	if lt := t.In(loc); lt.Hour() != hh || lt.Minute() != mm {
 		// The wall time does not exist. Go placed t either past the gap
 		// (then the gap ends where t's zone period starts) or before it
 		// (then it ends where t's zone period ends).
 		start, end := t.ZoneBounds()
-		if lt.Hour()*60+lt.Minute() > d.rule.AtMin {
+		if lt.Hour()*60+lt.Minute() > atMin {
 			t = start
 		} else {
 			t = end
 		}
 	}
-	return t.Add(rest).UnixNano()
+	return t
 }
 
 func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }

@@ -43,5 +43,8 @@ func (e *Engine) StateKeys() int {
 			n += k.StateKeys()
 		}
 	}
+	for _, g := range e.digests {
+		n += g.StateKeys()
+	}
 	return n
 }

@@ -45,6 +45,8 @@ func (e *Engine) Customer(c *ingest.Customer) error {
 	}
 	e.stats.Customers++
 	e.profiles.put(c)
+	n0 := len(e.out.Alerts)
+	defer e.digestObserve(n0)
 	for _, comp := range e.comps {
 		if po, ok := comp.(profileObserver); ok {
 			n := len(e.out.Alerts)
@@ -116,7 +118,7 @@ func (e *Engine) labelAlerts(from int) {
 }
 
 func (e *Engine) attachProfile(p **ingest.Profile, tenant, customer string, at time.Time) {
-	if !e.fromRecords {
+	if e.attach {
 		*p = e.profiles.at(tenant, customer, at.UnixNano())
 	}
 }

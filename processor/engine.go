@@ -36,6 +36,12 @@ type Config struct {
 	// profiles (SPEC §1.3: what a partition engine hands on carries the
 	// customer.* values it read).
 	ProfilesFromRecords bool
+	// AttachProfiles makes the engine attach the current profile to every
+	// record even when its own rules do not read customer.* from records:
+	// a partition engine whose accepted records feed group-level rules
+	// that do. Otherwise the per-record lookup is skipped when nothing
+	// needs it (rules.File.ReadsRecordProfiles).
+	AttachProfiles bool
 	// FutureSkew, when positive, refuses a record whose occurred_at is
 	// more than this far ahead of the watermark (once there is one) with
 	// reason future, so that one record from a wrong clock cannot move the
@@ -91,6 +97,8 @@ type Engine struct {
 	// Config.ProfilesFromRecords.
 	profiles    *profileStore
 	fromRecords bool
+	// attach says whether records get their profile attached (Config.AttachProfiles).
+	attach bool
 	// custRules are the rules with customer_labels, by name; custLabels
 	// holds, by the fingerprint the detector gave a firing alert, the
 	// profile labels added to it, so that its resolved record carries
@@ -103,6 +111,9 @@ type Engine struct {
 	// call is what it costs (BenchmarkEngineRecords).
 	names []string
 	busy  atomic.Int32
+	// digests are the scheduled reports (SPEC §3.4), run after every
+	// component on what they emitted (digest.go).
+	digests []*digest
 }
 
 // The calls Busy reports.
@@ -143,10 +154,14 @@ func New(cfg Config) (*Engine, error) {
 
 		profiles:    newProfileStore(readHorizon(cfg.Rules)),
 		fromRecords: cfg.ProfilesFromRecords,
+		attach:      !cfg.ProfilesFromRecords && (cfg.AttachProfiles || cfg.Rules.ReadsRecordProfiles()),
 		custRules:   map[string]*rules.Rule{},
 		custLabels:  map[string]map[string]string{},
 	}
 	for _, r := range cfg.Rules.Rules {
+		if r.Source == rules.SourceSegments {
+			continue // run by the segment stage, which feeds them transitions
+		}
 		mk, ok := detectorFactories[r.Kind]
 		if !ok {
 			return nil, fmt.Errorf("rule %q: no detector for kind %q", r.Name, r.Kind)
@@ -155,6 +170,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if len(cfg.Rules.Resend) > 0 {
 		e.comps = append(e.comps, newResender(cfg.Rules))
+	}
+	if err := e.addSegments(cfg.Rules); err != nil {
+		return nil, err
 	}
 	e.comps = append(e.comps, cfg.Extra...)
 	for _, r := range cfg.Rules.Rules {
@@ -168,6 +186,7 @@ func New(cfg Config) (*Engine, error) {
 			pr.useProfiles(e.profiles)
 		}
 	}
+	e.buildDigests()
 	return e, nil
 }
 
@@ -260,6 +279,7 @@ func (e *Engine) Interaction(ev *ingest.Interaction) error {
 	e.busy.Store(0)
 	e.countSaturated()
 	e.labelAlerts(n)
+	e.digestRecord(rules.Event{I: ev}, ev.OccurredAt, rules.SourceInteractions, n)
 	return nil
 }
 
@@ -288,6 +308,7 @@ func (e *Engine) Receipt(r *ingest.Receipt) error {
 	e.busy.Store(0)
 	e.countSaturated()
 	e.labelAlerts(n)
+	e.digestRecord(rules.Event{R: r}, r.OccurredAt, rules.SourceReceipts, n)
 	return nil
 }
 
@@ -296,6 +317,10 @@ func (e *Engine) Receipt(r *ingest.Receipt) error {
 func (e *Engine) Advance(wm time.Time) {
 	if !wm.After(e.wm) {
 		return
+	}
+	// A digest's period end on the way is a stop (digest.go).
+	for at, ok := e.digestStop(wm); ok; at, ok = e.digestStop(wm) {
+		e.Advance(at)
 	}
 	e.wm = wm
 	n := len(e.out.Alerts)
@@ -306,6 +331,7 @@ func (e *Engine) Advance(wm time.Time) {
 	e.busy.Store(0)
 	e.countSaturated()
 	e.labelAlerts(n)
+	e.digestAdvance(wm, n)
 	e.profiles.advance(wm)
 	e.dedupI.evict(wm)
 	e.dedupR.evict(wm)
@@ -351,6 +377,8 @@ type engineState struct {
 	// customer profiles; those restore to an empty store.
 	Profiles   []byte
 	CustLabels map[string]map[string]string
+	// Digests are the digests' states by name (absent before digests).
+	Digests map[string][]byte
 }
 
 // Snapshot serialises the engine's whole state. Restoring it into an engine
@@ -369,6 +397,16 @@ func (e *Engine) Snapshot() ([]byte, error) {
 			return nil, fmt.Errorf("snapshotting %s: %w", c.Name(), err)
 		}
 		st.Components[c.Name()] = b
+	}
+	for _, g := range e.digests {
+		b, err := g.MarshalState()
+		if err != nil {
+			return nil, fmt.Errorf("snapshotting %s: %w", g.Name(), err)
+		}
+		if st.Digests == nil {
+			st.Digests = map[string][]byte{}
+		}
+		st.Digests[g.Name()] = b
 	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(&st); err != nil {
@@ -406,6 +444,13 @@ func (e *Engine) Restore(data []byte) error {
 		}
 		if err := c.UnmarshalState(b); err != nil {
 			return fmt.Errorf("restoring %s: %w", c.Name(), err)
+		}
+	}
+	for _, g := range e.digests {
+		if b, ok := st.Digests[g.Name()]; ok {
+			if err := g.UnmarshalState(b); err != nil {
+				return fmt.Errorf("restoring %s: %w", g.Name(), err)
+			}
 		}
 	}
 	return nil

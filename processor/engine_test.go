@@ -29,6 +29,7 @@ rules:
   - {name: followup, kind: deadline, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], due_after: 1h, stages: [{name: soon, at: -30m}, {name: due, at: 0s}, {name: late, at: 2h}], customer_labels: [tier]}
   - {name: birthday, kind: calendar, source: customers, match: {tier: [gold, silver]}, date: attributes.birthday, repeat: yearly, at: "09:00", lasts: 6h, customer_labels: [account_manager]}
   - {name: unresolved, kind: absence, source: interactions, start: {type: [complaint]}, stop: {type: [complaint_resolved]}, correlate: [tenant, customer_id], within: 2h}
+  - {name: slipping, kind: threshold, source: segments, match: {to: [at_risk]}, group_by: [tenant, segment_set], window: 2h, value: count, op: ">=", threshold: 3}
 resend:
   - name: sms_retry
     channel: sms
@@ -41,6 +42,40 @@ resend:
     suppress_on_interactions: [unsubscribe, complaint]
     frequency_cap: {max: 3, per: 24h}
     fallback: {after_attempts: 2, channel: email}
+digests:
+  - name: am_daily
+    schedule: {every: day, at: "09:00", timezone: Asia/Shanghai}
+    group_by: [tenant, customer.account_manager]
+    alerts: [churn, big_gold, by_manager, birthday, followup]
+    metrics:
+      - {name: revenue, source: interactions, match: {type: [purchase, refund]}, value: sum(amount)}
+      - {name: complainers, source: interactions, match: {type: [complaint]}, value: distinct(customer_id)}
+      - {name: failures, source: receipts, match: {status: [failed, soft_bounce]}, value: count}
+    segments: lifecycle
+  - name: tenant_weekly
+    schedule: {every: week, at: "00:30", timezone: Europe/Paris}
+    group_by: [tenant]
+    alerts: [revenue, failures, unresolved]
+segments:
+  - name: lifecycle
+    key: [tenant, customer_id]
+    track: {type: [purchase, login, visit]}
+    purchase: {type: [purchase, refund]}
+    window: 6h
+    classes:
+      - {name: potential, max_total: 0}
+      - {name: new, tenure_under: 2h}
+      - {name: loyal, min_count: 4, recency_under: 3h}
+      - {name: big, min_amount: 500}
+      - {name: active, recency_under: 4h}
+      - {name: lapsed, recency_over: 8h, max_count: 0}
+      - {name: at_risk}
+  - name: regional
+    key: [customer_id, region]
+    window: 1h
+    classes:
+      - {name: busy, min_count: 2}
+      - {name: quiet}
 `
 
 // record is one input of a random scenario.
@@ -132,6 +167,24 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 	want := *whole.Output()
 	require.NotEmpty(t, want.Alerts)
 	require.NotEmpty(t, want.Resends)
+	require.NotEmpty(t, want.Digests)
+	digestLists := map[string]bool{}
+	for _, d := range want.Digests {
+		digestLists["fired"] = digestLists["fired"] || len(d.Fired) > 0
+		digestLists["resolved"] = digestLists["resolved"] || len(d.Resolved) > 0
+		digestLists["open"] = digestLists["open"] || len(d.Open) > 0
+	}
+	for _, d := range want.Digests {
+		if d.Digest == "am_daily" {
+			for _, n := range d.Segments {
+				digestLists["segments"] = digestLists["segments"] || n > 0
+			}
+		}
+	}
+	require.Len(t, digestLists, 4)
+	require.True(t, digestLists["fired"] && digestLists["resolved"] && digestLists["open"] && digestLists["segments"],
+		"digests list alerts and class counts: %v", digestLists)
+	require.Greater(t, len(want.Transitions), 100)
 	kinds := map[string]bool{}
 	for _, a := range want.Alerts {
 		kinds[a.Kind+"/"+a.State] = true
@@ -158,9 +211,13 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 			got := processor.Output{
 				Alerts:  append(append([]processor.Alert{}, first.Output().Alerts...), second.Output().Alerts...),
 				Resends: append(append([]processor.Resend{}, first.Output().Resends...), second.Output().Resends...),
+				Transitions: append(append([]processor.Transition{}, first.Output().Transitions...),
+					second.Output().Transitions...),
 			}
 			require.Equal(t, want.Alerts, got.Alerts)
 			require.Equal(t, want.Resends, got.Resends)
+			require.Equal(t, want.Digests, append(append([]processor.Digest{}, first.Output().Digests...), second.Output().Digests...))
+			require.Equal(t, want.Transitions, got.Transitions)
 			require.Equal(t, whole.Stats(), second.Stats())
 		})
 	}

@@ -79,6 +79,10 @@ type Output struct {
 	Alerts     []Alert
 	Resends    []Resend
 	Aggregates []Aggregate
+	// Transitions are segment transitions (SPEC §3.3), in event-time order.
+	Transitions []Transition
+	// Digests are the scheduled reports of SPEC §3.4.
+	Digests []Digest
 	// Saturated counts sums that components clamped at ±math.MaxFloat64
 	// (or an aggregate's own bound) instead of overflowing; the engine
 	// moves it into Stats.Saturated after every call.
@@ -90,9 +94,15 @@ func (o *Output) Reset() {
 	clear(o.Alerts)
 	clear(o.Resends)
 	clear(o.Aggregates)
+	clear(o.Digests)
 	o.Alerts, o.Resends, o.Aggregates = o.Alerts[:0], o.Resends[:0], o.Aggregates[:0]
+	clear(o.Transitions)
+	o.Transitions = o.Transitions[:0]
+	o.Digests = o.Digests[:0]
 	o.Saturated = 0
 }
 
 // Len is the number of records in o.
-func (o *Output) Len() int { return len(o.Alerts) + len(o.Resends) + len(o.Aggregates) }
+func (o *Output) Len() int {
+	return len(o.Alerts) + len(o.Resends) + len(o.Aggregates) + len(o.Transitions) + len(o.Digests)
+}

@@ -85,6 +85,17 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		got, err = rs.AppendJSON(nil)
 		require.NoError(t, err)
 		require.Equal(t, string(stdJSON(t, &rs)), string(got), "resend %d", i)
+
+		var from *string
+		if r.IntN(2) == 0 {
+			f := randomString(r)
+			from = &f
+		}
+		tr := Transition{SegmentSet: randomString(r), Key: randomMap(r), Tenant: randomString(r), CustomerID: randomString(r),
+			From: from, To: randomString(r), At: randomTime(r), EmittedAt: randomTime(r)}
+		got, err = tr.AppendJSON(nil)
+		require.NoError(t, err)
+		require.Equal(t, string(stdJSON(t, &tr)), string(got), "transition %d", i)
 	}
 }
 
@@ -95,6 +106,23 @@ func TestAppendJSONRefuses(t *testing.T) {
 		_, stdErr := json.Marshal(&a)
 		require.Error(t, stdErr, "encoding/json refuses it too")
 	}
+}
+
+func TestTransitionID(t *testing.T) {
+	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.FixedZone("x", 8*3600))
+	a := Transition{SegmentSet: "lifecycle", Key: map[string]string{"tenant": "acme", "customer_id": "c1"}, To: "loyal", At: at}
+	b := a
+	b.At, b.To, b.EmittedAt = at.UTC(), "churned", time.Now()
+	require.Equal(t, a.ID(), b.ID(), "the id is (segment_set, key, at): not the classes, the zone or emitted_at")
+	for _, c := range []Transition{
+		{SegmentSet: "other", Key: a.Key, At: at},
+		{SegmentSet: "lifecycle", Key: map[string]string{"tenant": "acme", "customer_id": "c2"}, At: at},
+		{SegmentSet: "lifecycle", Key: a.Key, At: at.Add(time.Nanosecond)},
+	} {
+		require.NotEqual(t, a.ID(), c.ID())
+	}
+	_, err := (&Transition{At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}).AppendJSON(nil)
+	require.ErrorIs(t, err, ErrUnencodable)
 }
 
 func FuzzAppendJSON(f *testing.F) {

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
@@ -55,6 +56,10 @@ type Config struct {
 	Progress io.Writer
 	// Now stamps emitted_at and created_at; time.Now when nil.
 	Now func() time.Time
+	// Scrub, when set, hashes or drops the contact attributes in the raw
+	// field of rejected.jsonl (privacy.dead_letters); a raw line that is
+	// not a JSON object becomes privacy.Opaque's JSON text.
+	Scrub *privacy.Scrubber
 }
 
 // inputs lists the configured inputs in the order SPEC §5 breaks ties in
@@ -107,7 +112,7 @@ var (
 )
 
 // outputNames are the files Run writes in Config.OutDir.
-var outputNames = []string{"alerts.jsonl", "resends.jsonl", "rejected.jsonl"}
+var outputNames = []string{"alerts.jsonl", "resends.jsonl", "rejected.jsonl", "segments.jsonl", "digests.jsonl"}
 
 // Summary counts what a replay read and wrote.
 type Summary struct {
@@ -120,9 +125,12 @@ type Summary struct {
 	Resolved     int64
 	Resends      int64
 	Cancels      int64
-	Aggregates   int64
-	Watermark    time.Time
-	Elapsed      time.Duration
+	// Transitions counts segment transitions (SPEC §3.3), segments.jsonl.
+	Transitions int64
+	Aggregates  int64
+	Digests     int64 // digest records written (SPEC §3.4)
+	Watermark   time.Time
+	Elapsed     time.Duration
 	// Interrupted is set when the context ended the replay before the end
 	// of its input: the counts are what was done until then, and the
 	// watermark was not advanced to the end.
@@ -168,12 +176,16 @@ func (s Summary) String() string {
 	if s.Customers > 0 {
 		profiles = fmt.Sprintf(", %d profiles", s.Customers)
 	}
+	digests := ""
+	if s.Digests > 0 {
+		digests = fmt.Sprintf(", %d digests", s.Digests)
+	}
 	total := s.Interactions + s.Receipts + s.Customers + s.RejectedTotal() + s.Duplicates
 	rate := float64(total) / max(s.Elapsed.Seconds(), 1e-9)
 	return fmt.Sprintf(prefix+"%d interactions, %d receipts"+profiles+", %d rejected%s, %d duplicates; "+
-		"%d alerts (%d firing, %d resolved), %d resends, %d cancels; watermark %s; %s (%.0f records/s)",
+		"%d alerts (%d firing, %d resolved), %d resends, %d cancels, %d transitions"+digests+"; watermark %s; %s (%.0f records/s)",
 		s.Interactions, s.Receipts, s.RejectedTotal(), detail, s.Duplicates,
-		s.Firing+s.Resolved, s.Firing, s.Resolved, s.Resends, s.Cancels,
+		s.Firing+s.Resolved, s.Firing, s.Resolved, s.Resends, s.Cancels, s.Transitions,
 		fmtTime(s.Watermark), s.Elapsed.Round(time.Millisecond), rate)
 }
 
@@ -264,7 +276,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			reason = re.Reason
 		}
 		sum.Rejected[reason]++
-		return w.rejected.encode(rejection{Source: string(src.kind.source), Line: line, Reason: string(reason), Error: rerr.Error(), Raw: string(raw)})
+		return w.rejected.encode(rejection{Source: string(src.kind.source), Line: line, Reason: string(reason), Error: rerr.Error(), Raw: cfg.Scrub.Text(string(raw))})
 	}
 	// advance reads each source's next valid record into its head,
 	// rejecting malformed lines on the way.
@@ -707,9 +719,10 @@ func (p *progress) maybe(n int64, wm time.Time) {
 	fmt.Fprintf(p.w, "replay: %d records, %.0f records/s, watermark %s\n", n, float64(n)/el, fmtTime(wm))
 }
 
-// writers are the three output files.
+// writers are the output files.
 type writers struct {
-	alerts, resends, rejected *jsonl
+	alerts, resends, rejected, segments *jsonl
+	digests                             *jsonl
 }
 
 func newWriters(dir string) (*writers, error) {
@@ -718,7 +731,7 @@ func newWriters(dir string) (*writers, error) {
 	for _, x := range []struct {
 		dst  **jsonl
 		name string
-	}{{&w.alerts, outputNames[0]}, {&w.resends, outputNames[1]}, {&w.rejected, outputNames[2]}} {
+	}{{&w.alerts, outputNames[0]}, {&w.resends, outputNames[1]}, {&w.rejected, outputNames[2]}, {&w.segments, outputNames[3]}, {&w.digests, outputNames[4]}} {
 		if *x.dst, err = createJSONL(filepath.Join(dir, x.name)); err != nil {
 			w.close()
 			return nil, err
@@ -752,13 +765,29 @@ func (w *writers) write(out *processor.Output, now time.Time, sum *Summary) erro
 			return err
 		}
 	}
+	for i := range out.Transitions {
+		tr := &out.Transitions[i]
+		tr.EmittedAt = now.UTC()
+		sum.Transitions++
+		if err := w.segments.record(tr.AppendJSON); err != nil {
+			return err
+		}
+	}
+	for i := range out.Digests {
+		d := &out.Digests[i]
+		d.EmittedAt = now.UTC()
+		sum.Digests++
+		if err := w.digests.record(d.AppendJSON); err != nil {
+			return err
+		}
+	}
 	sum.Aggregates += int64(len(out.Aggregates))
 	return nil
 }
 
 func (w *writers) close() error {
 	var errs []error
-	for _, j := range []*jsonl{w.alerts, w.resends, w.rejected} {
+	for _, j := range []*jsonl{w.alerts, w.resends, w.rejected, w.segments, w.digests} {
 		if j != nil {
 			errs = append(errs, j.close())
 		}

@@ -19,7 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/crmpulse/crmpulse/api"
 	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
@@ -33,7 +35,11 @@ type App struct {
 	gatherer prometheus.Gatherer
 	now      func() time.Time
 	ln       net.Listener
-	brokers  []string
+	httpSec  *httpSecurity // TLS and auth of ln (stream/httpauth.go)
+	// deadScrub and repScrub hide contact attributes in dead letters and
+	// forwarded records (privacy.*); nil when kept as they are.
+	deadScrub, repScrub *privacy.Scrubber
+	brokers             []string
 
 	// mu orders reloads against workers joining: a worker registers and
 	// reads the rules under it, so it never misses a reload.
@@ -52,6 +58,9 @@ type App struct {
 	joined   atomic.Bool
 	// embeddedAddr is where the embedded broker listens, once started.
 	embeddedAddr atomic.Pointer[[]string]
+	// firing and api are the query API (api/) and the alerts it lists.
+	firing *firingTracker
+	api    *api.API
 }
 
 // New checks cfg, loads the rules, registers metrics on reg (a
@@ -67,6 +76,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	deadScrub, repScrub, err := cfg.Scrubbers()
+	if err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
 	rf, err := rules.Load(cfg.Rules)
 	if err != nil {
 		return nil, err
@@ -81,9 +94,23 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.deadScrub, a.repScrub = deadScrub, repScrub
 	a.kafkaLog = kafkago.LoggerFunc(func(msg string, args ...any) {
 		logger.Warn("kafka: " + fmt.Sprintf(msg, args...))
 	})
+	// The firing set sees every batch the partitions and the group stage
+	// emit, and their restored sets, as the other sinks do; last, so a
+	// batch a sink refused (and that is emitted again) is not counted
+	// before it.
+	a.firing = newFiringTracker()
+	a.cfg.Sinks = append(slices.Clip(a.cfg.Sinks), a.firing)
+	if a.api, err = api.New(api.Config{
+		Alerts: a, Rules: api.RulesFunc(a.currentRules), RulesFile: cfg.Rules,
+		Segments: cfg.Segments, Backtest: cfg.Backtest, MaxBodyBytes: int64(cfg.API.MaxBodyBytes),
+		BacktestConcurrency: cfg.API.BacktestConcurrency,
+	}); err != nil {
+		return nil, err
+	}
 	a.m = newMetrics(reg, cfg.Topics.inputs())
 	a.dm = newDedupMetrics(reg)
 	a.noteRules(rf)
@@ -91,14 +118,22 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 		a.gatherer = g
 	}
 	if cfg.HTTP.Listen != "" {
+		sec, err := loadHTTPSecurity(cfg.HTTP)
+		if err != nil {
+			return nil, err
+		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("http.listen: %w", err)
 		}
-		a.ln = ln
+		a.ln, a.httpSec = sec.listener(ln), sec
 	}
 	return a, nil
 }
+
+// Firing is the set of alerts firing in this instance (api.AlertSource):
+// the union of its partitions' and group stage's firing sets (firing.go).
+func (a *App) Firing() []processor.Alert { return a.firing.Firing() }
 
 // components builds the extra engine components for partition p.
 func (a *App) components(p int) []processor.Component {
@@ -461,7 +496,7 @@ func (a *App) serveHTTP(ctx context.Context) error {
 	if a.ln == nil {
 		return nil
 	}
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: a.httpSec.handler(a.handler()), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(a.ln) }()
 	select {

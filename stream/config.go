@@ -14,7 +14,12 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/crmpulse/crmpulse/api"
+	"github.com/crmpulse/crmpulse/backtest"
+	"github.com/crmpulse/crmpulse/httpclient"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // Config is what `crmpulse run` runs. It is read from YAML (unknown keys
@@ -33,11 +38,13 @@ type Config struct {
 	Health         HealthConfig `yaml:"health"`
 	// ShutdownTimeout bounds a stop: after it Run returns an error naming
 	// the partitions that did not stop, even if a worker is stuck.
-	ShutdownTimeout Duration    `yaml:"shutdown_timeout"`
-	EmbeddedKafka   bool        `yaml:"embedded_kafka"`
-	Alertmanager    AMConfig    `yaml:"alertmanager"`
-	Webhooks        HooksConfig `yaml:"webhooks"`
-	ClickHouse      CHConfig    `yaml:"clickhouse"`
+	ShutdownTimeout Duration      `yaml:"shutdown_timeout"`
+	EmbeddedKafka   bool          `yaml:"embedded_kafka"`
+	Alertmanager    AMConfig      `yaml:"alertmanager"`
+	Webhooks        HooksConfig   `yaml:"webhooks"`
+	ClickHouse      CHConfig      `yaml:"clickhouse"`
+	Privacy         PrivacyConfig `yaml:"privacy"`
+	API             APIConfig     `yaml:"api"`
 
 	// Sinks receive every engine output batch besides the Kafka topics
 	// (e.g. the ClickHouse sink); offsets are committed only after each
@@ -47,6 +54,11 @@ type Config struct {
 	// partition's engine (aggregates, resend follow-up); they are
 	// snapshotted with the engine. Not part of the YAML.
 	Components func(partition int) []processor.Component `yaml:"-"`
+	// Backtest runs POST /api/v1/backtest (backtest.Runner over the
+	// ClickHouse raw events); nil answers 503. Segments gives
+	// /api/v1/segments; nil is no segment sets. Not part of the YAML.
+	Backtest api.Backtester    `yaml:"-"`
+	Segments api.SegmentSource `yaml:"-"`
 	// Now is the wall clock, for the idle watermark and emitted_at;
 	// time.Now when nil. Not part of the YAML.
 	Now func() time.Time `yaml:"-"`
@@ -76,8 +88,9 @@ type TopicsConfig struct {
 
 // AMConfig says where alerts are posted (Alertmanager v2 API).
 type AMConfig struct {
-	URLs        []string `yaml:"urls"`
-	ResendDelay Duration `yaml:"resend_delay"`
+	URLs         []string `yaml:"urls"`
+	ResendDelay  Duration `yaml:"resend_delay"`
+	ClientConfig `yaml:",inline"`
 }
 
 // HooksConfig are the webhooks for alerts and resend triggers.
@@ -85,13 +98,58 @@ type HooksConfig struct {
 	Alerts         string `yaml:"alerts"`
 	Resends        string `yaml:"resends"`
 	Secret         string `yaml:"secret"`
+	SecretFile     string `yaml:"secret_file"`
 	DeadLetterFile string `yaml:"dead_letter_file"`
+	ClientConfig   `yaml:",inline"`
+}
+
+// ClientConfig is how an HTTP client (to Alertmanager, to the webhooks)
+// authenticates and checks the server: the keys of Prometheus' http_config.
+type ClientConfig struct {
+	Username        string          `yaml:"username"`
+	Password        string          `yaml:"password"`
+	PasswordFile    string          `yaml:"password_file"`
+	BearerToken     string          `yaml:"bearer_token"`
+	BearerTokenFile string          `yaml:"bearer_token_file"`
+	TLS             ClientTLSConfig `yaml:"tls"`
+}
+
+// ClientTLSConfig is the TLS side of ClientConfig.
+type ClientTLSConfig struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// HTTP is c as an httpclient.Config (secret files already read by
+// ReadSecretFiles, or read by httpclient.New).
+func (c ClientConfig) HTTP() httpclient.Config {
+	return httpclient.Config{
+		Username: c.Username, Password: c.Password, PasswordFile: c.PasswordFile,
+		BearerToken: c.BearerToken, BearerTokenFile: c.BearerTokenFile,
+		TLS: httpclient.TLSConfig{CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile,
+			ServerName: c.TLS.ServerName, InsecureSkipVerify: c.TLS.InsecureSkipVerify},
+	}
+}
+
+// PrivacyConfig says what happens to contact attributes (the keys
+// clickhouse.contact_attributes and contact_patterns match) in the copies
+// of input records the pipeline writes besides the raw tables.
+type PrivacyConfig struct {
+	// DeadLetters applies to the .dlq topics (and to replay's
+	// rejected.jsonl): keep, hash or drop.
+	DeadLetters string `yaml:"dead_letters"`
+	// Repartition applies to the records forwarded to the group stage.
+	Repartition string `yaml:"repartition"`
 }
 
 // CHConfig is the analytics sink (sink/clickhouse) and the aggregates it
 // stores (processor/aggregate).
 type CHConfig struct {
 	DSN             string   `yaml:"dsn"`
+	DSNFile         string   `yaml:"dsn_file"`
 	Migrate         bool     `yaml:"migrate"`
 	BatchRows       int      `yaml:"batch_rows"`
 	FlushInterval   Duration `yaml:"flush_interval"`
@@ -100,12 +158,33 @@ type CHConfig struct {
 	ActivityWindow  Duration `yaml:"activity_window"`
 	RawEvents       bool     `yaml:"raw_events"`
 	HashKey         string   `yaml:"hash_key"`
+	HashKeyFile     string   `yaml:"hash_key_file"`
 	ContactAttrs    []string `yaml:"contact_attributes"`
+	ContactPatterns []string `yaml:"contact_patterns"`
+}
+
+// APIConfig bounds the query API (api/, docs/api.md).
+type APIConfig struct {
+	BacktestTimeout     Duration `yaml:"backtest_timeout"`
+	BacktestMaxRows     int      `yaml:"backtest_max_rows"`
+	BacktestMaxRecords  int      `yaml:"backtest_max_records"`
+	MaxBodyBytes        int      `yaml:"max_body_bytes"`
+	BacktestConcurrency int      `yaml:"backtest_concurrency"`
+}
+
+// BacktestLimits are the limits of a backtest.Runner.
+func (c APIConfig) BacktestLimits() backtest.Limits {
+	return backtest.Limits{MaxRows: int64(c.BacktestMaxRows), MaxRecords: c.BacktestMaxRecords, Timeout: c.BacktestTimeout.D()}
 }
 
 // HTTPConfig is the metrics and health endpoint.
 type HTTPConfig struct {
 	Listen string `yaml:"listen"`
+	// WebConfigFile is a Prometheus exporter-toolkit web config: TLS and
+	// basic auth users (stream/httpauth.go).
+	WebConfigFile   string `yaml:"web_config_file"`
+	BearerToken     string `yaml:"bearer_token"`
+	BearerTokenFile string `yaml:"bearer_token_file"`
 }
 
 // HealthConfig is when /healthz fails and a slow step is logged.
@@ -163,9 +242,15 @@ func DefaultConfig() Config {
 		Health:          HealthConfig{StallTimeout: Duration(2 * time.Minute), SlowStep: Duration(10 * time.Second)},
 		ShutdownTimeout: Duration(30 * time.Second),
 		Alertmanager:    AMConfig{ResendDelay: Duration(time.Minute)},
+		Privacy:         PrivacyConfig{DeadLetters: "keep", Repartition: "keep"},
 		ClickHouse: CHConfig{
 			Migrate: true, BatchRows: 50_000, FlushInterval: Duration(time.Second), MaxBufferedRows: 200_000,
 			Window: Duration(time.Hour), ActivityWindow: Duration(24 * time.Hour),
+		},
+		API: APIConfig{
+			BacktestTimeout: Duration(backtest.DefaultTimeout), BacktestMaxRows: backtest.DefaultMaxRows,
+			BacktestMaxRecords: backtest.DefaultMaxRecords, MaxBodyBytes: api.DefaultMaxBodyBytes,
+			BacktestConcurrency: api.DefaultBacktestConcurrency,
 		},
 	}
 }
@@ -179,8 +264,12 @@ const DefaultEmbeddedBroker = "127.0.0.1:9092"
 type Key struct {
 	Name string // YAML path, e.g. kafka.brokers
 	Help string
-	set  func(c *Config, v string) error
-	get  func(c *Config) string
+	// Secret keys (passwords, tokens, keys, DSNs) each have a <name>_file
+	// twin; their values are never printed, and giving one as a flag is
+	// warned about (flags show in ps).
+	Secret bool
+	set    func(c *Config, v string) error
+	get    func(c *Config) string
 }
 
 // Env is the environment variable that overrides the key.
@@ -192,7 +281,13 @@ func (k Key) Env() string {
 func (k Key) Flag() string { return strings.ReplaceAll(k.Name, "_", "-") }
 
 // Default is the key's default value as text.
-func (k Key) Default() string { c := DefaultConfig(); return k.get(&c) }
+func (k Key) Default() string {
+	if k.Secret {
+		return "" // secrets have no default, and a default would be printed
+	}
+	c := DefaultConfig()
+	return k.get(&c)
+}
 
 // access reads and writes one key of a Config as text.
 type access struct {
@@ -247,6 +342,29 @@ func key(name, help string, acc access) Key {
 	return Key{Name: name, Help: help, set: acc.set, get: acc.get}
 }
 
+// secret is a secret key and its <name>_file twin.
+func secret(name, help string, p, file func(*Config) *string) []Key {
+	k := key(name, help+"; secret: prefer "+name+"_file or the environment", str(p))
+	k.Secret = true
+	return []Key{k, key(name+"_file", "file holding "+name+" (trailing newline trimmed), e.g. a mounted Kubernetes secret", str(file))}
+}
+
+// clientKeys are the keys of a ClientConfig under prefix.
+func clientKeys(prefix, what string, p func(*Config) *ClientConfig) []Key {
+	ks := []Key{key(prefix+".username", "basic auth user for "+what+"; with password", str(func(c *Config) *string { return &p(c).Username }))}
+	ks = append(ks, secret(prefix+".password", "basic auth password for "+what,
+		func(c *Config) *string { return &p(c).Password }, func(c *Config) *string { return &p(c).PasswordFile })...)
+	ks = append(ks, secret(prefix+".bearer_token", "sent as Authorization: Bearer to "+what+"; instead of basic auth",
+		func(c *Config) *string { return &p(c).BearerToken }, func(c *Config) *string { return &p(c).BearerTokenFile })...)
+	return append(ks,
+		key(prefix+".tls.ca_file", "PEM CA bundle that signs the certificate of "+what+"; empty: the system roots", str(func(c *Config) *string { return &p(c).TLS.CAFile })),
+		key(prefix+".tls.cert_file", "client certificate (PEM) presented to "+what+" for mutual TLS; with key_file", str(func(c *Config) *string { return &p(c).TLS.CertFile })),
+		key(prefix+".tls.key_file", "key (PEM) of tls.cert_file", str(func(c *Config) *string { return &p(c).TLS.KeyFile })),
+		key(prefix+".tls.server_name", "name the certificate of "+what+" must carry when it is not the URL's host", str(func(c *Config) *string { return &p(c).TLS.ServerName })),
+		key(prefix+".tls.insecure_skip_verify", "accept any certificate from "+what+" (tests only: logged as a warning)", boolean(func(c *Config) *bool { return &p(c).TLS.InsecureSkipVerify })),
+	)
+}
+
 // Keys lists every configuration key; --help and docs/run.md are written
 // from it (a test checks the doc).
 var Keys = func() []Key {
@@ -271,7 +389,7 @@ var Keys = func() []Key {
 			return nil
 		}, func(c *Config) string { return strings.Join(*p(c), ",") }}
 	}
-	return []Key{
+	ks := []Key{
 		key("kafka.brokers", "Kafka bootstrap brokers, host:port, comma-separated in env and flags (with embedded_kafka: where the embedded broker listens, default "+DefaultEmbeddedBroker+")", access{brokersSet, brokersGet}),
 		key("kafka.group_id", "consumer group; also prefixes snapshot keys, so instances of one deployment share it", str(func(c *Config) *string { return &c.Kafka.GroupID })),
 		key("kafka.start_offset", "where a partition without a snapshot starts when the group has no committed offset: earliest or latest", str(func(c *Config) *string { return &c.Kafka.StartOffset })),
@@ -290,7 +408,7 @@ var Keys = func() []Key {
 		key("idle_timeout", "a partition without records for this long stops holding the watermark back", dur(func(c *Config) *Duration { return &c.IdleTimeout })),
 		key("future_skew", "a record more than this far ahead of its partition's watermark is dead-lettered with reason future, so one wrong clock cannot make the partition's later records late; 0 disables (docs/limits.md)", dur(func(c *Config) *Duration { return &c.FutureSkew })),
 		key("commit_interval", "how often each partition's outputs are flushed, its state snapshotted and its offsets committed", dur(func(c *Config) *Duration { return &c.CommitInterval })),
-		key("http.listen", "address of /metrics, /healthz and /readyz; empty disables the listener", str(func(c *Config) *string { return &c.HTTP.Listen })),
+		key("http.listen", "address of /metrics, /healthz and /readyz; empty disables the listener; in a container 0.0.0.0:9464, and set http.web_config_file", str(func(c *Config) *string { return &c.HTTP.Listen })),
 		key("health.stall_timeout", "/healthz fails (503, naming the partition) while a partition worker has made no progress for this long with work to do: input waiting, or a step (a rule, an output flush) that does not end; a caught-up idle partition is healthy", dur(func(c *Config) *Duration { return &c.Health.StallTimeout })),
 		key("health.slow_step", "a partition worker busy on one step this long is logged at WARN once, naming the rule it is in (crmpulse_stream_partition_busy_seconds shows it meanwhile)", dur(func(c *Config) *Duration { return &c.Health.SlowStep })),
 		key("shutdown_timeout", "longest a stop (SIGTERM, SIGINT) may take, final checkpoints included; after it the partitions that did not stop are logged and the process exits 1", dur(func(c *Config) *Duration { return &c.ShutdownTimeout })),
@@ -299,9 +417,7 @@ var Keys = func() []Key {
 		key("alertmanager.resend_delay", "how often alerts that keep firing are re-posted to Alertmanager", dur(func(c *Config) *Duration { return &c.Alertmanager.ResendDelay })),
 		key("webhooks.alerts", "URL that receives one POST per alert record (SPEC §4) with an Idempotency-Key header; empty: none", str(func(c *Config) *string { return &c.Webhooks.Alerts })),
 		key("webhooks.resends", "URL that receives one POST per resend trigger or cancel, Idempotency-Key trigger_id:action; empty: none", str(func(c *Config) *string { return &c.Webhooks.Resends })),
-		key("webhooks.secret", "if set, webhook bodies are signed: X-CRMPulse-Signature: sha256=<HMAC-SHA256>", str(func(c *Config) *string { return &c.Webhooks.Secret })),
 		key("webhooks.dead_letter_file", "JSON Lines file receiving every webhook record given up after the last retry", str(func(c *Config) *string { return &c.Webhooks.DeadLetterFile })),
-		key("clickhouse.dsn", "ClickHouse native-protocol DSN (clickhouse://host:9000/db) receiving aggregates, alert history, resends and outcomes; offsets commit only after rows are stored; empty: none", str(func(c *Config) *string { return &c.ClickHouse.DSN })),
 		key("clickhouse.migrate", "apply the schema migrations at start (as `crmpulse migrate` does); a schema newer than the binary is refused either way", boolean(func(c *Config) *bool { return &c.ClickHouse.Migrate })),
 		key("clickhouse.batch_rows", "rows per insert block; a table's queue is inserted at once when this many rows wait", integer(func(c *Config) *int { return &c.ClickHouse.BatchRows })),
 		key("clickhouse.flush_interval", "longest rows wait for a batch to fill: at most one partial insert per table per interval", dur(func(c *Config) *Duration { return &c.ClickHouse.FlushInterval })),
@@ -309,9 +425,32 @@ var Keys = func() []Key {
 		key("clickhouse.window", "tumbling window of the revenue, complaint and delivery aggregates", dur(func(c *Config) *Duration { return &c.ClickHouse.Window })),
 		key("clickhouse.activity_window", "tumbling window of per-customer activity", dur(func(c *Config) *Duration { return &c.ClickHouse.ActivityWindow })),
 		key("clickhouse.raw_events", "also store every accepted interaction and receipt in interactions_raw / receipts_raw, contact attributes hashed (docs/clickhouse.md)", boolean(func(c *Config) *bool { return &c.ClickHouse.RawEvents })),
-		key("clickhouse.hash_key", "secret key of the HMAC-SHA256 that replaces contact attribute values in the raw tables; required with raw_events; keep it stable (set it in the environment, not the file)", str(func(c *Config) *string { return &c.ClickHouse.HashKey })),
-		key("clickhouse.contact_attributes", "attribute keys (case-insensitive) whose values are hashed in the raw tables; empty: email, phone, mobile, address, name, first_name, last_name, ip", list(func(c *Config) *[]string { return &c.ClickHouse.ContactAttrs })),
+		key("clickhouse.contact_attributes", "exact attribute keys (case-insensitive) holding contact data: hashed in the raw tables, and per privacy.* elsewhere; empty: the defaults of docs/security.md (email, phone, mobile, address, name, first_name, last_name, ip, ...)", list(func(c *Config) *[]string { return &c.ClickHouse.ContactAttrs })),
+		key("api.backtest_timeout", "longest a POST /api/v1/backtest runs before it is stopped (503 timeout)", dur(func(c *Config) *Duration { return &c.API.BacktestTimeout })),
+		key("api.backtest_max_rows", "raw-event rows a backtest reads at most; it stops there and says truncated_by max_rows", integer(func(c *Config) *int { return &c.API.BacktestMaxRows })),
+		key("api.backtest_max_records", "alert and resend records a backtest returns at most (the counts stay whole); truncated_by max_records", integer(func(c *Config) *int { return &c.API.BacktestMaxRecords })),
+		key("api.backtest_concurrency", "backtests that may run at once, each with an engine of its own; another is refused (503 unavailable)", integer(func(c *Config) *int { return &c.API.BacktestConcurrency })),
+		key("api.max_body_bytes", "largest backtest request body (413 above)", integer(func(c *Config) *int { return &c.API.MaxBodyBytes })),
 	}
+	ks = append(ks, key("clickhouse.contact_patterns", "attribute key patterns (case-insensitive globs: * any run, ? one character) also holding contact data; empty: *email*, *phone*, *mobile*, *address*, *_name, *name_*, *birth*, *ip_addr*, ...; - alone: none",
+		list(func(c *Config) *[]string { return &c.ClickHouse.ContactPatterns })))
+	ks = append(ks, secret("clickhouse.dsn", "ClickHouse native-protocol DSN (clickhouse://user:password@host:9000/db) receiving aggregates, alert history, resends and outcomes; offsets commit only after rows are stored; empty: none",
+		func(c *Config) *string { return &c.ClickHouse.DSN }, func(c *Config) *string { return &c.ClickHouse.DSNFile })...)
+	ks = append(ks, secret("clickhouse.hash_key", fmt.Sprintf("secret key (at least %d bytes) of the HMAC-SHA256 that replaces contact attribute values in the raw tables and, per privacy.*, in dead letters and the repartition topic; keep it stable", privacy.MinHashKeyBytes),
+		func(c *Config) *string { return &c.ClickHouse.HashKey }, func(c *Config) *string { return &c.ClickHouse.HashKeyFile })...)
+	ks = append(ks, secret("webhooks.secret", "if set, webhook bodies are signed: X-CRMPulse-Signature: sha256=<HMAC-SHA256>",
+		func(c *Config) *string { return &c.Webhooks.Secret }, func(c *Config) *string { return &c.Webhooks.SecretFile })...)
+	ks = append(ks, clientKeys("alertmanager", "Alertmanager", func(c *Config) *ClientConfig { return &c.Alertmanager.ClientConfig })...)
+	ks = append(ks, clientKeys("webhooks", "the webhooks", func(c *Config) *ClientConfig { return &c.Webhooks.ClientConfig })...)
+	ks = append(ks, key("http.web_config_file", "Prometheus exporter-toolkit web config (tls_server_config, basic_auth_users with bcrypt hashes) securing /metrics and /readyz; /healthz stays open (docs/security.md)",
+		str(func(c *Config) *string { return &c.HTTP.WebConfigFile })))
+	ks = append(ks, secret("http.bearer_token", "token that also grants access to /metrics and /readyz, as Authorization: Bearer",
+		func(c *Config) *string { return &c.HTTP.BearerToken }, func(c *Config) *string { return &c.HTTP.BearerTokenFile })...)
+	ks = append(ks,
+		key("privacy.dead_letters", "contact attributes in the .dlq topics and replay's rejected.jsonl: keep, hash (HMAC with clickhouse.hash_key) or drop; a value that is not JSON is replaced by its hash and length (hash) or its length (drop)", str(func(c *Config) *string { return &c.Privacy.DeadLetters })),
+		key("privacy.repartition", "contact attributes on the repartition topic: keep, hash or drop; with hash or drop, group rules see hashed or no contact attributes", str(func(c *Config) *string { return &c.Privacy.Repartition })),
+	)
+	return ks
 }()
 
 // LoadConfig builds the configuration: defaults, then the YAML file at path
@@ -387,6 +526,54 @@ func (fv *FlagValues) Apply(cfg *Config) error {
 		}
 	}
 	return nil
+}
+
+// SecretFlags are the secret keys given as flags: visible to anyone who can
+// list processes, so the caller warns about them.
+func (fv *FlagValues) SecretFlags() []string {
+	var out []string
+	for _, k := range Keys {
+		v := *fv.vals[k.Name]
+		switch {
+		case v == "":
+		case k.Name == "clickhouse.dsn" || urlKeys[k.Name]:
+			// A DSN or URL is secret only when it carries a password or token.
+			if len(redact.Secrets(v)) > 0 {
+				out = append(out, "--"+k.Flag())
+			}
+		case k.Secret:
+			out = append(out, "--"+k.Flag())
+		}
+	}
+	return out
+}
+
+// urlKeys are the keys holding URLs, which may carry credentials.
+var urlKeys = map[string]bool{"alertmanager.urls": true, "webhooks.alerts": true, "webhooks.resends": true}
+
+// ReadSecretFiles replaces every secret that has its <name>_file key set by
+// the file's content (trailing newline trimmed) and clears the _file key.
+// A secret given both ways is refused: which one wins would be a guess.
+func (c *Config) ReadSecretFiles() error {
+	var errs []error
+	for i, k := range Keys {
+		if !k.Secret || i+1 >= len(Keys) || Keys[i+1].Name != k.Name+"_file" {
+			continue
+		}
+		fk := Keys[i+1]
+		file := fk.get(c)
+		if file == "" {
+			continue
+		}
+		v, err := httpclient.ReadSecret(k.Name, k.get(c), file)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_ = k.set(c, v)
+		_ = fk.set(c, "")
+	}
+	return errors.Join(errs...)
 }
 
 // Validate checks cfg and names the key of each problem.
@@ -466,10 +653,43 @@ func (c *Config) Validate() error {
 			bad("http.listen", "%q is not host:port", c.HTTP.Listen)
 		}
 	}
+	if c.ClickHouse.HashKey != "" {
+		if err := privacy.CheckHashKey(c.ClickHouse.HashKey); err != nil {
+			bad("clickhouse.hash_key", "%s", strings.TrimPrefix(err.Error(), "hash_key: "))
+		}
+	}
+	if _, err := privacy.NewMatcher(c.ClickHouse.ContactAttrs, c.ClickHouse.ContactPatterns); err != nil {
+		bad("clickhouse", "%v", err)
+	}
+	for _, p := range []struct{ key, v string }{{"privacy.dead_letters", c.Privacy.DeadLetters}, {"privacy.repartition", c.Privacy.Repartition}} {
+		m, err := privacy.ParseMode(p.v)
+		switch {
+		case err != nil:
+			bad(p.key, "%v", err)
+		case m == privacy.Hash && c.ClickHouse.HashKey == "":
+			bad(p.key, "hash needs clickhouse.hash_key (the HMAC key)")
+		}
+	}
+	if c.API.BacktestTimeout.D() <= 0 {
+		bad("api.backtest_timeout", "must be positive")
+	}
+	if c.API.BacktestMaxRows < 1 {
+		bad("api.backtest_max_rows", "must be at least 1")
+	}
+	if c.API.BacktestMaxRecords < 1 {
+		bad("api.backtest_max_records", "must be at least 1")
+	}
+	if c.API.BacktestConcurrency < 1 {
+		bad("api.backtest_concurrency", "must be at least 1")
+	}
+	if c.API.MaxBodyBytes < 1 {
+		bad("api.max_body_bytes", "must be at least 1")
+	}
 	return errors.Join(errs...)
 }
 
-// Usage writes the key table for --help.
+// Usage writes the key table for --help. Secret keys show no default and
+// no value: --help never prints a secret, whatever the environment holds.
 func Usage(w io.Writer) {
 	fmt.Fprintln(w, "Configuration keys (YAML key / environment variable / flag, default):")
 	for _, k := range Keys {

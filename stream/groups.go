@@ -80,11 +80,23 @@ func splitRules(rf *rules.File) (local, groups *rules.File) {
 	if len(g.Rules) == 0 {
 		return &l, nil
 	}
+	// The partition engines own the segment sets (their keys hold
+	// customer_id). The group stage needs them only to feed its own rules
+	// on segments; what it computes of them is never emitted, so a set is
+	// not reported twice.
+	onSegments := false
+	for _, r := range g.Rules {
+		onSegments = onSegments || r.Source == rules.SourceSegments
+	}
+	if !onSegments {
+		g.Segments = nil
+	}
 	return &l, &g
 }
 
-// forwarded is the repartition record of an accepted input record, with
-// the profile it read when the group rules use customer.* (profilefwd.go).
+// forwarded is the repartition record of an accepted input record, its
+// contact attributes hashed or dropped per privacy.repartition, with the
+// profile it read when the group rules use customer.* (profilefwd.go).
 func (w *worker) forwarded(rec *ikafka.Record, src int) kafkago.Message {
 	source := ingest.SourceInteractions
 	var profile *ingest.Profile
@@ -101,8 +113,12 @@ func (w *worker) forwarded(rec *ikafka.Record, src int) kafkago.Message {
 	if w.profileFwd != nil && profile != nil {
 		h = append(h, kafkago.Header{Key: headerProfile, Value: w.profileFwd.encode(profile)})
 	}
+	value := bytes.Clone(rec.Msg.Value)
+	if w.a.repScrub != nil {
+		value = w.a.repScrub.Attributes(value)
+	}
 	return kafkago.Message{
-		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), Value: bytes.Clone(rec.Msg.Value), WriterData: w.epoch,
+		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), Value: value, WriterData: w.epoch,
 		Headers: h,
 	}
 }

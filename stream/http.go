@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/crmpulse/crmpulse/api"
 )
 
 func (a *App) handler() http.Handler {
@@ -12,6 +14,7 @@ func (a *App) handler() http.Handler {
 	if a.gatherer != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
 	}
+	mux.Handle(api.Prefix, a.api) // the query API (docs/api.md), under the same wrapper as /metrics
 	// /healthz fails while a partition has made no progress for
 	// health.stall_timeout with work to do (the watchdog's last look);
 	// a restart is then the remedy. /readyz says whether to send traffic.

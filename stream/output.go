@@ -13,6 +13,7 @@ import (
 
 	"github.com/crmpulse/crmpulse/ingest"
 	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 )
 
@@ -226,8 +227,9 @@ func deadLetterID(m *kafkago.Message) string {
 }
 
 // deadLetter is the DLQ record for a refused input record: the original key
-// and value, and headers saying why and where it came from.
-func (e *encoder) deadLetter(rec *ikafka.Record, reason ingest.Reason, detail string, ep *epoch) kafkago.Message {
+// and value (contact attributes hashed or dropped when scrub is set:
+// privacy.dead_letters), and headers saying why and where it came from.
+func (e *encoder) deadLetter(rec *ikafka.Record, reason ingest.Reason, detail string, ep *epoch, scrub *privacy.Scrubber) kafkago.Message {
 	m := &rec.Msg
 	h := headers(deadLetterID(m), e.originHeaders())
 	h = append(h,
@@ -237,7 +239,11 @@ func (e *encoder) deadLetter(rec *ikafka.Record, reason ingest.Reason, detail st
 		kafkago.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(m.Partition))},
 		kafkago.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
 	)
-	return kafkago.Message{Topic: m.Topic + DLQSuffix, Key: m.Key, Value: m.Value, WriterData: ep, Headers: h}
+	value := m.Value
+	if scrub != nil {
+		value = scrub.Record(value)
+	}
+	return kafkago.Message{Topic: m.Topic + DLQSuffix, Key: m.Key, Value: value, WriterData: ep, Headers: h}
 }
 
 // rejection classifies a refused record's error.

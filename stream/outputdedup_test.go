@@ -207,7 +207,7 @@ func TestDeadLetterCarriesItsIDAndOrigin(t *testing.T) {
 	e := newEncoder(TopicsConfig{}, "g", "1")
 	e.at(time.Unix(100, 0), 8, 3)
 	rec := &ikafka.Record{Msg: kafkago.Message{Topic: "in.i", Partition: 1, Offset: 7, Value: []byte("x")}}
-	m := e.deadLetter(rec, ingest.ReasonNotJSON, "bad", nil)
+	m := e.deadLetter(rec, ingest.ReasonNotJSON, "bad", nil, nil)
 	require.Equal(t, "in.i.dlq", m.Topic)
 	require.Equal(t, "in.i/1/7", headerValue(m.Headers, HeaderID))
 	require.Equal(t, "1", headerValue(m.Headers, HeaderOrigin))

@@ -448,7 +448,7 @@ func (w *worker) reject(rec *ikafka.Record, err error) error {
 	}
 	w.epoch.add(1)
 	w.tag()
-	w.msgs = append(w.msgs, w.enc.deadLetter(rec, reason, detail, w.epoch))
+	w.msgs = append(w.msgs, w.enc.deadLetter(rec, reason, detail, w.epoch, w.a.deadScrub))
 	w.a.m.outputs.WithLabelValues(kindDeadLetter).Inc()
 	return nil
 }

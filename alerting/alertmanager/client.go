@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // postableAlert is one element of the body of POST /api/v2/alerts
@@ -31,12 +33,19 @@ type statusError struct {
 }
 
 func (e *statusError) Error() string {
+	switch e.code {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Sprintf("unexpected status %d (credentials refused: check alertmanager.username and password, "+
+			"or bearer_token): %s", e.code, e.body)
+	}
 	return fmt.Sprintf("unexpected status %d: %s", e.code, e.body)
 }
 
 // post sends alerts to endpoint once. Like Alertmanager's own notifiers it
 // says whether a failure is worth retrying: network errors, 5xx and 429 are;
-// other 4xx mean the batch itself is refused and will be refused again.
+// other 4xx mean the batch itself is refused and will be refused again,
+// except 401 and 403: refused credentials are the deployment's state, not
+// the batch's, and posts succeed again once they are fixed on either side.
 func post(ctx context.Context, client *http.Client, endpoint string, alerts []postableAlert) (retry bool, err error) {
 	body, err := json.Marshal(alerts)
 	if err != nil {
@@ -50,7 +59,9 @@ func post(ctx context.Context, client *http.Client, endpoint string, alerts []po
 	req.Header.Set("User-Agent", "crmpulse")
 	resp, err := client.Do(req)
 	if err != nil {
-		return true, fmt.Errorf("posting alerts: %w", err)
+		// net/http's error quotes the URL: its password masked, but not
+		// its token parameters.
+		return true, redact.Error(fmt.Errorf("posting alerts: %w", err), endpoint)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
@@ -59,5 +70,7 @@ func post(ctx context.Context, client *http.Client, endpoint string, alerts []po
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
 	err = fmt.Errorf("posting alerts: %w", &statusError{code: resp.StatusCode, body: strings.TrimSpace(string(msg))})
-	return resp.StatusCode/100 == 5 || resp.StatusCode == http.StatusTooManyRequests, err
+	retry = resp.StatusCode/100 == 5 || resp.StatusCode == http.StatusTooManyRequests ||
+		resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
+	return retry, err
 }

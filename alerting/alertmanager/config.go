@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // Defaults of Config, in one place.
@@ -49,8 +50,9 @@ type Config struct {
 	// GeneratorURL, if set, gives the generatorURL of an alert (a link
 	// back to the pipeline's view of the rule).
 	GeneratorURL func(a *processor.Alert) string
-	// Client is the HTTP client to use (TLS, proxies). Default: a client
-	// of its own; Timeout applies either way.
+	// Client is the HTTP client to use: httpclient.New builds one with
+	// basic auth or a bearer token and TLS (CA, client certificate).
+	// Default: a plain client of its own; Timeout applies either way.
 	Client *http.Client
 }
 
@@ -83,19 +85,21 @@ func (c *Config) validate() ([]string, error) {
 	seen := map[string]bool{}
 	endpoints := make([]string, 0, len(c.URLs))
 	for i, raw := range c.URLs {
+		// Errors quote the URL redacted: it may carry a password
+		// (net/url's own errors quote it in full).
 		u, err := url.Parse(raw)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("alertmanager: urls[%d]: %w", i, err))
+			errs = append(errs, redact.Error(fmt.Errorf("alertmanager: urls[%d]: %w", i, err), raw))
 			continue
 		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, fmt.Errorf("alertmanager: urls[%d]: %q: scheme must be http or https", i, raw))
+			errs = append(errs, fmt.Errorf("alertmanager: urls[%d]: %q: scheme must be http or https", i, redact.URL(raw)))
 			continue
 		case u.Host == "":
-			errs = append(errs, fmt.Errorf("alertmanager: urls[%d]: %q: no host", i, raw))
+			errs = append(errs, fmt.Errorf("alertmanager: urls[%d]: %q: no host", i, redact.URL(raw)))
 			continue
 		case seen[raw]:
-			errs = append(errs, fmt.Errorf("alertmanager: urls[%d]: %q listed twice", i, raw))
+			errs = append(errs, fmt.Errorf("alertmanager: urls[%d]: %q listed twice", i, redact.URL(raw)))
 			continue
 		}
 		seen[raw] = true

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -40,9 +41,12 @@ import (
 const (
 	envURL         = "CRMPULSE_ALERTMANAGER_URL"
 	envRestartTest = "CRMPULSE_ALERTMANAGER_RESTART_TEST"
-	hookAddr       = "127.0.0.1:29195" // the webhook receiver of alertmanager-test.yml
-	hookPath       = "/hook"
-	waitFor        = 20 * time.Second
+	// defaultHookAddr is the webhook receiver of alertmanager-test.yml;
+	// alertmanager.sh exports another as CRMPULSE_ALERTMANAGER_WEBHOOK_ADDR
+	// when AM_WEBHOOK_PORT moves it.
+	defaultHookAddr = "127.0.0.1:29195"
+	hookPath        = "/hook"
+	waitFor         = 20 * time.Second
 )
 
 func amURL(t *testing.T) string {
@@ -82,9 +86,9 @@ func startHook(t *testing.T, tenant string) *hook {
 	var ln net.Listener
 	require.Eventually(t, func() bool {
 		var err error
-		ln, err = net.Listen("tcp", hookAddr)
+		ln, err = net.Listen("tcp", hookAddr())
 		return err == nil
-	}, time.Minute, 100*time.Millisecond, "webhook port %s stays busy", hookAddr)
+	}, time.Minute, 100*time.Millisecond, "webhook port %s stays busy", hookAddr())
 	h := &hook{tenant: tenant}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+hookPath, func(w http.ResponseWriter, r *http.Request) {
@@ -463,4 +467,12 @@ func TestIntegrationRestartLosesNothing(t *testing.T) {
 		n.Notify(resolvedAt(alertFor(tenant, rule, "warning", c, start), start.Add(time.Minute)))
 	}
 	waitActive(nil)
+}
+
+// hookAddr is where the test Alertmanager sends its webhook notifications.
+func hookAddr() string {
+	if a := os.Getenv("CRMPULSE_ALERTMANAGER_WEBHOOK_ADDR"); a != "" {
+		return a
+	}
+	return defaultHookAddr
 }

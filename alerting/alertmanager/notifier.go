@@ -26,7 +26,6 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // Notifier posts alerts to one or more Alertmanagers. Notify may be called
@@ -97,8 +97,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 	n := &Notifier{cfg: cfg, logger: logger, alerts: map[string]*entry{}}
 	labels := make([]string, len(cfg.URLs))
 	for i, raw := range cfg.URLs {
-		u, _ := url.Parse(raw) // validated above
-		labels[i] = u.Redacted()
+		labels[i] = redact.URL(raw)
 		n.targets = append(n.targets, &target{
 			idx:      i,
 			endpoint: endpoints[i],

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/crmpulse/crmpulse/alerting/alertmanager"
 	"github.com/crmpulse/crmpulse/alerting/webhook"
+	"github.com/crmpulse/crmpulse/httpclient"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/stream"
 )
@@ -43,6 +45,10 @@ type Config struct {
 	// DeadLetterFile, if set, receives a JSON line per record a webhook
 	// could not deliver after its last retry.
 	DeadLetterFile string
+	// AlertmanagerClient and WebhookClient are how the posts authenticate
+	// (basic auth, bearer token) and check the server (TLS); the zero
+	// value is a plain client.
+	AlertmanagerClient, WebhookClient httpclient.Config
 }
 
 // Enabled reports whether cfg delivers anywhere.
@@ -68,9 +74,19 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, err
 	s := &Sink{log: logger}
 	var err error
 	if len(cfg.AlertmanagerURLs) > 0 {
-		s.am, err = alertmanager.New(alertmanager.Config{URLs: cfg.AlertmanagerURLs, ResendDelay: cfg.ResendDelay}, logger, reg)
+		client, err := httpclient.New("alertmanager", cfg.AlertmanagerClient, logger)
 		if err != nil {
-			return nil, fmt.Errorf("alertmanager: %w", err)
+			return nil, err
+		}
+		s.am, err = alertmanager.New(alertmanager.Config{URLs: cfg.AlertmanagerURLs, ResendDelay: cfg.ResendDelay, Client: client}, logger, reg)
+		if err != nil {
+			return nil, err // its errors start with "alertmanager:"
+		}
+	}
+	var hookClient *http.Client
+	if cfg.AlertWebhook != "" || cfg.ResendWebhook != "" {
+		if hookClient, err = httpclient.New("webhooks", cfg.WebhookClient, logger); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.DeadLetterFile != "" {
@@ -82,7 +98,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, err
 		if url == "" {
 			return nil, nil
 		}
-		return webhook.New(webhook.Config{Name: name, URL: url, Secret: cfg.WebhookSecret, OnDeadLetter: s.deadLetter}, logger, reg)
+		return webhook.New(webhook.Config{Name: name, URL: url, Secret: cfg.WebhookSecret, OnDeadLetter: s.deadLetter, Client: hookClient}, logger, reg)
 	}
 	if s.alerts, err = mk("alerts", cfg.AlertWebhook); err != nil {
 		return nil, err

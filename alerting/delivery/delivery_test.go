@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -16,6 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmpulse/crmpulse/alerting/webhook"
+	"github.com/crmpulse/crmpulse/httpclient"
+	"github.com/crmpulse/crmpulse/internal/testpki"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/stream"
 )
@@ -137,4 +141,74 @@ func TestSinkForwardsOwnersToAlertmanagerOnly(t *testing.T) {
 		require.Equal(t, "other", labels["customer_id"])
 	}
 	require.Equal(t, int64(2), hooked.Load(), "a revocation posts nothing to the webhook")
+}
+
+// TestWebhooksAndAlertmanagerUseTheirClientConfigs: with TLS servers
+// signed by a private CA, the webhook posts carry the webhook's bearer
+// token and the Alertmanager posts its basic auth, each trusting the CA
+// it was given; a webhook whose CA is not given cannot deliver and
+// dead-letters with the certificate error.
+func TestWebhooksAndAlertmanagerUseTheirClientConfigs(t *testing.T) {
+	pki := testpki.New(t, "delivery test CA")
+	var hookAuth, amUser atomic.Value
+	hook := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hookAuth.Store(r.Header.Get("Authorization"))
+	}))
+	hook.TLS = &tls.Config{Certificates: []tls.Certificate{pki.ServerPair}}
+	hook.StartTLS()
+	defer hook.Close()
+	am := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); ok && p == "am-pass" {
+			amUser.Store(u)
+		}
+	}))
+	am.TLS = &tls.Config{Certificates: []tls.Certificate{pki.ServerPair}}
+	am.StartTLS()
+	defer am.Close()
+
+	dl := filepath.Join(t.TempDir(), "dead.jsonl")
+	s, err := New(Config{
+		AlertmanagerURLs: []string{am.URL}, AlertWebhook: hook.URL + "/alerts", DeadLetterFile: dl,
+		AlertmanagerClient: httpclient.Config{Username: "crm", Password: "am-pass", TLS: httpclient.TLSConfig{CAFile: pki.CAFile}},
+		WebhookClient:      httpclient.Config{BearerToken: "hook-token", TLS: httpclient.TLSConfig{CAFile: pki.CAFile}},
+	}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	out := &processor.Output{Alerts: []processor.Alert{{Fingerprint: "f1", Rule: "r", State: processor.StateFiring, StartsAt: at, Labels: map[string]string{"alertname": "r"}}}}
+	require.NoError(t, s.Write(ctx, out))
+	require.NoError(t, s.Flush(ctx))
+	require.Equal(t, "Bearer hook-token", hookAuth.Load())
+	require.Eventually(t, func() bool { return amUser.Load() == "crm" }, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	_, err = os.Stat(dl)
+	require.True(t, os.IsNotExist(err) || fileSize(t, dl) == 0, "nothing dead-lettered")
+
+	// The same webhook without the CA: the attempt fails on the
+	// certificate, and the dead letter says so and names the webhook.
+	client, err := httpclient.New("webhooks", httpclient.Config{BearerToken: "hook-token"}, nil)
+	require.NoError(t, err)
+	dead := make(chan webhook.DeadLetter, 1)
+	n, err := webhook.New(webhook.Config{Name: "alerts", URL: hook.URL + "/alerts", Client: client, MaxAttempts: 1,
+		OnDeadLetter: func(d webhook.DeadLetter) { dead <- d }}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { done <- n.Run(ctx) }()
+	a := out.Alerts[0]
+	require.NoError(t, n.Send(ctx, &a))
+	d := <-dead
+	require.ErrorContains(t, d.Err, "x509: certificate signed by unknown authority")
+	require.ErrorContains(t, d.Err, hook.URL)
+	require.NotContains(t, d.Err.Error(), "hook-token")
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	fi, err := os.Stat(p)
+	require.NoError(t, err)
+	return fi.Size()
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // Defaults of Config, in one place.
@@ -53,7 +55,9 @@ type Config struct {
 	// delivered: refused (a 4xx other than 429), out of attempts, or still
 	// queued when Run returned. It is called from a worker goroutine.
 	OnDeadLetter func(DeadLetter)
-	// Client is the HTTP client to use. Default: a client of its own.
+	// Client is the HTTP client to use: httpclient.New builds one with
+	// basic auth or a bearer token and TLS (CA, client certificate).
+	// Default: a plain client of its own.
 	Client *http.Client
 }
 
@@ -94,11 +98,12 @@ func (c *Config) validate() error {
 	case c.URL == "":
 		errs = append(errs, errors.New("webhook: url: required"))
 	case err != nil:
-		errs = append(errs, fmt.Errorf("webhook: url: %w", err))
+		// net/url's errors quote the URL in full, password included.
+		errs = append(errs, redact.Error(fmt.Errorf("webhook: url: %w", err), c.URL))
 	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, fmt.Errorf("webhook: url: %q: scheme must be http or https", u.Redacted()))
+		errs = append(errs, fmt.Errorf("webhook: url: %q: scheme must be http or https", redact.URL(u.String())))
 	case u.Host == "":
-		errs = append(errs, fmt.Errorf("webhook: url: %q: no host", u.Redacted()))
+		errs = append(errs, fmt.Errorf("webhook: url: %q: no host", redact.URL(u.String())))
 	}
 	for _, d := range []struct {
 		name string

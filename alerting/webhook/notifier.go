@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // Request headers.
@@ -96,10 +96,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	u, _ := url.Parse(cfg.URL) // validated
 	n := &Notifier{
 		cfg:      cfg,
-		label:    u.Redacted(),
+		label:    redact.URL(cfg.URL), // password and token parameters masked
 		logger:   logger.With("webhook", cfg.Name),
 		stopping: make(chan struct{}),
 	}
@@ -337,7 +336,8 @@ func (n *Notifier) attempt(ctx context.Context, j *job, attempt int) (retry bool
 	n.metrics.duration.WithLabelValues(n.cfg.Name).Observe(time.Since(start).Seconds())
 	if err != nil {
 		n.metrics.requests.WithLabelValues(n.cfg.Name, outcomeNetworkError).Inc()
-		return true, 0, fmt.Errorf("posting %s to %s: %w", j.key, n.label, err)
+		// net/http's error quotes the URL, with its token parameters.
+		return true, 0, redact.Error(fmt.Errorf("posting %s to %s: %w", j.key, n.label, err), n.cfg.URL)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {

@@ -12,9 +12,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crmpulse/crmpulse/httpclient"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/profilerows"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
+	"github.com/crmpulse/crmpulse/redact"
 	"github.com/crmpulse/crmpulse/sink/clickhouse"
 	"github.com/crmpulse/crmpulse/stream"
 )
@@ -31,6 +35,12 @@ type analytics struct {
 // migrate off, checks that it is), so a pipeline never starts writing rows
 // into tables that do not exist or have another shape.
 func openAnalytics(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger, reg prometheus.Registerer) (*analytics, error) {
+	a, err := openAnalyticsDSN(ctx, cfg, logger, reg)
+	// clickhouse-go's DSN errors quote the DSN, password included.
+	return a, redact.Error(err, cfg.DSN)
+}
+
+func openAnalyticsDSN(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger, reg prometheus.Registerer) (*analytics, error) {
 	s, err := clickhouse.New(clickhouse.Config{
 		DSN: cfg.DSN, BatchRows: cfg.BatchRows, FlushInterval: cfg.FlushInterval.D(),
 		MaxBufferedRows: cfg.MaxBufferedRows,
@@ -42,7 +52,7 @@ func openAnalytics(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger
 	// goroutine, and before waiting for the server.
 	if _, err := (&analytics{cfg: cfg}).components(0); err != nil {
 		_ = s.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errConfig, err)
 	}
 	if err := untilReachable(ctx, logger, func(ctx context.Context) error {
 		if cfg.Migrate {
@@ -72,6 +82,10 @@ func openAnalytics(ctx context.Context, cfg stream.CHConfig, logger *slog.Logger
 }
 
 var errSchema = errors.New("schema mismatch")
+
+// errConfig marks an openAnalytics error that is the configuration's
+// fault (a usage error), not the server's.
+var errConfig = errors.New("bad configuration")
 
 // startupWait is how long a starting pipeline waits for ClickHouse: in a
 // compose file or a pod, ClickHouse may start after crmpulse.
@@ -108,9 +122,25 @@ func (a *analytics) components(shard int) ([]processor.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs := []processor.Component{agg}
+	if a.cfg.HashKey != "" {
+		// Named as the key it is: the customers table checks it even when
+		// the raw tables are off.
+		if err := privacy.CheckHashKey(a.cfg.HashKey); err != nil {
+			return nil, fmt.Errorf("clickhouse.%w", err)
+		}
+	}
+	// The customers table, always: profiles are few and small. It follows
+	// the raw tables' contact setting; without a hash key, contact
+	// attributes are left out of it rather than hashed.
+	prof, err := profilerows.New(profilerows.Config{HashKey: a.cfg.HashKey, ContactAttributes: a.cfg.ContactAttrs,
+		ContactPatterns: a.cfg.ContactPatterns})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse customers table: %w", err)
+	}
+	cs := []processor.Component{agg, prof}
 	if a.cfg.RawEvents {
-		raw, err := rawevents.New(rawevents.Config{HashKey: a.cfg.HashKey, ContactAttributes: a.cfg.ContactAttrs, Shard: shard})
+		raw, err := rawevents.New(rawevents.Config{HashKey: a.cfg.HashKey, ContactAttributes: a.cfg.ContactAttrs,
+			ContactPatterns: a.cfg.ContactPatterns, Shard: shard})
 		if err != nil {
 			return nil, fmt.Errorf("clickhouse.raw_events: %w", err)
 		}
@@ -133,8 +163,10 @@ Flags:
 func cmdMigrate(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	dsn := fs.String("dsn", os.Getenv("CRMPULSE_CLICKHOUSE_DSN"),
-		"ClickHouse native-protocol DSN, clickhouse://host:9000/db; the default comes from $CRMPULSE_CLICKHOUSE_DSN")
+	// The default is read after parsing, not given to the flag: the flag
+	// package would print it (password included) in --help.
+	dsn := fs.String("dsn", "",
+		"ClickHouse native-protocol DSN, clickhouse://host:9000/db; default: $CRMPULSE_CLICKHOUSE_DSN, or the file $CRMPULSE_CLICKHOUSE_DSN_FILE")
 	usage := func(w io.Writer) {
 		fmt.Fprint(w, migrateUsage)
 		fs.SetOutput(w)
@@ -149,6 +181,19 @@ func cmdMigrate(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "crmpulse migrate: %v\n\n", err)
 		usage(os.Stderr)
 		return exitUsage
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "dsn" })
+	if !given {
+		env := stream.CHConfig{DSN: os.Getenv("CRMPULSE_CLICKHOUSE_DSN"), DSNFile: os.Getenv("CRMPULSE_CLICKHOUSE_DSN_FILE")}
+		v, err := httpclient.ReadSecret("clickhouse.dsn", env.DSN, env.DSNFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "crmpulse migrate: %v\n", err)
+			return exitUsage
+		}
+		*dsn = v
+	} else if len(redact.Secrets(*dsn)) > 0 {
+		slog.Warn("a DSN given as a flag is visible to every user of this machine (ps, /proc); use CRMPULSE_CLICKHOUSE_DSN or CRMPULSE_CLICKHOUSE_DSN_FILE")
 	}
 	if *dsn == "" {
 		fmt.Fprint(os.Stderr, "crmpulse migrate: --dsn is required\n\n")

@@ -182,8 +182,10 @@ func TestReplayClickHouseRawEvents(t *testing.T) {
 
 	t.Setenv("CRMPULSE_CLICKHOUSE_HASH_KEY", "")
 	require.Equal(t, exitFailure, run(context.Background(), args), "raw events without a hash key are refused")
+	t.Setenv("CRMPULSE_CLICKHOUSE_HASH_KEY", "too-short")
+	require.Equal(t, exitFailure, run(context.Background(), args), "a hash key under 32 bytes is refused")
 
-	const key = "test-secret"
+	const key = "test-secret-of-at-least-32-bytes!"
 	t.Setenv("CRMPULSE_CLICKHOUSE_HASH_KEY", key)
 	for range 2 { // twice: stored once all the same
 		require.Equal(t, exitOK, run(context.Background(), args))
@@ -205,4 +207,61 @@ func TestReplayClickHouseRawEvents(t *testing.T) {
 	require.NoError(t, conn.QueryRow(context.Background(),
 		"SELECT count() FROM interactions_raw WHERE has(attribute_values, 'alice@example.com')").Scan(&clear))
 	require.Zero(t, clear, "the address is never stored in clear")
+}
+
+// TestReplayClickHouseCustomers: `crmpulse replay --customers
+// --clickhouse` stores the current profile of each customer in customers,
+// birthdays as an HMAC under CRMPULSE_CLICKHOUSE_HASH_KEY or, without a
+// key, not at all; the account manager in clear; a second replay changes
+// nothing.
+func TestReplayClickHouseCustomers(t *testing.T) {
+	dir := t.TempDir()
+	cust, inter := filepath.Join(dir, "c.jsonl"), filepath.Join(dir, "i.jsonl")
+	require.NoError(t, os.WriteFile(cust, []byte(
+		`{"customer_id":"c1","updated_at":"2026-11-01T00:00:00Z","tenant":"acme","account_manager":"am1@example.com","tier":"gold","attributes":{"birthday":"1984-03-09","credit_limit":"5000"}}`+"\n"+
+			`{"customer_id":"c1","updated_at":"2026-11-02T00:00:00Z","tenant":"acme","account_manager":"am2@example.com","tier":"platinum","attributes":{"birthday":"1984-03-09","credit_limit":"9000"}}`+"\n"+
+			`{"customer_id":"c2","updated_at":"2026-11-01T00:00:00Z","tenant":"acme","account_manager":"am1@example.com"}`+"\n"+
+			`{"customer_id":"c2","updated_at":"2026-11-03T00:00:00Z","tenant":"acme","deleted":true}`+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(inter, []byte(
+		`{"event_id":"e1","type":"login","customer_id":"c1","occurred_at":"2026-11-04T09:00:00Z","tenant":"acme"}`+"\n"), 0o644))
+
+	const key = "test-secret-of-at-least-32-bytes!"
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte("1984-03-09"))
+	for _, tc := range []struct {
+		name, key  string
+		wantValues []string
+	}{
+		{"with a hash key the birthday is hashed", key, []string{hex.EncodeToString(mac.Sum(nil)), "9000"}},
+		{"without a hash key the birthday is left out", "", []string{"9000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn, conn := chtest.Database(t)
+			t.Setenv("CRMPULSE_CLICKHOUSE_HASH_KEY", tc.key)
+			args := []string{"replay", "--rules", "../../examples/rules.yaml", "--customers", cust, "--interactions", inter,
+				"--out", t.TempDir(), "--quiet", "--clickhouse", dsn}
+			require.Equal(t, exitOK, run(context.Background(), args))
+			before := tableDigest(t, conn, clickhouse.TableProfiles)
+			require.Equal(t, exitOK, run(context.Background(), args))
+			require.Equal(t, before, tableDigest(t, conn, clickhouse.TableProfiles), "a second replay changes nothing")
+
+			var am, tier string
+			var keys, values []string
+			require.NoError(t, conn.QueryRow(context.Background(),
+				"SELECT account_manager, tier, attribute_keys, attribute_values FROM customers FINAL WHERE customer_id = 'c1'").
+				Scan(&am, &tier, &keys, &values))
+			require.Equal(t, "am2@example.com", am)
+			require.Equal(t, "platinum", tier)
+			require.Equal(t, tc.wantValues, values)
+			require.Len(t, keys, len(tc.wantValues))
+			var deleted uint8
+			require.NoError(t, conn.QueryRow(context.Background(),
+				"SELECT deleted FROM customers FINAL WHERE customer_id = 'c2'").Scan(&deleted))
+			require.Equal(t, uint8(1), deleted)
+			var clear uint64
+			require.NoError(t, conn.QueryRow(context.Background(),
+				"SELECT count() FROM customers WHERE has(attribute_values, '1984-03-09')").Scan(&clear))
+			require.Zero(t, clear, "the birthday is never stored in clear")
+		})
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/crmpulse/crmpulse/datagen"
 	"github.com/crmpulse/crmpulse/processor"
+	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/stream"
 )
 
@@ -50,8 +52,8 @@ func cmdDemo(ctx context.Context, args []string) int {
 	gcfg := datagen.DefaultConfig()
 	gcfg.Seed, gcfg.Customers, gcfg.Days = *seed, *customers, *days
 	gcfg.Start = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -*days)
-	var ibuf, rbuf bytes.Buffer
-	stats, err := datagen.Generate(gcfg, &ibuf, &rbuf)
+	var ibuf, rbuf, cbuf bytes.Buffer
+	stats, err := datagen.GenerateAll(gcfg, datagen.Outputs{Interactions: &ibuf, Receipts: &rbuf, Customers: &cbuf})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse demo: generating data: %v\n", err)
 		return exitFailure
@@ -64,7 +66,7 @@ func cmdDemo(ctx context.Context, args []string) int {
 			return exitFailure
 		}
 		saved = map[string]*os.File{}
-		for _, name := range []string{"interactions.jsonl", "receipts.jsonl", "alerts.jsonl", "resends.jsonl"} {
+		for _, name := range []string{"interactions.jsonl", "receipts.jsonl", "customers.jsonl", "alerts.jsonl", "resends.jsonl"} {
 			f, err := os.Create(filepath.Join(*outDir, name))
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "crmpulse demo: %v\n", err)
@@ -75,6 +77,7 @@ func cmdDemo(ctx context.Context, args []string) int {
 		}
 		saved["interactions.jsonl"].Write(ibuf.Bytes())
 		saved["receipts.jsonl"].Write(rbuf.Bytes())
+		saved["customers.jsonl"].Write(cbuf.Bytes())
 	}
 	var saveMu sync.Mutex
 	save := func(name string, v []byte) {
@@ -96,7 +99,7 @@ func cmdDemo(ctx context.Context, args []string) int {
 	cfg.Rules = *rulesPath
 	cfg.HTTP.Listen = *listen
 	cluster, err := kfake.NewCluster(kfake.Ports(0),
-		kfake.SeedTopics(int32(cfg.Kafka.EmbeddedPartitions), cfg.Topics.Interactions, cfg.Topics.Receipts, cfg.Topics.Customers))
+		kfake.SeedTopics(int32(cfg.Kafka.EmbeddedPartitions), cfg.Topics.Interactions, cfg.Topics.Receipts, customersTopic))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse demo: starting the embedded broker: %v\n", err)
 		return exitFailure
@@ -112,6 +115,22 @@ func cmdDemo(ctx context.Context, args []string) int {
 	}
 	produced := n
 	fmt.Printf("demo: produced %d records into %s and %s, keyed by customer_id\n", n, cfg.Topics.Interactions, cfg.Topics.Receipts)
+	np, err := produceLines(ctx, brokers, customersTopic, cbuf.Bytes())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "crmpulse demo: %v\n", err)
+		return exitFailure
+	}
+	fmt.Printf("demo: produced %d profile versions into %s, keyed by customer_id\n", np, customersTopic)
+	rf, err := rules.Load(*rulesPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "crmpulse demo: %v\n", err)
+		return exitUsage
+	}
+	recips, err := newRecipients(cbuf.Bytes(), rf)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "crmpulse demo: reading the generated profiles: %v\n", err)
+		return exitFailure
+	}
 
 	reg := prometheus.NewRegistry()
 	app, err := stream.New(cfg, logger, reg)
@@ -127,7 +146,7 @@ func cmdDemo(ctx context.Context, args []string) int {
 
 	var alerts, resends, lastOut atomic.Int64
 	lastOut.Store(time.Now().UnixNano())
-	printer := &demoPrinter{show: *show}
+	printer := &demoPrinter{show: *show, to: recips}
 	for _, t := range []struct {
 		topic, file string
 		n           *atomic.Int64
@@ -231,6 +250,122 @@ func produceMerged(ctx context.Context, brokers []string, topicA string, a []byt
 	return n, flush()
 }
 
+// customersTopic is where the demo produces the generated profiles (SPEC
+// §1.3). The streaming pipeline does not read profiles yet (its
+// crm.customers input is being built), so alerts carry no customer_labels
+// in the demo; the screen then takes the recipient from the generated
+// profile of the alert's customer (see recipients). Once the pipeline
+// consumes this topic, the account_manager label wins and the fallback
+// goes unused.
+const customersTopic = "crm.customers"
+
+// produceLines writes JSON Lines to topic keyed by customer_id, in order.
+func produceLines(ctx context.Context, brokers []string, topic string, data []byte) (int64, error) {
+	w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), Balancer: &kafkago.Murmur2Balancer{},
+		BatchSize: 5000, BatchBytes: 8 << 20, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafkago.RequireAll}
+	defer w.Close()
+	var batch []kafkago.Message
+	var n int64
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := w.WriteMessages(ctx, batch...); err != nil {
+			return fmt.Errorf("producing %s: %w", topic, err)
+		}
+		n += int64(len(batch))
+		batch = batch[:0]
+		return nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var k struct {
+			CustomerID string `json:"customer_id"`
+		}
+		line := append([]byte(nil), sc.Bytes()...)
+		_ = json.Unmarshal(line, &k)
+		batch = append(batch, kafkago.Message{Topic: topic, Key: []byte(k.CustomerID), Value: line})
+		if len(batch) == 5000 {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return n, err
+	}
+	return n, sc.Err()
+}
+
+// recipients says who an alert goes to: its account_manager label (the
+// rule's customer_labels, routed by Alertmanager to that address); else,
+// for a rule whose customer_labels hold account_manager, the account
+// manager of the customer's generated profile version current at the
+// alert's starts_at (the label the pipeline will add once it reads
+// profiles; marked "(profile)"); else the team label.
+type recipients struct {
+	versions map[string][]amVersion // by tenant/customer_id, in updated_at order
+	toAM     map[string]bool        // rules with customer_labels: [account_manager, …]
+}
+
+type amVersion struct {
+	at time.Time
+	am string // empty when deleted or unset
+}
+
+func newRecipients(profiles []byte, rf *rules.File) (*recipients, error) {
+	r := &recipients{versions: map[string][]amVersion{}, toAM: map[string]bool{}}
+	for _, rule := range rf.Rules {
+		r.toAM[rule.Name] = slices.Contains(rule.CustomerLabels, "account_manager")
+	}
+	sc := bufio.NewScanner(bytes.NewReader(profiles))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var p struct {
+			CustomerID     string    `json:"customer_id"`
+			Tenant         string    `json:"tenant"`
+			UpdatedAt      time.Time `json:"updated_at"`
+			AccountManager string    `json:"account_manager"`
+			Deleted        bool      `json:"deleted"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			return nil, fmt.Errorf("profile %q: %w", sc.Bytes(), err)
+		}
+		v := amVersion{at: p.UpdatedAt}
+		if !p.Deleted {
+			v.am = p.AccountManager
+		}
+		k := p.Tenant + "/" + p.CustomerID
+		r.versions[k] = append(r.versions[k], v)
+	}
+	return r, sc.Err()
+}
+
+func (r *recipients) of(a *processor.Alert) string {
+	if am := a.Labels["account_manager"]; am != "" {
+		return am
+	}
+	if r != nil && r.toAM[a.Rule] {
+		if id := a.Labels["customer_id"]; id != "" {
+			am := ""
+			for _, v := range r.versions[a.Labels["tenant"]+"/"+id] {
+				if v.at.After(a.StartsAt) {
+					break
+				}
+				am = v.am
+			}
+			if am != "" {
+				return am + " (profile)"
+			}
+		}
+	}
+	if team := a.Labels["team"]; team != "" {
+		return "team " + team
+	}
+	return "default route"
+}
+
 // tail reads every partition of topic from the start and calls fn per record.
 func tail(ctx context.Context, brokers []string, topic string, fn func([]byte)) error {
 	var parts []kafkago.Partition
@@ -291,6 +426,7 @@ func counterSum(g prometheus.Gatherer, name string) float64 {
 // one line each, so every kind of alert shows up on screen.
 type demoPrinter struct {
 	show int
+	to   *recipients
 	mu   sync.Mutex
 	seen map[string]int
 }
@@ -310,7 +446,8 @@ func (p *demoPrinter) print(alert bool, v []byte) {
 		var a processor.Alert
 		if json.Unmarshal(v, &a) == nil {
 			if p.first("alert:" + a.Rule) {
-				fmt.Printf("ALERT  %-8s %-9s %-24s %v  value=%.4g  %s\n", a.Severity, a.State, a.Rule, a.Labels, a.Value, a.Annotations["summary"])
+				fmt.Printf("ALERT  %-8s %-9s %-24s → %-28s %v  value=%.4g  %s\n", a.Severity, a.State, a.Rule,
+					p.to.of(&a), a.Labels, a.Value, a.Annotations["summary"])
 			}
 			return
 		}

@@ -16,7 +16,7 @@ import (
 func cmdGen(_ context.Context, args []string) int {
 	def := datagen.DefaultConfig()
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
-	out := fs.String("out", ".", "directory for interactions.jsonl and receipts.jsonl")
+	out := fs.String("out", ".", "directory for interactions.jsonl, receipts.jsonl and customers.jsonl")
 	seed := fs.Int64("seed", 42, "random seed: the same seed and sizes give the same bytes")
 	customers := fs.Int("customers", def.Customers, "number of customers")
 	days := fs.Int("days", def.Days, "days of history")
@@ -41,7 +41,8 @@ func cmdGen(_ context.Context, args []string) int {
 		return exitFailure
 	}
 	began := time.Now()
-	stats, err := writeGen(cfg, filepath.Join(*out, "interactions.jsonl"), filepath.Join(*out, "receipts.jsonl"))
+	stats, err := writeGen(cfg, filepath.Join(*out, "interactions.jsonl"), filepath.Join(*out, "receipts.jsonl"),
+		filepath.Join(*out, "customers.jsonl"))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse gen: %v\n", err)
 		return exitFailure
@@ -55,7 +56,7 @@ func cmdGen(_ context.Context, args []string) int {
 	return exitOK
 }
 
-func writeGen(cfg datagen.Config, ipath, rpath string) (datagen.Stats, error) {
+func writeGen(cfg datagen.Config, ipath, rpath, cpath string) (datagen.Stats, error) {
 	fi, err := os.Create(ipath)
 	if err != nil {
 		return datagen.Stats{}, err
@@ -66,10 +67,18 @@ func writeGen(cfg datagen.Config, ipath, rpath string) (datagen.Stats, error) {
 		return datagen.Stats{}, err
 	}
 	defer fr.Close()
+	fc, err := os.Create(cpath)
+	if err != nil {
+		return datagen.Stats{}, err
+	}
+	defer fc.Close()
 	bi, br := bufio.NewWriterSize(fi, 1<<20), bufio.NewWriterSize(fr, 1<<20)
-	stats, err := datagen.Generate(cfg, bi, br)
+	stats, err := datagen.GenerateAll(cfg, datagen.Outputs{Interactions: bi, Receipts: br, Customers: fc})
 	if err != nil {
 		return stats, err
+	}
+	if err := fc.Close(); err != nil {
+		return stats, fmt.Errorf("writing %s: %w", cpath, err)
 	}
 	if err := bi.Flush(); err != nil {
 		return stats, fmt.Errorf("writing %s: %w", ipath, err)

@@ -33,7 +33,8 @@ func cmdReplay(ctx context.Context, args []string) int {
 	chDSN := fs.String("clickhouse", "", "also compute the aggregates and store them, the alerts, resends and outcomes in ClickHouse at this native-protocol DSN (clickhouse://host:9000/db), migrating its schema first")
 	chWindow := fs.Duration("clickhouse-window", time.Hour, "with --clickhouse: window of the revenue, complaint and delivery aggregates")
 	chActivity := fs.Duration("clickhouse-activity-window", 24*time.Hour, "with --clickhouse: window of per-customer activity")
-	chRaw := fs.Bool("clickhouse-raw-events", false, "with --clickhouse: also store every accepted record in interactions_raw / receipts_raw, contact attributes replaced by an HMAC keyed by $CRMPULSE_CLICKHOUSE_HASH_KEY")
+	chRaw := fs.Bool("clickhouse-raw-events", false, "with --clickhouse: also store every accepted record in interactions_raw / receipts_raw, contact attributes replaced by an HMAC keyed by $CRMPULSE_CLICKHOUSE_HASH_KEY (or the file $CRMPULSE_CLICKHOUSE_HASH_KEY_FILE)")
+	deadLetters := fs.String("privacy-dead-letters", envOr("CRMPULSE_PRIVACY_DEAD_LETTERS", "keep"), "contact attributes in rejected.jsonl: keep, hash (HMAC keyed by $CRMPULSE_CLICKHOUSE_HASH_KEY) or drop; contact attributes are those of $CRMPULSE_CLICKHOUSE_CONTACT_ATTRIBUTES and _PATTERNS (docs/security.md)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -56,12 +57,27 @@ func cmdReplay(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "crmpulse replay: %v\n", err)
 		return exitUsage
 	}
+	// The privacy settings come from the environment, as in `crmpulse run`.
+	env, err := stream.LoadConfig("", os.Getenv)
+	if err == nil {
+		err = env.ReadSecretFiles()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "crmpulse replay: %v\n", err)
+		return exitUsage
+	}
+	env.Privacy.DeadLetters, env.Privacy.Repartition = *deadLetters, "keep" // replay has no repartition topic
+	scrub, _, err := env.Scrubbers()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "crmpulse replay: --privacy-dead-letters: %v\n", err)
+		return exitUsage
+	}
 	if *futureSkew < 0 {
 		fmt.Fprintln(os.Stderr, "crmpulse replay: --future-skew: must not be negative (0 disables the guard)")
 		return exitUsage
 	}
 	cfg := replay.Config{Rules: rf, Interactions: *inter, Receipts: *rec, Customers: *cust, OutDir: *out,
-		MaxLineBytes: *maxLine, FutureSkew: *futureSkew}
+		MaxLineBytes: *maxLine, FutureSkew: *futureSkew, Scrub: scrub}
 	// Resend outcomes (did the resent attempt get through?) as aggregate
 	// rows, as in streaming; a backtest's metrics are not served anywhere.
 	tracker, err := followup.New(followup.Config{}, nil)
@@ -91,7 +107,8 @@ func cmdReplay(ctx context.Context, args []string) int {
 	if *chDSN != "" {
 		chCfg := stream.DefaultConfig().ClickHouse
 		chCfg.DSN, chCfg.Window, chCfg.ActivityWindow = *chDSN, stream.Duration(*chWindow), stream.Duration(*chActivity)
-		chCfg.RawEvents, chCfg.HashKey = *chRaw, os.Getenv("CRMPULSE_CLICKHOUSE_HASH_KEY")
+		chCfg.RawEvents, chCfg.HashKey = *chRaw, env.ClickHouse.HashKey
+		chCfg.ContactAttrs, chCfg.ContactPatterns = env.ClickHouse.ContactAttrs, env.ClickHouse.ContactPatterns
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		if an, err = openAnalytics(ctx, chCfg, logger, nil); err != nil {
 			fmt.Fprintf(os.Stderr, "crmpulse replay: --clickhouse: %v\n", err)
@@ -152,4 +169,12 @@ func replayWith(ctx context.Context, cfg replay.Config, an *analytics) (replay.S
 		return sum, fmt.Errorf("storing the rows in ClickHouse: %w", err)
 	}
 	return sum, nil
+}
+
+// envOr is the environment variable k, or def when it is empty.
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }

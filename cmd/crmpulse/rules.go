@@ -30,7 +30,7 @@ func cmdRules(_ context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "%v\n", err)
 		return exitFailure
 	}
-	fmt.Printf("%s: OK: %d rules, %d resend policies\n", args[1], len(f.Rules), len(f.Resend))
+	fmt.Printf("%s: OK: %d rules, %d resend policies, %d segment sets, %d digests\n", args[1], len(f.Rules), len(f.Resend), len(f.Segments), len(f.Digests))
 	return exitOK
 }
 

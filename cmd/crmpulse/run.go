@@ -21,6 +21,7 @@ import (
 
 	"github.com/crmpulse/crmpulse/alerting/delivery"
 	"github.com/crmpulse/crmpulse/alerting/followup"
+	"github.com/crmpulse/crmpulse/backtest"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/stream"
 )
@@ -63,6 +64,9 @@ func cmdRun(ctx context.Context, args []string) int {
 	if err == nil {
 		err = fv.Apply(&cfg)
 	}
+	if err == nil {
+		err = cfg.ReadSecretFiles()
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse run: %v\n", err)
 		return exitUsage
@@ -73,6 +77,10 @@ func cmdRun(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if flags := fv.SecretFlags(); len(flags) > 0 {
+		logger.Warn("secrets given as flags are visible to every user of this machine (ps, /proc); "+
+			"use the CRMPULSE_* environment, the config file or the *_file keys", "flags", flags)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("crmpulse"))
@@ -80,6 +88,7 @@ func cmdRun(ctx context.Context, args []string) int {
 		AlertmanagerURLs: cfg.Alertmanager.URLs, ResendDelay: cfg.Alertmanager.ResendDelay.D(),
 		AlertWebhook: cfg.Webhooks.Alerts, ResendWebhook: cfg.Webhooks.Resends,
 		WebhookSecret: cfg.Webhooks.Secret, DeadLetterFile: cfg.Webhooks.DeadLetterFile,
+		AlertmanagerClient: cfg.Alertmanager.HTTP(), WebhookClient: cfg.Webhooks.HTTP(),
 	}
 	var notifiers *delivery.Sink
 	if dcfg.Enabled() {
@@ -95,6 +104,9 @@ func cmdRun(ctx context.Context, args []string) int {
 	if cfg.ClickHouse.DSN != "" {
 		if an, err = openAnalytics(ctx, cfg.ClickHouse, logger, reg); err != nil {
 			fmt.Fprintf(os.Stderr, "crmpulse run: %v\n", err)
+			if errors.Is(err, errConfig) {
+				return exitUsage
+			}
 			return exitFailure
 		}
 		defer func() {
@@ -103,6 +115,14 @@ func cmdRun(ctx context.Context, args []string) int {
 			}
 		}()
 		cfg.Sinks = append(cfg.Sinks, an.sink)
+		// POST /api/v1/backtest reads the raw events through the sink's
+		// connection (docs/api.md).
+		if cfg.Backtest, err = backtest.New(backtest.Config{
+			Source: backtest.NewClickHouse(an.sink.Conn()), Limits: cfg.API.BacktestLimits(),
+		}); err != nil {
+			fmt.Fprintf(os.Stderr, "crmpulse run: %v\n", err)
+			return exitUsage
+		}
 	}
 	// Every partition's engine follows its resend triggers to the resent
 	// attempts' receipts (outcomes are metrics, and rows for the sinks),

@@ -268,9 +268,51 @@ ORDER BY (tenant, customer_id, occurred_at, receipt_id);
 CREATE TABLE IF NOT EXISTS crmpulse.receipts_raw ON CLUSTER '{cluster}' AS crmpulse.receipts_raw_local
 ENGINE = Distributed('{cluster}', crmpulse, receipts_raw_local, cityHash64(tenant, customer_id));
 
+-- Migration 3 (customers): the current profile of each customer, on the
+-- shard of their activity and churn state; and the alerts that carry an
+-- account_manager label, one account manager's on one shard.
+CREATE TABLE IF NOT EXISTS crmpulse.customers_local ON CLUSTER '{cluster}' (
+    tenant           String,
+    customer_id      String,
+    updated_at       DateTime,
+    account_manager  String,
+    tier             String,
+    segment          String,
+    region           String,
+    timezone         String,
+    attribute_keys   Array(String),
+    attribute_values Array(String),
+    deleted          UInt8,
+    version          UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crmpulse/customers', '{replica}', version)
+ORDER BY (tenant, customer_id);
+
+CREATE TABLE IF NOT EXISTS crmpulse.customers ON CLUSTER '{cluster}' AS crmpulse.customers_local
+ENGINE = Distributed('{cluster}', crmpulse, customers_local, cityHash64(tenant, customer_id));
+
+CREATE TABLE IF NOT EXISTS crmpulse.account_manager_alerts_local ON CLUSTER '{cluster}' (
+    tenant          String,
+    account_manager String,
+    starts_at       DateTime,
+    rule            String,
+    fingerprint     String,
+    starts_at_nsec  UInt32,
+    state           String,
+    kind            String,
+    severity        String,
+    customer_id     String,
+    ends_at         Nullable(DateTime),
+    version         UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crmpulse/account_manager_alerts', '{replica}', version)
+PARTITION BY toYYYYMM(starts_at)
+ORDER BY (tenant, account_manager, starts_at, rule, fingerprint, starts_at_nsec, state);
+
+CREATE TABLE IF NOT EXISTS crmpulse.account_manager_alerts ON CLUSTER '{cluster}' AS crmpulse.account_manager_alerts_local
+ENGINE = Distributed('{cluster}', crmpulse, account_manager_alerts_local, cityHash64(tenant, account_manager));
+
 -- The versions above, recorded so that crmpulse (Migrate, SchemaVersion)
 -- sees the schema as current. A synchronous insert: the rows are on their
 -- shard when the script ends. Applying the file again adds nothing new:
 -- the same version lands on the same shard and collapses.
 SET insert_distributed_sync = 1;
-INSERT INTO crmpulse.schema_migrations (version, name, applied_at) VALUES (1, 'init', now()), (2, 'raw_events', now());
+INSERT INTO crmpulse.schema_migrations (version, name, applied_at) VALUES (1, 'init', now()), (2, 'raw_events', now()), (3, 'customers', now());

@@ -91,7 +91,18 @@ INSERT INTO alert_history (rule, starts_at, fingerprint, starts_at_nsec, state, 
   ('revenue_drop', '2026-11-30 10:00:00', 'fpa', 0, 'firing', 'drop', 'critical', 'acme', '', ['segment', 'tenant'], ['smb', 'acme'], [], [], 0.4, 0.5, NULL, NULL, NULL, '2026-11-30 10:00:05', 1),
   ('revenue_drop', '2026-11-30 10:00:00', 'fpa', 0, 'resolved', 'drop', 'critical', 'acme', '', ['segment', 'tenant'], ['smb', 'acme'], [], [], 0.6, 0.5, '2026-11-30 12:00:00', NULL, NULL, '2026-11-30 12:00:05', 2),
   ('revenue_drop', '2026-11-30 11:00:00', 'fpb', 0, 'firing', 'drop', 'warning', 'acme', '', ['segment', 'tenant'], ['enterprise', 'acme'], [], [], 0.3, 0.5, NULL, NULL, NULL, '2026-11-30 11:00:05', 1),
-  ('revenue_drop', '2026-11-30 11:00:00', 'fpb', 0, 'firing', 'drop', 'warning', 'acme', '', ['segment', 'tenant'], ['enterprise', 'acme'], [], [], 0.3, 0.5, NULL, NULL, NULL, '2026-11-30 11:00:05', 1);
+  ('revenue_drop', '2026-11-30 11:00:00', 'fpb', 0, 'firing', 'drop', 'warning', 'acme', '', ['segment', 'tenant'], ['enterprise', 'acme'], [], [], 0.3, 0.5, NULL, NULL, NULL, '2026-11-30 11:00:05', 1),
+  ('birthday', '2026-11-25 08:00:00', 'fpc1', 0, 'firing', 'calendar', 'info', 'acme', 'c1', ['account_manager', 'customer_id', 'tenant'], ['am1@example.com', 'c1', 'acme'], [], [], 0, 0, NULL, NULL, NULL, '2026-11-25 08:00:00', 1),
+  ('birthday', '2026-11-25 08:00:00', 'fpc1', 0, 'firing', 'calendar', 'info', 'acme', 'c1', ['account_manager', 'customer_id', 'tenant'], ['am1@example.com', 'c1', 'acme'], [], [], 0, 0, NULL, NULL, NULL, '2026-11-25 08:00:00', 1),
+  ('birthday', '2026-11-25 08:00:00', 'fpc1', 0, 'resolved', 'calendar', 'info', 'acme', 'c1', ['account_manager', 'customer_id', 'tenant'], ['am1@example.com', 'c1', 'acme'], [], [], 0, 0, '2026-11-25 20:00:00', NULL, NULL, '2026-11-25 08:00:00', 2),
+  ('invoice_overdue', '2026-11-28 09:00:00', 'fpd2', 0, 'firing', 'deadline', 'warning', 'acme', 'c2', ['account_manager', 'customer_id', 'tenant'], ['am1@example.com', 'c2', 'acme'], [], [], 0, 0, NULL, NULL, NULL, '2026-11-28 09:00:00', 1),
+  ('invoice_overdue', '2026-11-28 09:00:00', 'fpd2', 0, 'resolved', 'deadline', 'warning', 'acme', 'c2', ['account_manager', 'customer_id', 'tenant'], ['am1@example.com', 'c2', 'acme'], [], [], 0, 0, '2026-11-29 09:00:00', NULL, NULL, '2026-11-28 09:00:00', 2),
+  ('invoice_overdue', '2026-11-28 10:00:00', 'fpd3', 0, 'firing', 'deadline', 'warning', 'acme', 'c3', ['account_manager', 'customer_id', 'tenant'], ['am2@example.com', 'c3', 'acme'], [], [], 0, 0, NULL, NULL, NULL, '2026-11-28 10:00:00', 1),
+  ('invoice_overdue', '2026-11-28 10:00:00', 'fpd3', 0, 'resolved', 'deadline', 'warning', 'acme', 'c3', ['account_manager', 'customer_id', 'tenant'], ['am2@example.com', 'c3', 'acme'], [], [], 0, 0, '2026-11-29 10:00:00', NULL, NULL, '2026-11-28 10:00:00', 2),
+  ('birthday', '2026-11-10 08:00:00', 'fpc4', 0, 'firing', 'calendar', 'info', 'acme', 'c4', ['account_manager', 'customer_id', 'tenant'], ['am1@example.com', 'c4', 'acme'], [], [], 0, 0, NULL, NULL, NULL, '2026-11-10 08:00:00', 1),
+  ('birthday', '2026-11-10 08:00:00', 'fpc4', 0, 'resolved', 'calendar', 'info', 'acme', 'c4', ['account_manager', 'customer_id', 'tenant'], ['am1@example.com', 'c4', 'acme'], [], [], 0, 0, '2026-11-10 20:00:00', NULL, NULL, '2026-11-10 08:00:00', 2),
+  ('contract_renewal', '2026-11-05 09:00:00', 'fpc5', 0, 'firing', 'calendar', 'info', 'acme', 'c5', ['account_manager', 'customer_id', 'tenant'], ['am1@example.com', 'c5', 'acme'], [], [], 0, 0, NULL, NULL, NULL, '2026-11-05 09:00:00', 1),
+  ('contract_renewal', '2026-11-05 09:00:00', 'fpc5', 0, 'resolved', 'calendar', 'info', 'acme', 'c5', ['account_manager', 'customer_id', 'tenant'], ['am1@example.com', 'c5', 'acme'], [], [], 0, 0, '2026-11-06 09:00:00', NULL, NULL, '2026-11-05 09:00:00', 2);
 INSERT INTO resend_triggers (tenant, trigger_id, action, policy, message_id, customer_id, channel, attempt, reason, not_before, created_at, version) VALUES
   ('acme', 't1', 'resend', 'sms_fallback', 'm1', 'c1', 'sms', 1, 'bounced', '2026-11-30 10:00:00', '2026-11-30 09:59:00', 1),
   ('acme', 't1', 'resend', 'sms_fallback', 'm1', 'c1', 'sms', 1, 'bounced', '2026-11-30 10:00:00', '2026-11-30 09:59:00', 1),
@@ -104,6 +115,29 @@ INSERT INTO customer_state (tenant, customer_id, rule, churn_state, last_activit
   ('acme', 'c2', 'inactive_30d', 'churned', '2026-10-10 00:00:00', '2026-11-09 00:00:00', 2592000, 'fp2', 150),
   ('acme', 'c2', 'inactive_30d', 'churned', '2026-10-10 00:00:00', '2026-11-09 00:00:00', 2592000, 'fp2', 150),
   ('acme', 'c3', 'inactive_30d', 'active', '2026-11-20 00:00:00', '2026-11-20 00:00:00', 2592000, 'fp3', 300);
+INSERT INTO customers (tenant, customer_id, updated_at, account_manager, tier, segment, region, timezone, attribute_keys, attribute_values, deleted, version) VALUES
+  ('acme', 'c1', '2026-11-01 00:00:00', 'am1@example.com', 'gold', 'smb', 'eu', 'Europe/Paris', ['birthday', 'contract_end'], ['5d41402abc4b2a76', '2027-06-30'], 0, 100),
+  ('acme', 'c1', '2026-11-20 00:00:00', 'am1@example.com', 'platinum', 'smb', 'eu', 'Europe/Paris', ['birthday', 'contract_end'], ['5d41402abc4b2a76', '2027-06-30'], 0, 200),
+  ('acme', 'c2', '2026-11-01 00:00:00', 'am1@example.com', 'gold', 'smb', 'eu', 'UTC', [], [], 0, 100),
+  ('acme', 'c2', '2026-11-01 00:00:00', 'am1@example.com', 'gold', 'smb', 'eu', 'UTC', [], [], 0, 100),
+  ('acme', 'c3', '2026-11-01 00:00:00', 'am2@example.com', 'gold', 'enterprise', 'us', 'America/New_York', [], [], 0, 100),
+  ('acme', 'c4', '2026-11-01 00:00:00', 'am1@example.com', 'gold', 'smb', 'eu', 'UTC', [], [], 0, 100),
+  ('acme', 'c4', '2026-11-15 00:00:00', '', '', '', '', '', [], [], 1, 150),
+  ('acme', 'c5', '2026-11-01 00:00:00', 'am1@example.com', 'silver', 'smb', 'eu', 'UTC', [], [], 0, 100),
+  ('acme', 'c5', '2026-11-10 00:00:00', 'am2@example.com', 'silver', 'smb', 'eu', 'UTC', [], [], 0, 120),
+  ('other', 'c9', '2026-11-01 00:00:00', 'am1@example.com', 'gold', 'smb', 'eu', 'UTC', [], [], 0, 100);
+INSERT INTO account_manager_alerts (tenant, account_manager, starts_at, rule, fingerprint, starts_at_nsec, state, kind, severity, customer_id, ends_at, version) VALUES
+  ('acme', 'am1@example.com', '2026-11-25 08:00:00', 'birthday', 'fpc1', 0, 'firing', 'calendar', 'info', 'c1', NULL, 1),
+  ('acme', 'am1@example.com', '2026-11-25 08:00:00', 'birthday', 'fpc1', 0, 'firing', 'calendar', 'info', 'c1', NULL, 1),
+  ('acme', 'am1@example.com', '2026-11-25 08:00:00', 'birthday', 'fpc1', 0, 'resolved', 'calendar', 'info', 'c1', '2026-11-25 20:00:00', 2),
+  ('acme', 'am1@example.com', '2026-11-28 09:00:00', 'invoice_overdue', 'fpd2', 0, 'firing', 'deadline', 'warning', 'c2', NULL, 1),
+  ('acme', 'am1@example.com', '2026-11-28 09:00:00', 'invoice_overdue', 'fpd2', 0, 'resolved', 'deadline', 'warning', 'c2', '2026-11-29 09:00:00', 2),
+  ('acme', 'am2@example.com', '2026-11-28 10:00:00', 'invoice_overdue', 'fpd3', 0, 'firing', 'deadline', 'warning', 'c3', NULL, 1),
+  ('acme', 'am2@example.com', '2026-11-28 10:00:00', 'invoice_overdue', 'fpd3', 0, 'resolved', 'deadline', 'warning', 'c3', '2026-11-29 10:00:00', 2),
+  ('acme', 'am1@example.com', '2026-11-10 08:00:00', 'birthday', 'fpc4', 0, 'firing', 'calendar', 'info', 'c4', NULL, 1),
+  ('acme', 'am1@example.com', '2026-11-10 08:00:00', 'birthday', 'fpc4', 0, 'resolved', 'calendar', 'info', 'c4', '2026-11-10 20:00:00', 2),
+  ('acme', 'am1@example.com', '2026-11-05 09:00:00', 'contract_renewal', 'fpc5', 0, 'firing', 'calendar', 'info', 'c5', NULL, 1),
+  ('acme', 'am1@example.com', '2026-11-05 09:00:00', 'contract_renewal', 'fpc5', 0, 'resolved', 'calendar', 'info', 'c5', '2026-11-06 09:00:00', 2);
 INSERT INTO interactions_raw (tenant, shard, customer_id, occurred_at, event_id, occurred_at_nsec, type, segment, region, channel, amount, currency, attribute_keys, attribute_values, version) VALUES
   ('acme', 0, 'c1', '2026-11-30 09:00:00', 'e1', 0, 'purchase', 'smb', 'eu', 'web', 12.5, 'EUR', [], [], 1),
   ('acme', 0, 'c1', '2026-11-30 09:00:00', 'e1', 0, 'purchase', 'smb', 'eu', 'web', 12.5, 'EUR', [], [], 2),
@@ -137,8 +171,25 @@ var docWant = map[string]string{
 	"resend recovery rate per policy": "email_retry\t1\t0\t0\n" +
 		"sms_fallback\t3\t1\t0.3333\n",
 	"resends and cancels per day": "2026-11-30\t3\t1\n",
-	"the months a table holds":    "202611\n",
-	"schema version":              fmt.Sprintf("%d\n", sink.LatestVersion()),
+	// c1's newer version (platinum) wins, c2's duplicate counts once, c4 is
+	// deleted, c5 moved to am2, c9 is another tenant's.
+	"customers per account manager and tier": "am1@example.com\tgold\t1\n" +
+		"am1@example.com\tplatinum\t1\n" +
+		"am2@example.com\tgold\t1\n" +
+		"am2@example.com\tsilver\t1\n",
+	// am1's customers now are c1 and c2 (c4 deleted, c5 handed to am2);
+	// c1's duplicate firing row counts once.
+	"alerts and reminders of one account manager's customers": "2026-11-25 08:00:00\tbirthday\tcalendar\tc1\tfiring\n" +
+		"2026-11-25 08:00:00\tbirthday\tcalendar\tc1\tresolved\n" +
+		"2026-11-28 09:00:00\tinvoice_overdue\tdeadline\tc2\tfiring\n" +
+		"2026-11-28 09:00:00\tinvoice_overdue\tdeadline\tc2\tresolved\n",
+	// Owner when each fired: c5's renewal and c4's birthday were am1's.
+	"alerts that went to one account manager": "2026-11-05 09:00:00\tcontract_renewal\tcalendar\tc5\t1\n" +
+		"2026-11-10 08:00:00\tbirthday\tcalendar\tc4\t1\n" +
+		"2026-11-25 08:00:00\tbirthday\tcalendar\tc1\t1\n" +
+		"2026-11-28 09:00:00\tinvoice_overdue\tdeadline\tc2\t1\n",
+	"the months a table holds": "202611\n",
+	"schema version":           fmt.Sprintf("%d\n", sink.LatestVersion()),
 	// Grafana's $__timeFilter over 2026-11-29 00:00 .. 2026-12-01 00:00.
 	"grafana: revenue per window": "2026-11-29 09:00:00\t40.0000\n" +
 		"2026-11-30 10:00:00\t120.5000\n" +

@@ -409,7 +409,22 @@ func TestComposeAlertmanager(t *testing.T) {
 	want, err := filepath.Abs(rootPath("deploy", "alertmanager", "alertmanager.yml"))
 	require.NoError(t, err)
 	require.Equal(t, want, abs, "the example configuration checked in deploy/alertmanager")
+	// Its templates: path is relative to the config file, so the directory
+	// must be mounted next to it.
+	tmpl, err := filepath.Abs(am.hostPath(t, filepath.Join(filepath.Dir(strings.TrimPrefix(configFileArg(am.Command), "--config.file=")), "templates", "crmpulse-email.tmpl")))
+	require.NoError(t, err)
+	require.FileExists(t, tmpl, "deploy/alertmanager/templates is mounted next to alertmanager.yml")
 	require.Contains(t, am.Command, "--cluster.listen-address=", "one instance: no gossip")
+}
+
+// configFileArg returns the --config.file=... argument of args, or "".
+func configFileArg(args []string) string {
+	for _, a := range args {
+		if strings.HasPrefix(a, "--config.file=") {
+			return a
+		}
+	}
+	return ""
 }
 
 // grafanaDatasources is a Grafana data source provisioning file.

@@ -217,6 +217,9 @@ case ${1:-} in
   start) cmd_start ;;
   stop) shift; cmd_stop "$@" ;;
   status) cmd_status ;;
-  env) echo "export CRMPULSE_ALERTMANAGER_URL=http://127.0.0.1:$port" ;;
+  env)
+    echo "export CRMPULSE_ALERTMANAGER_URL=http://127.0.0.1:$port"
+    echo "export CRMPULSE_ALERTMANAGER_WEBHOOK_ADDR=127.0.0.1:$webhook_port"
+    ;;
   *) echo "usage: $0 install|start|stop [--wipe]|status|env" >&2; exit 2 ;;
 esac

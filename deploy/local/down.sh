@@ -8,7 +8,7 @@ set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rc=0
-for svc in tools chdb alertmanager clickhouse kafka; do
+for svc in tools chdb mailpit alertmanager clickhouse kafka; do
   [[ -x $here/$svc.sh ]] || continue
   if ! "$here/$svc.sh" stop "$@" >&2; then
     echo "down.sh: stopping $svc failed" >&2

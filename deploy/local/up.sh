@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deploy/local/up.sh: installs and starts every real server the test suite uses (Kafka,
-# ClickHouse, Alertmanager) as plain processes on 127.0.0.1, then prints their `export` lines
+# ClickHouse, Alertmanager, Mailpit) as plain processes on 127.0.0.1, then prints their `export` lines
 # and CRMPULSE_INTEGRATION=1 (tests then fail, not skip, when a server or tool is missing:
 # internal/testenv), so that
 #   eval "$(deploy/local/up.sh)"
@@ -15,7 +15,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Every service is required: a missing script is an error, never a service
 # quietly left out (the tests that need it would then fail under
 # CRMPULSE_INTEGRATION=1 with a less direct message).
-services=(kafka clickhouse alertmanager chdb tools)
+services=(kafka clickhouse alertmanager mailpit chdb tools)
 for svc in "${services[@]}"; do
   if [[ ! -x $here/$svc.sh ]]; then
     echo "up.sh: $here/$svc.sh missing (or not executable)" >&2

@@ -23,10 +23,10 @@ import (
 	"hash"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/privacy"
 	"github.com/crmpulse/crmpulse/processor"
 )
 
@@ -42,11 +42,9 @@ const (
 // DefaultContactAttributes are the interaction attribute keys hashed when
 // Config.ContactAttributes is empty: the usual ways to reach or identify a
 // person (SPEC §1.1 leaves attributes free-form, so these are the names CRM
-// exports commonly use). Anything else is stored as is; list more keys in
-// the config rather than rely on this list for a schema you know.
-var DefaultContactAttributes = []string{
-	"email", "phone", "mobile", "address", "name", "first_name", "last_name", "ip",
-}
+// exports commonly use), with privacy.DefaultContactPatterns besides. List
+// the keys of a schema you know rather than rely on these.
+var DefaultContactAttributes = privacy.DefaultContactAttributes
 
 // Config configures a Component.
 type Config struct {
@@ -60,6 +58,9 @@ type Config struct {
 	// compared case-insensitively ("Email" is "email"). Empty means
 	// DefaultContactAttributes.
 	ContactAttributes []string
+	// ContactPatterns are globs of keys also hashed (privacy.NewMatcher):
+	// empty means privacy.DefaultContactPatterns, ["-"] none.
+	ContactPatterns []string
 	// Shard names the slice of the input this component sees: the Kafka
 	// partition in `crmpulse run`, 0 in a replay. It is stored for
 	// information only; a row's identity is its event or receipt id.
@@ -70,13 +71,11 @@ func (c Config) validate() error {
 	if c.HashKey == "" {
 		return errors.New("rawevents config: hash_key: required (the secret of the HMAC that hides contact attributes)")
 	}
+	if err := privacy.CheckHashKey(c.HashKey); err != nil {
+		return fmt.Errorf("rawevents config: %w", err)
+	}
 	if c.Shard < 0 || c.Shard > math.MaxUint16 {
 		return fmt.Errorf("rawevents config: shard: must be in [0, %d], got %d", math.MaxUint16, c.Shard)
-	}
-	for i, k := range c.ContactAttributes {
-		if strings.TrimSpace(k) == "" {
-			return fmt.Errorf("rawevents config: contact_attributes[%d]: empty key", i)
-		}
 	}
 	return nil
 }
@@ -130,7 +129,7 @@ func (r Receipt) ID() string { return r.ReceiptID }
 // concurrent use (its hash state is reused); a pipeline runs one per engine.
 type Component struct {
 	shard   uint16
-	contact map[string]bool // lower-cased keys
+	contact *privacy.Matcher
 	mac     hash.Hash
 	sum     []byte // scratch for mac.Sum
 }
@@ -140,16 +139,11 @@ func New(cfg Config) (*Component, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	keys := cfg.ContactAttributes
-	if len(keys) == 0 {
-		keys = DefaultContactAttributes
+	m, err := privacy.NewMatcher(cfg.ContactAttributes, cfg.ContactPatterns)
+	if err != nil {
+		return nil, fmt.Errorf("rawevents config: %w", err)
 	}
-	c := &Component{shard: uint16(cfg.Shard), contact: make(map[string]bool, len(keys)),
-		mac: hmac.New(sha256.New, []byte(cfg.HashKey))}
-	for _, k := range keys {
-		c.contact[strings.ToLower(strings.TrimSpace(k))] = true
-	}
-	return c, nil
+	return &Component{shard: uint16(cfg.Shard), contact: m, mac: hmac.New(sha256.New, []byte(cfg.HashKey))}, nil
 }
 
 // Name implements processor.Component.
@@ -185,18 +179,7 @@ func (c *Component) value(k, v string) string {
 	return c.Hash(v)
 }
 
-func (c *Component) isContact(k string) bool {
-	if c.contact[k] {
-		return true
-	}
-	// Most keys are already lower case; lower-case the rest only when needed.
-	for i := 0; i < len(k); i++ {
-		if ch := k[i]; ch >= 'A' && ch <= 'Z' || ch >= 0x80 {
-			return c.contact[strings.ToLower(k)]
-		}
-	}
-	return false
-}
+func (c *Component) isContact(k string) bool { return c.contact.Contact(k) }
 
 // Hash returns the hex HMAC-SHA256 of v under the component's key: what a
 // contact value is replaced with. Analysts holding a value (an email from a

@@ -13,7 +13,7 @@ import (
 	"github.com/crmpulse/crmpulse/processor"
 )
 
-const key = "test-key"
+const key = "test-key-of-at-least-thirty-two-bytes"
 
 // mac is the expected hash, computed independently of Component.Hash.
 func mac(v string) string {
@@ -38,6 +38,10 @@ func TestNewValidates(t *testing.T) {
 		{name: "ok", cfg: Config{HashKey: key}},
 		{name: "ok with list and shard", cfg: Config{HashKey: key, ContactAttributes: []string{"Email"}, Shard: 65535}},
 		{name: "no key", cfg: Config{}, wantErr: "hash_key: required"},
+		{name: "a key shorter than 32 bytes is refused", cfg: Config{HashKey: "0123456789abcdef0123456789abcde"},
+			wantErr: "hash_key: must be at least 32 bytes, got 31"},
+		{name: "a bad pattern is refused", cfg: Config{HashKey: key, ContactPatterns: []string{"[email"}},
+			wantErr: "contact_patterns[0]"},
 		{name: "negative shard", cfg: Config{HashKey: key, Shard: -1}, wantErr: "shard: must be in [0, 65535], got -1"},
 		{name: "shard too large", cfg: Config{HashKey: key, Shard: 65536}, wantErr: "shard"},
 		{name: "empty contact key", cfg: Config{HashKey: key, ContactAttributes: []string{"email", " "}},
@@ -63,6 +67,7 @@ func TestInteractionAttributes(t *testing.T) {
 	tests := []struct {
 		name       string
 		contact    []string
+		patterns   []string
 		attrs      map[string]string
 		wantKeys   []string
 		wantValues []string
@@ -81,8 +86,9 @@ func TestInteractionAttributes(t *testing.T) {
 			wantValues: []string{mac("alice@example.com"), mac("Alice"), "gold"},
 		},
 		{
-			name:       "configured list replaces the default",
+			name:       "configured lists replace the defaults",
 			contact:    []string{"Loyalty_Card"},
+			patterns:   []string{"-"},
 			attrs:      map[string]string{"loyalty_card": "4242", "email": "alice@example.com"},
 			wantKeys:   []string{"email", "loyalty_card"},
 			wantValues: []string{"alice@example.com", mac("4242")},
@@ -94,15 +100,22 @@ func TestInteractionAttributes(t *testing.T) {
 			wantValues: []string{mac("")},
 		},
 		{
-			name:       "similar keys are not contact keys",
-			attrs:      map[string]string{"email_opt_in": "yes", "campaign_name": "spring"},
-			wantKeys:   []string{"campaign_name", "email_opt_in"},
-			wantValues: []string{"spring", "yes"},
+			name:       "the default patterns catch contact keys that are not listed",
+			attrs:      map[string]string{"email_address": "a@example.com", "Phone_Number": "+1 555", "billing_address": "1 Main St", "plan": "gold"},
+			wantKeys:   []string{"Phone_Number", "billing_address", "email_address", "plan"},
+			wantValues: []string{mac("+1 555"), mac("1 Main St"), mac("a@example.com"), "gold"},
+		},
+		{
+			name:       "configured patterns replace the default patterns",
+			patterns:   []string{"loyalty_*"},
+			attrs:      map[string]string{"email_opt_in": "yes", "loyalty_id": "42", "email": "a@example.com"},
+			wantKeys:   []string{"email", "email_opt_in", "loyalty_id"},
+			wantValues: []string{mac("a@example.com"), "yes", mac("42")},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := New(Config{HashKey: key, ContactAttributes: tc.contact})
+			c, err := New(Config{HashKey: key, ContactAttributes: tc.contact, ContactPatterns: tc.patterns})
 			require.NoError(t, err)
 			var out processor.Output
 			c.Interaction(interaction(tc.attrs), &out)
@@ -121,7 +134,7 @@ func TestDefaultContactAttributes(t *testing.T) {
 		require.True(t, c.isContact(k), k)
 		require.True(t, c.isContact(string(k[0]-'a'+'A')+k[1:]), k)
 	}
-	for _, k := range []string{"plan", "customer_id", "tier", "", "emails"} {
+	for _, k := range []string{"plan", "customer_id", "tier", "", "mail"} {
 		require.False(t, c.isContact(k), k)
 	}
 }
@@ -129,9 +142,9 @@ func TestDefaultContactAttributes(t *testing.T) {
 // TestHashIsKeyed: the stored value is not the plain SHA-256 of the
 // contact value, and depends on the key.
 func TestHashIsKeyed(t *testing.T) {
-	a, err := New(Config{HashKey: "one"})
+	a, err := New(Config{HashKey: key + "-one"})
 	require.NoError(t, err)
-	b, err := New(Config{HashKey: "two"})
+	b, err := New(Config{HashKey: key + "-two"})
 	require.NoError(t, err)
 	plain := sha256.Sum256([]byte("alice@example.com"))
 	require.NotEqual(t, hex.EncodeToString(plain[:]), a.Hash("alice@example.com"))

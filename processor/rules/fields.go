@@ -11,13 +11,15 @@ import (
 )
 
 // Event is a view over either input record, so that detectors have one code
-// path for both sources. Exactly one of I and R is set.
+// path for both sources. Exactly one of I, R and S is set.
 type Event struct {
 	I *ingest.Interaction
 	R *ingest.Receipt
 	// C is a profile version, for rules on source customers (then I and R
 	// are nil).
 	C *ingest.Profile
+	// S is a segment transition, for rules on source segments.
+	S *SegmentRecord
 }
 
 // Profile is the customer profile version current at the event's time,
@@ -31,6 +33,9 @@ func (e Event) Profile() *ingest.Profile {
 	}
 	if e.R != nil {
 		return e.R.Profile
+	}
+	if e.S != nil {
+		return e.S.Profile
 	}
 	return nil
 }
@@ -145,6 +150,9 @@ func CompileField(source, path string) (Field, error) {
 	if strings.HasPrefix(path, CustomerPrefix) {
 		return compileCustomerField(path)
 	}
+	if source == SourceSegments {
+		return compileSegmentField(path)
+	}
 	if source == SourceInteractions {
 		if name, ok := strings.CutPrefix(path, "attributes."); ok {
 			if name == "" {
@@ -203,6 +211,15 @@ func (m *Matcher) Match(e Event) bool {
 		}
 	}
 	return true
+}
+
+// ReadsProfile reports whether a condition of m reads the customer's
+// profile (a customer.* path).
+func (m *Matcher) ReadsProfile() bool {
+	if m == nil {
+		return false
+	}
+	return slices.ContainsFunc(m.fields, func(f Field) bool { return f.Customer })
 }
 
 func compileMatch(source string, m map[string][]string) (*Matcher, error) {

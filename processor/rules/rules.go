@@ -50,6 +50,10 @@ type File struct {
 	Defaults Defaults  `yaml:"defaults"`
 	Rules    []*Rule   `yaml:"rules"`
 	Resend   []*Policy `yaml:"resend"`
+	// Segments are the customer segmentation sets (SPEC §3.3).
+	Segments []*SegmentSet `yaml:"segments"`
+	// Digests are the scheduled reports of SPEC §3.4.
+	Digests []*Digest `yaml:"digests"`
 	// Hash identifies the file's content, for reload metrics and to skip
 	// reloading an unchanged file.
 	Hash string `yaml:"-"`
@@ -294,16 +298,19 @@ func Parse(data []byte) (*File, error) {
 	}
 	top := root.Content[0]
 	var errs []error
-	if err := checkKeys(top, []string{"version", "defaults", "rules", "resend"}); err != nil {
+	if err := checkKeys(top, []string{"version", "defaults", "rules", "resend", "segments", "digests"}); err != nil {
 		errs = append(errs, fmt.Errorf("top level: %w", err))
 	}
 	f := &File{}
 	sum := sha256.Sum256(data)
 	f.Hash = hex.EncodeToString(sum[:8])
 
+	var digestsNode *yaml.Node
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i].Value, top.Content[i+1]
 		switch k {
+		case "digests":
+			digestsNode = v // decoded once defaults.timezone is known
 		case "version":
 			if err := v.Decode(&f.Version); err != nil {
 				errs = append(errs, fmt.Errorf("field version: %w", yamlErr(err)))
@@ -332,6 +339,14 @@ func Parse(data []byte) (*File, error) {
 				}
 				return err
 			})...)
+		case "segments":
+			errs = append(errs, decodeList(v, "segment set", func(i int, n *yaml.Node) error {
+				s, err := decodeSegmentSet(n)
+				if s != nil {
+					f.Segments = append(f.Segments, s)
+				}
+				return err
+			})...)
 		}
 	}
 	if f.Version != 1 {
@@ -357,6 +372,16 @@ func Parse(data []byte) (*File, error) {
 		}
 		seen[r.Name] = true
 	}
+	if digestsNode != nil {
+		errs = append(errs, decodeList(digestsNode, "digest", func(i int, n *yaml.Node) error {
+			d, err := decodeDigest(n, f.Defaults.Location)
+			if d != nil {
+				f.Digests = append(f.Digests, d)
+			}
+			return err
+		})...)
+		errs = append(errs, validateDigests(f)...)
+	}
 	seenP := map[string]bool{}
 	for _, p := range f.Resend {
 		if p.Name != "" && seenP[p.Name] {
@@ -364,6 +389,7 @@ func Parse(data []byte) (*File, error) {
 		}
 		seenP[p.Name] = true
 	}
+	errs = append(errs, checkSegments(f)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -497,6 +523,8 @@ func (r *Rule) compile(n *yaml.Node) error {
 			fail("source", "only calendar rules read source customers")
 			return errors.Join(errs...)
 		}
+	case SourceSegments:
+		r.checkSegmentSource(fail)
 	case "":
 		fail("source", "missing required field (interactions or receipts)")
 		return errors.Join(errs...)
@@ -989,3 +1017,38 @@ func parseClock(s string) (int, error) {
 }
 
 func sortStrings(s []string) { slices.Sort(s) }
+
+// ReadsRecordProfile reports whether the rule reads customer.* from the
+// records it is fed (its match, start, stop, numerator, denominator, key,
+// group_by or correlate, or a deadline's date-only due, which is midnight
+// in the customer's zone), so that each record needs the profile current
+// at its time. customer_labels are read when an alert fires, not per record.
+func (r *Rule) ReadsRecordProfile() bool {
+	if r.Kind == KindDeadline && r.DueField != "" {
+		return true
+	}
+	for _, m := range []*Matcher{r.Matcher, r.NumMatch, r.DenMatch, r.StartMatch, r.StopMatch} {
+		if m.ReadsProfile() {
+			return true
+		}
+	}
+	return slices.ContainsFunc(r.Fields, func(f Field) bool { return f.Customer })
+}
+
+// ReadsRecordProfiles reports whether anything in the file reads customer.*
+// from the records themselves: a rule (ReadsRecordProfile) or a segment
+// set's track or purchase match. An engine whose rules do not skips the
+// per-record profile lookup.
+func (f *File) ReadsRecordProfiles() bool {
+	for _, r := range f.Rules {
+		if r.Source != SourceSegments && r.ReadsRecordProfile() {
+			return true
+		}
+	}
+	for _, s := range f.Segments {
+		if s.TrackMatch.ReadsProfile() || s.PurchaseMatch.ReadsProfile() {
+			return true
+		}
+	}
+	return false
+}

@@ -42,8 +42,8 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("%d records accepted", len(tc.records))
 			}
 			for i, r := range tc.records {
-				if (r.i == nil) == (r.r == nil) {
-					t.Fatal("record is neither interaction nor receipt")
+				if n := btoi(r.i != nil) + btoi(r.r != nil) + btoi(r.cu != nil); n != 1 {
+					t.Fatal("record is not exactly one of interaction, receipt, profile")
 				}
 				if i > 0 && r.at.Before(tc.records[i-1].at) {
 					t.Fatal("records out of time order")
@@ -64,4 +64,11 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -88,6 +88,7 @@ type record struct {
 	at   time.Time
 	i    *ingest.Interaction
 	r    *ingest.Receipt
+	cu   *ingest.Customer // a profile version (SPEC §1.3)
 }
 
 // alertCheck is an expect_alerts entry: the set of alerts firing at a

@@ -21,12 +21,12 @@ import (
 // the production decoder.
 
 func (c *testCtx) input(n *yaml.Node) {
-	m := c.p.mapping(n, "input", "interactions", "receipts")
+	m := c.p.mapping(n, "input", "customers", "interactions", "receipts")
 	if m == nil {
 		return
 	}
 	total := 0
-	for _, src := range []ingest.Source{ingest.SourceInteractions, ingest.SourceReceipts} {
+	for _, src := range []ingest.Source{ingest.SourceCustomers, ingest.SourceInteractions, ingest.SourceReceipts} {
 		for i, r := range c.p.list(m[string(src)], string(src)) {
 			recs := c.record(r, src, i)
 			total += len(recs)
@@ -38,18 +38,24 @@ func (c *testCtx) input(n *yaml.Node) {
 			c.t.records = append(c.t.records, recs...)
 		}
 	}
-	// SPEC §5's merge: occurred_at order, an interaction before a receipt
-	// on a tie, file order otherwise. Records are interactions first, so a
-	// stable sort gives exactly that.
+	// SPEC §5's merge: occurred_at (updated_at) order, on a tie a profile
+	// before an interaction before a receipt, file order otherwise.
+	// Records are in that source order, so a stable sort gives exactly
+	// that.
 	slices.SortStableFunc(c.t.records, func(a, b record) int { return a.at.Compare(b.at) })
 }
 
 // record decodes one input record (expanded by repeat) with the decoder the
 // pipeline uses, so the test sees exactly what production would.
 func (c *testCtx) record(n *yaml.Node, src ingest.Source, idx int) []record {
-	kind, idKey, idPrefix := "interaction", "event_id", "i"
-	if src == ingest.SourceReceipts {
+	kind, idKey, idPrefix, timeKey := "interaction", "event_id", "i", "occurred_at"
+	switch src {
+	case ingest.SourceReceipts:
 		kind, idKey, idPrefix = "receipt", "receipt_id", "r"
+	case ingest.SourceCustomers:
+		// A profile has no id of its own: customer_id and updated_at say
+		// which version it is.
+		kind, idKey, idPrefix, timeKey = "customer", "", "", "updated_at"
 	}
 	what := fmt.Sprintf("%s #%d", kind, idx+1)
 	pos := n // where errors point: the alias, not its anchor
@@ -66,7 +72,7 @@ func (c *testCtx) record(n *yaml.Node, src ingest.Source, idx int) []record {
 		lines = [][]byte{[]byte(n.Value)}
 	case n.Kind == yaml.MappingNode:
 		var ok bool
-		if lines, ok = c.expand(n, pos, what, idKey, fmt.Sprintf("%s%d", idPrefix, idx+1)); !ok {
+		if lines, ok = c.expand(n, pos, what, idKey, fmt.Sprintf("%s%d", idPrefix, idx+1), timeKey); !ok {
 			return nil
 		}
 	default:
@@ -77,11 +83,16 @@ func (c *testCtx) record(n *yaml.Node, src ingest.Source, idx int) []record {
 	for k, line := range lines {
 		rec := record{line: pos.Line}
 		var err error
-		if src == ingest.SourceInteractions {
+		switch src {
+		case ingest.SourceCustomers:
+			rec.cu = &ingest.Customer{}
+			err = ingest.DecodeCustomer(line, rec.cu)
+			rec.at = rec.cu.UpdatedAt
+		case ingest.SourceInteractions:
 			rec.i = &ingest.Interaction{}
 			err = ingest.DecodeInteraction(line, rec.i)
 			rec.at = rec.i.OccurredAt
-		} else {
+		default:
 			rec.r = &ingest.Receipt{}
 			err = ingest.DecodeReceipt(line, rec.r)
 			rec.at = rec.r.OccurredAt
@@ -103,11 +114,12 @@ func (c *testCtx) record(n *yaml.Node, src ingest.Source, idx int) []record {
 // number, so that copies can differ: customer_id: "c{n}".
 const copyMark = "{n}"
 
-// expand turns a record mapping into JSON records: relative occurred_at
-// resolved, a missing id filled in, and `repeat: N, every: D` expanded
+// expand turns a record mapping into JSON records: a relative time in
+// timeKey (occurred_at, or updated_at for profiles) resolved, a missing id
+// filled in (none when idKey is empty), and `repeat: N, every: D` expanded
 // into N copies times D apart, {n} replaced by the copy number and ids
 // without {n} suffixed -1…-N.
-func (c *testCtx) expand(n, pos *yaml.Node, what, idKey, autoID string) ([][]byte, bool) {
+func (c *testCtx) expand(n, pos *yaml.Node, what, idKey, autoID, timeKey string) ([][]byte, bool) {
 	var (
 		rest             bytes.Buffer
 		id               = autoID
@@ -153,6 +165,9 @@ func (c *testCtx) expand(n, pos *yaml.Node, what, idKey, autoID string) ([][]byt
 			every = d
 			continue
 		case idKey:
+			if idKey == "" {
+				break
+			}
 			if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" {
 				id = v.Value
 				continue
@@ -164,12 +179,12 @@ func (c *testCtx) expand(n, pos *yaml.Node, what, idKey, autoID string) ([][]byt
 			}
 			idJSON = b.Bytes()
 			continue
-		case "occurred_at":
+		case timeKey:
 			hasWhen = true
 			if v.Kind == yaml.ScalarNode && v.ShortTag() != "!!null" {
 				at, err := c.parseWhen(v.Value)
 				if err != nil {
-					c.errf(v, "%s: occurred_at: %v", what, err)
+					c.errf(v, "%s: %s: %v", what, timeKey, err)
 					return nil, false
 				}
 				when, hasTime = at, true
@@ -207,7 +222,7 @@ func (c *testCtx) expand(n, pos *yaml.Node, what, idKey, autoID string) ([][]byt
 		return nil, false
 	}
 	if repeat > 1 && (idJSON != nil || (hasWhen && !hasTime)) {
-		c.errf(repeatN, "%s: repeat: needs a string %s and a time in occurred_at", what, idKey)
+		c.errf(repeatN, "%s: repeat: needs a string %s and a time in %s", what, idKey, timeKey)
 		return nil, false
 	}
 	if c.p.inputBytes += repeat * (rest.Len() + 2*len(id) + 100); c.p.inputBytes > maxInputBytes {
@@ -222,6 +237,9 @@ func (c *testCtx) expand(n, pos *yaml.Node, what, idKey, autoID string) ([][]byt
 		b.Write(idk)
 		b.WriteByte(':')
 		switch {
+		case idKey == "":
+			// No id field: drop the `"":` just written.
+			b.Truncate(1)
 		case idJSON != nil:
 			b.Write(idJSON)
 		case repeatN != nil && strings.Contains(id, copyMark):
@@ -235,7 +253,12 @@ func (c *testCtx) expand(n, pos *yaml.Node, what, idKey, autoID string) ([][]byt
 			b.Write(j)
 		}
 		if hasWhen {
-			b.WriteString(`,"occurred_at":`)
+			if b.Len() > 1 {
+				b.WriteByte(',')
+			}
+			tk, _ := json.Marshal(timeKey)
+			b.Write(tk)
+			b.WriteByte(':')
 			if k == 0 && whenJSON != nil {
 				b.Write(whenJSON)
 			} else {
@@ -244,7 +267,9 @@ func (c *testCtx) expand(n, pos *yaml.Node, what, idKey, autoID string) ([][]byt
 			}
 		}
 		if rest.Len() > 0 {
-			b.WriteByte(',')
+			if b.Len() > 1 {
+				b.WriteByte(',')
+			}
 			if repeatN != nil {
 				// JSON leaves {n} as it is, so it can be replaced in place.
 				b.Write(bytes.ReplaceAll(rest.Bytes(), []byte(copyMark), []byte(strconv.Itoa(k+1))))

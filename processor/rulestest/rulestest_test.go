@@ -268,3 +268,61 @@ func TestTimes(t *testing.T) {
 		require.Equal(t, c.t.Start.Add(d), back)
 	}
 }
+
+// TestCustomerRecords: profiles are fed by updated_at, before an
+// interaction and a receipt at the same instant (SPEC §5's tie order), a
+// relative updated_at resolves against start, and a profile the decoder
+// refuses is an error on its line.
+func TestCustomerRecords(t *testing.T) {
+	src := `rules:
+  version: 1
+  rules:
+    - {name: big, kind: event, source: interactions, match: {customer.tier: [platinum]},
+       group_by: [tenant, customer_id], customer_labels: [account_manager]}
+tests:
+  - name: x
+    start: "2026-11-02T10:00:00Z"
+    allowed_lateness: 0s
+    input:
+      receipts:
+        - {message_id: m, customer_id: c1, channel: sms, status: sent, occurred_at: "+1h"}
+      interactions:
+        - {type: purchase, customer_id: c1, occurred_at: "+1h"}
+        - {type: purchase, customer_id: c2, occurred_at: "+1h"}
+      customers:
+        - {customer_id: c1, updated_at: "+1h", tier: platinum, account_manager: am1@example.com}
+        - {customer_id: c2, updated_at: "+1h1s", tier: platinum, account_manager: am2@example.com}
+        - '{"customer_id":"c3","updated_at":"2026-11-02T09:00:00Z","deleted":true}'
+    expect_alerts:
+      - at: "+2h"
+        rule: big
+        firing:
+          - labels: {tenant: default, customer_id: c1, account_manager: am1@example.com}
+`
+	s := mustParse(t, src)
+	var got []string
+	for _, r := range s.Tests[0].records {
+		switch {
+		case r.cu != nil:
+			got = append(got, "profile "+r.cu.CustomerID+"@"+r.at.UTC().Format("15:04:05"))
+		case r.i != nil:
+			got = append(got, "interaction "+r.i.CustomerID+"@"+r.at.UTC().Format("15:04:05"))
+		default:
+			got = append(got, "receipt "+r.r.CustomerID+"@"+r.at.UTC().Format("15:04:05"))
+		}
+	}
+	require.Equal(t, []string{"profile c3@09:00:00", "profile c1@11:00:00", "interaction c1@11:00:00",
+		"interaction c2@11:00:00", "receipt c1@11:00:00", "profile c2@11:00:01"}, got)
+	// c1's profile comes first at the tie, so its purchase is a platinum
+	// customer's; c2's profile comes a second after its purchase.
+	var out bytes.Buffer
+	res, err := s.Run(&out, Options{})
+	require.NoError(t, err)
+	require.Zero(t, res.Failed, out.String())
+
+	_, err = Parse("t.yaml", []byte(strings.Replace(src, "tier: platinum, account_manager: am1@example.com",
+		"timezone: Mars/Olympus", 1)))
+	require.ErrorContains(t, err, `t.yaml:17: test "x": customer #1: bad_value: field timezone`)
+	_, err = Parse("t.yaml", []byte(strings.Replace(src, `updated_at: "+1h1s", `, "", 1)))
+	require.ErrorContains(t, err, `t.yaml:18: test "x": customer #2: missing_field: field updated_at`)
+}

@@ -135,9 +135,12 @@ func (t *Test) run(rf *rules.File) ([]string, error) {
 		for ; next < len(t.records) && (all || !t.records[next].at.After(until)); next++ {
 			rec := &t.records[next]
 			var err error
-			if rec.i != nil {
+			switch {
+			case rec.cu != nil:
+				err = eng.Customer(rec.cu)
+			case rec.i != nil:
 				err = eng.Interaction(rec.i)
-			} else {
+			default:
 				err = eng.Receipt(rec.r)
 			}
 			var re *ingest.RejectError

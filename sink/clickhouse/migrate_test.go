@@ -90,7 +90,7 @@ func TestMigrateTwice(t *testing.T) {
 
 	applied, err := MigrateTo(ctx, conn)
 	require.NoError(t, err)
-	require.Equal(t, []int{1, 2}, applied)
+	require.Equal(t, []int{1, 2, 3}, applied)
 	schema := func() map[string]string {
 		rows, err := conn.Query(ctx, "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase()")
 		require.NoError(t, err)

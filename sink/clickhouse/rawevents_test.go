@@ -21,7 +21,7 @@ import (
 func TestRawEventsIntoClickHouse(t *testing.T) {
 	dsn, conn := migrated(t)
 	ctx := context.Background()
-	comp, err := rawevents.New(rawevents.Config{HashKey: "integration-secret", Shard: 2})
+	comp, err := rawevents.New(rawevents.Config{HashKey: "integration-secret-of-32-bytes-or-more", Shard: 2})
 	require.NoError(t, err)
 
 	const customers = 50

@@ -18,8 +18,8 @@ var ErrUnsupported = errors.New("not supported by this ClickHouse server")
 // month ends at or before before (UTC), and returns their names (YYYYMM),
 // oldest first. This is retention that works on every server (18.16 has no
 // TTL): a month is dropped at once, never a part of one, so a month is kept
-// until all of it is older than before. customer_state is not partitioned
-// by time and is refused.
+// until all of it is older than before. customer_state and customers are
+// not partitioned by time and are refused.
 func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string, before time.Time) ([]string, error) {
 	if _, ok := monthlyTables[table]; !ok {
 		return nil, fmt.Errorf("dropping old partitions of %q: not a time-partitioned table of this schema", table)

@@ -1,8 +1,10 @@
 // Package clickhouse stores what the engine computes in ClickHouse for
 // analysts and dashboards: the per-window aggregates (processor/aggregate),
 // resend outcomes (alerting/followup), the alert history, resend triggers
-// and cancels, per-customer churn state, and, when the rawevents component
-// runs, every accepted record for drill-down (processor/rawevents). It owns
+// and cancels, per-customer churn state, the current customer profiles
+// (processor/profilerows) and the alerts of each account manager, and, when
+// the rawevents component runs, every accepted record for drill-down
+// (processor/rawevents). It owns
 // the schema (versioned migrations, Migrate), the batched sink (Sink) and
 // retention (DropPartitionsOlderThan).
 //
@@ -33,7 +35,9 @@ import (
 	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/profilerows"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
+	"github.com/crmpulse/crmpulse/redact"
 )
 
 // Defaults of Config.
@@ -172,7 +176,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, err
 	}
 	opts, err := ch.ParseDSN(cfg.DSN)
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse sink: dsn: %w", err)
+		return nil, redact.Error(fmt.Errorf("clickhouse sink: dsn: %w", err), cfg.DSN)
 	}
 	if opts.Protocol != ch.Native {
 		return nil, fmt.Errorf("clickhouse sink: dsn: only the native protocol is supported (clickhouse://host:9000/db), got %s", opts.Protocol)
@@ -224,11 +228,14 @@ func (s *Sink) rowCount(out *processor.Output) int {
 		if _, ok := customerStateOf(&out.Alerts[i]); ok {
 			n++
 		}
+		if out.Alerts[i].Labels[AccountManagerLabel] != "" {
+			n++
+		}
 	}
 	for _, a := range out.Aggregates {
 		switch a.(type) {
 		case aggregate.Revenue, aggregate.Activity, aggregate.Complaints, aggregate.Delivery, followup.Event,
-			rawevents.Interaction, rawevents.Receipt:
+			rawevents.Interaction, rawevents.Receipt, profilerows.Profile:
 			n++
 		}
 	}
@@ -275,6 +282,9 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 		if c, ok := customerStateOf(a); ok {
 			b.customers.next(c.ver).add(&c)
 		}
+		if a.Labels[AccountManagerLabel] != "" {
+			b.amAlerts.next(ver).add(&r)
+		}
 	}
 	for i := range out.Resends {
 		r := resendRow{r: &out.Resends[i], createdAt: out.Resends[i].CreatedAt}
@@ -299,6 +309,9 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 			b.interactions.next(ver).add(&a)
 		case rawevents.Receipt:
 			b.receipts.next(ver).add(&a)
+		case profilerows.Profile:
+			// Event time, not write time: the newest profile wins.
+			b.profiles.next(a.Version()).add(&a)
 		default:
 			s.unsupported(a)
 		}

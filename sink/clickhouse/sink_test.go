@@ -25,6 +25,7 @@ import (
 	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/profilerows"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
 )
 
@@ -78,6 +79,10 @@ func fixture() *processor.Output {
 			{Fingerprint: "f-churn-c2", Rule: "churn", Kind: "inactivity", State: processor.StateResolved, Severity: "info",
 				Labels: map[string]string{"alertname": "churn", "tenant": "acme", "customer_id": "c2"},
 				Value:  700000, Threshold: 604800, StartsAt: hour(-100), EndsAt: ptr(hour(3))},
+			{Fingerprint: "f-due-c1", Rule: "invoice_due", Kind: "deadline", State: processor.StateFiring, Severity: "warning",
+				Labels: map[string]string{"alertname": "invoice_due", "tenant": "acme", "customer_id": "c1",
+					"account_manager": "am1@example.com"},
+				Value: 1, StartsAt: hour(4)},
 		},
 		Resends: []processor.Resend{
 			{TriggerID: "t1", Action: processor.ActionResend, Policy: "sms_retry", MessageID: "m1", CustomerID: "c1",
@@ -105,6 +110,9 @@ func fixture() *processor.Output {
 				AttributeKeys: []string{"email", "plan"}, AttributeValues: []string{"0a1b2c", "gold"}},
 			rawevents.Receipt{ReceiptID: "r1", MessageID: "m1", CustomerID: "c1", Channel: "sms", Status: "delivered",
 				OccurredAt: hour(1), Attempt: 2, Tenant: "acme", Provider: "twilio", Shard: 3},
+			profilerows.Profile{Tenant: "acme", CustomerID: "c1", UpdatedAt: hour(-24).Add(time.Millisecond),
+				AccountManager: "am1@example.com", Tier: "gold", Segment: "smb", Region: "apac", Timezone: "Asia/Shanghai",
+				AttributeKeys: []string{"birthday", "contract_end"}, AttributeValues: []string{"9f86d0", "2027-06-30"}},
 			otherRow{},
 		},
 	}
@@ -187,11 +195,16 @@ func TestSinkWritingTwiceChangesNothing(t *testing.T) {
 		TableInteractions: {"acme | 0 | c1 | 2026-11-02 10:00:00 | e1 | 250000000 | purchase | smb | apac | web | 12.5 | EUR | " +
 			"['email','plan'] | ['0a1b2c','gold']"},
 		TableReceipts: {"acme | 3 | c1 | 2026-11-02 10:00:00 | r1 | 0 | m1 | sms | delivered | 2 |  |  | twilio |  | "},
+		TableProfiles: {"acme | c1 | 2026-11-01 09:00:00 | am1@example.com | gold | smb | apac | Asia/Shanghai | " +
+			"['birthday','contract_end'] | ['9f86d0','2027-06-30'] | 0"},
+		// Only the alert with an account_manager label.
+		TableAccountManagerAlerts: {"acme | am1@example.com | 2026-11-02 13:00:00 | invoice_due | f-due-c1 | 0 | firing | " +
+			"deadline | warning | c1 | NULL"},
 	}
 	for table, rows := range want {
 		require.Equal(t, rows, first[table], table)
 	}
-	require.Len(t, first[TableAlerts], 3)
+	require.Len(t, first[TableAlerts], 4)
 	require.Contains(t, first[TableAlerts],
 		"churn | 2026-11-02 11:00:00 | f-churn-c1 | 123456789 | firing | inactivity | info | acme | c1 | "+
 			"['alertname','customer_id','tenant'] | ['churn','c1','acme'] | [] | [] | 604800 | 604800 | NULL | NULL | NULL")
@@ -219,7 +232,7 @@ func TestSinkWritingTwiceChangesNothing(t *testing.T) {
 	for _, table := range Tables {
 		stored += int(testutil.ToFloat64(s.m.rowsWritten.WithLabelValues(table)))
 	}
-	require.Equal(t, 3*16, stored, "rows stored: three times 16")
+	require.Equal(t, 3*19, stored, "rows stored: three times 19")
 	require.Zero(t, testutil.ToFloat64(s.m.buffered))
 	require.Zero(t, s.Buffered())
 	n, err := testutil.GatherAndCount(reg, "crmpulse_clickhouse_inserts_total")
@@ -249,6 +262,45 @@ func TestSinkCustomerStateLatestWins(t *testing.T) {
 	writeAndFlush(t, s, &processor.Output{Alerts: []processor.Alert{churn(processor.StateResolved, t0), churn(processor.StateFiring, t0)}})
 	require.Equal(t, []string{"acme | c9 | churn | active | 2026-11-02 10:00:00 | 2026-11-02 10:00:00 | 3600 | f"},
 		dump(t, conn, TableCustomers), "the 10:00 resolve is still the latest")
+}
+
+// TestSinkProfilesLatestWins: customers keeps the version with the latest
+// updated_at of each customer, whatever order versions are written in; a
+// deleted version is a row marked deleted, which a newer version replaces.
+func TestSinkProfilesLatestWins(t *testing.T) {
+	dsn, conn := migrated(t)
+	s, _ := startSink(t, Config{DSN: dsn, FlushInterval: 10 * time.Millisecond})
+	version := func(at time.Time, tier string, deleted bool) profilerows.Profile {
+		p := profilerows.Profile{Tenant: "acme", CustomerID: "c9", UpdatedAt: at, Deleted: deleted}
+		if !deleted {
+			p.AccountManager, p.Tier = "am1@example.com", tier
+		}
+		return p
+	}
+	write := func(ps ...profilerows.Profile) {
+		out := &processor.Output{}
+		for _, p := range ps {
+			out.Aggregates = append(out.Aggregates, p)
+		}
+		writeAndFlush(t, s, out)
+	}
+	row := func(at, tier string, deleted int) []string {
+		am := "am1@example.com"
+		if deleted == 1 {
+			am = ""
+		}
+		return []string{fmt.Sprintf("acme | c9 | %s | %s | %s |  |  |  | [] | [] | %d", at, am, tier, deleted)}
+	}
+	// The newer version written first, then the older: the newer stays.
+	write(version(t0.Add(time.Hour), "platinum", false))
+	write(version(t0, "gold", false))
+	require.Equal(t, row("2026-11-02 10:00:00", "platinum", 0), dump(t, conn, TableProfiles))
+	// A deletion after it marks the customer deleted...
+	write(version(t0.Add(2*time.Hour), "", true))
+	require.Equal(t, row("2026-11-02 11:00:00", "", 1), dump(t, conn, TableProfiles))
+	// ... until a newer version comes back, in the same write as an old one.
+	write(version(t0.Add(3*time.Hour), "silver", false), version(t0.Add(time.Hour), "platinum", false))
+	require.Equal(t, row("2026-11-02 12:00:00", "silver", 0), dump(t, conn, TableProfiles))
 }
 
 // TestSinkPace: many small writes become about one insert per table per

@@ -10,12 +10,14 @@ import (
 	"github.com/crmpulse/crmpulse/alerting/followup"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
+	"github.com/crmpulse/crmpulse/processor/profilerows"
 	"github.com/crmpulse/crmpulse/processor/rawevents"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
 
 // Table names (migrations/0001_init.sql creates them, but the raw-event
-// tables of 0002_raw_events.sql).
+// tables of 0002_raw_events.sql and the customers and account-manager
+// tables of 0003_customers.sql).
 const (
 	TableRevenue        = aggregate.TableRevenue
 	TableActivity       = aggregate.TableActivity
@@ -27,7 +29,16 @@ const (
 	TableCustomers      = "customer_state"
 	TableInteractions   = rawevents.TableInteractions
 	TableReceipts       = rawevents.TableReceipts
+	// TableProfiles holds the current profile of each customer; not to be
+	// confused with TableCustomers, their churn state.
+	TableProfiles             = profilerows.Table
+	TableAccountManagerAlerts = "account_manager_alerts"
 )
+
+// AccountManagerLabel is the alert label that puts an alert in
+// account_manager_alerts: the name examples/rules.yaml gives the profile's
+// account_manager in customer_labels, and deploy/alertmanager routes on.
+const AccountManagerLabel = "account_manager"
 
 // Churn states in customer_state.
 const (
@@ -37,14 +48,16 @@ const (
 
 // Tables lists every table the sink writes, in the order it keeps them.
 var Tables = []string{TableRevenue, TableActivity, TableComplaints, TableDelivery, TableResendOutcomes,
-	TableAlerts, TableResends, TableCustomers, TableInteractions, TableReceipts}
+	TableAlerts, TableResends, TableCustomers, TableInteractions, TableReceipts, TableProfiles, TableAccountManagerAlerts}
 
 // monthlyTables are partitioned by toYYYYMM of a time column, so their old
-// months can be dropped (DropPartitionsOlderThan); customer_state is not.
+// months can be dropped (DropPartitionsOlderThan); customer_state and
+// customers are not.
 var monthlyTables = map[string]string{
 	TableRevenue: "window_start", TableActivity: "window_start", TableComplaints: "window_start",
 	TableDelivery: "window_start", TableResendOutcomes: "not_before", TableAlerts: "starts_at",
 	TableResends: "not_before", TableInteractions: "occurred_at", TableReceipts: "occurred_at",
+	TableAccountManagerAlerts: "starts_at",
 }
 
 // alertRow is an Alert flattened for alert_history.
@@ -413,6 +426,68 @@ func (c *receiptsCols) add(r *rawevents.Receipt) {
 	c.recipientTZ.add(r.RecipientTZ)
 }
 
+type profilesCols struct {
+	tenant, customerID, accountManager, tier, segment, region, timezone vec[string]
+	updatedAt                                                           vec[int64]
+	attributeKeys, attributeValues                                      vec[[]string]
+	deleted                                                             vec[uint8]
+}
+
+func (c *profilesCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"customer_id", &c.customerID}, {"updated_at", &c.updatedAt},
+		{"account_manager", &c.accountManager}, {"tier", &c.tier}, {"segment", &c.segment}, {"region", &c.region},
+		{"timezone", &c.timezone}, {"attribute_keys", &c.attributeKeys}, {"attribute_values", &c.attributeValues},
+		{"deleted", &c.deleted}}
+}
+
+func (c *profilesCols) add(r *profilerows.Profile) {
+	c.tenant.add(r.Tenant)
+	c.customerID.add(r.CustomerID)
+	c.updatedAt.add(secs(r.UpdatedAt))
+	c.accountManager.add(r.AccountManager)
+	c.tier.add(r.Tier)
+	c.segment.add(r.Segment)
+	c.region.add(r.Region)
+	c.timezone.add(r.Timezone)
+	c.attributeKeys.add(orEmpty(r.AttributeKeys))
+	c.attributeValues.add(orEmpty(r.AttributeValues))
+	var d uint8
+	if r.Deleted {
+		d = 1
+	}
+	c.deleted.add(d)
+}
+
+// amAlertsCols are the account_manager_alerts columns of an alertRow whose
+// alert carries the AccountManagerLabel.
+type amAlertsCols struct {
+	tenant, accountManager, rule, fingerprint, state, kind, severity, customerID vec[string]
+	startsAt                                                                     vec[int64]
+	startsAtNsec                                                                 vec[uint32]
+	endsAt                                                                       vec[*int64]
+}
+
+func (c *amAlertsCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"account_manager", &c.accountManager}, {"starts_at", &c.startsAt},
+		{"rule", &c.rule}, {"fingerprint", &c.fingerprint}, {"starts_at_nsec", &c.startsAtNsec}, {"state", &c.state},
+		{"kind", &c.kind}, {"severity", &c.severity}, {"customer_id", &c.customerID}, {"ends_at", &c.endsAt}}
+}
+
+func (c *amAlertsCols) add(r *alertRow) {
+	a := r.a
+	c.tenant.add(r.tenant)
+	c.accountManager.add(a.Labels[AccountManagerLabel])
+	c.startsAt.add(secs(a.StartsAt))
+	c.rule.add(a.Rule)
+	c.fingerprint.add(a.Fingerprint)
+	c.startsAtNsec.add(uint32(a.StartsAt.Nanosecond()))
+	c.state.add(a.State)
+	c.kind.add(a.Kind)
+	c.severity.add(a.Severity)
+	c.customerID.add(r.customerID)
+	c.endsAt.add(nullSecs(a.EndsAt))
+}
+
 // buffers holds one queue per table.
 type buffers struct {
 	revenue      *queue[revenueCols, *revenueCols]
@@ -425,6 +500,8 @@ type buffers struct {
 	customers    *queue[customersCols, *customersCols]
 	interactions *queue[interactionsCols, *interactionsCols]
 	receipts     *queue[receiptsCols, *receiptsCols]
+	profiles     *queue[profilesCols, *profilesCols]
+	amAlerts     *queue[amAlertsCols, *amAlertsCols]
 }
 
 // newBuffers returns empty queues cut in blocks of blockRows rows.
@@ -440,6 +517,8 @@ func newBuffers(blockRows int) *buffers {
 		customers:    newQueue[customersCols](blockRows),
 		interactions: newQueue[interactionsCols](blockRows),
 		receipts:     newQueue[receiptsCols](blockRows),
+		profiles:     newQueue[profilesCols](blockRows),
+		amAlerts:     newQueue[amAlertsCols](blockRows),
 	}
 }
 
@@ -450,6 +529,7 @@ func (b *buffers) byTable() map[string]rowBuffer {
 		TableDelivery: b.delivery, TableResendOutcomes: b.outcomes, TableAlerts: b.alerts,
 		TableResends: b.resends, TableCustomers: b.customers,
 		TableInteractions: b.interactions, TableReceipts: b.receipts,
+		TableProfiles: b.profiles, TableAccountManagerAlerts: b.amAlerts,
 	}
 }
 
