@@ -119,7 +119,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 	}); err != nil {
 		return nil, err
 	}
-	a.m = newMetrics(reg, []string{cfg.Topics.Interactions, cfg.Topics.Receipts})
+	a.m = newMetrics(reg, cfg.Topics.inputs())
 	a.dm = newDedupMetrics(reg)
 	a.noteRules(rf)
 	if g, ok := reg.(prometheus.Gatherer); ok {
@@ -214,7 +214,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		ID:                    a.cfg.Kafka.GroupID,
 		Brokers:               a.brokers,
 		Dialer:                a.sec.Dialer(),
-		Topics:                []string{a.cfg.Topics.Interactions, a.cfg.Topics.Receipts},
+		Topics:                a.cfg.Topics.inputs(),
 		GroupBalancers:        []kafkago.GroupBalancer{ikafka.CopartitionBalancer{}},
 		SessionTimeout:        session,
 		HeartbeatInterval:     min(max(session/10, 100*time.Millisecond), 3*time.Second),
@@ -291,32 +291,54 @@ func (a *App) prepareTopics(ctx context.Context) (int, error) {
 		// One partition: each group has one owner, the group stage.
 		ikafka.TopicSpec{Name: t.Repartition, Partitions: 1, ReplicationFactor: rf},
 	)
+	if err == nil && t.Customers != "" {
+		err = ikafka.EnsureTopics(ctx, a.cluster(), ikafka.TopicSpec{Name: t.Customers + DLQSuffix, Partitions: n, ReplicationFactor: rf})
+	}
 	if err == nil {
 		err = a.checkRepartition(ctx)
 	}
 	return n, err
 }
 
-// inputPartitions is the common partition count of the two input topics;
-// anything else is refused.
+// inputPartitions is the common partition count of the input topics (the
+// two event topics and, when configured, the customers topic); anything
+// else is refused, naming each topic and its count.
 func (a *App) inputPartitions(ctx context.Context) (int, error) {
 	t := a.cfg.Topics
-	counts, err := ikafka.PartitionCounts(ctx, a.cluster(), t.Interactions, t.Receipts)
+	names := t.inputs()
+	counts, err := ikafka.PartitionCounts(ctx, a.cluster(), names...)
 	if err != nil {
 		return 0, err
 	}
-	ni, nr := counts[t.Interactions], counts[t.Receipts]
-	switch {
-	case ni == 0:
-		return 0, fmt.Errorf("input topic %s (topics.interactions) does not exist", t.Interactions)
-	case nr == 0:
-		return 0, fmt.Errorf("input topic %s (topics.receipts) does not exist", t.Receipts)
-	case ni != nr:
-		return 0, fmt.Errorf("input topics are not co-partitioned: %s has %d partitions, %s has %d; "+
-			"both are keyed by customer_id and must have the same count so one engine sees a customer's interactions and receipts",
-			t.Interactions, ni, t.Receipts, nr)
+	keys := map[string]string{t.Interactions: "topics.interactions", t.Receipts: "topics.receipts", t.Customers: "topics.customers"}
+	for _, name := range names {
+		if counts[name] == 0 {
+			return 0, fmt.Errorf("input topic %s (%s) does not exist", name, keys[name])
+		}
 	}
-	return ni, nil
+	n := counts[names[0]]
+	for _, name := range names[1:] {
+		if counts[name] != n {
+			parts := make([]string, len(names))
+			for i, name := range names {
+				parts[i] = fmt.Sprintf("%s (%s) has %d", name, keys[name], counts[name])
+			}
+			return 0, fmt.Errorf("input topics are not co-partitioned: %s partitions; "+
+				"all are keyed by customer_id and must have the same partition count so one engine sees a customer's records and profile",
+				strings.Join(parts, ", "))
+		}
+	}
+	return n, nil
+}
+
+// inputs are the input topics: interactions, receipts and, when
+// configured, customers.
+func (t TopicsConfig) inputs() []string {
+	in := []string{t.Interactions, t.Receipts}
+	if t.Customers != "" {
+		in = append(in, t.Customers)
+	}
+	return in
 }
 
 // consume follows the consumer group's generations, running one worker per
@@ -389,7 +411,7 @@ func (a *App) consume(ctx context.Context, group *kafkago.ConsumerGroup) error {
 // committed offset of each input topic-partition.
 func (a *App) assignment(gen *kafkago.Generation) ([]int, map[int]map[string]int64) {
 	committed := map[int]map[string]int64{}
-	for _, topic := range []string{a.cfg.Topics.Interactions, a.cfg.Topics.Receipts} {
+	for _, topic := range a.cfg.Topics.inputs() {
 		for _, pa := range gen.Assignments[topic] {
 			if committed[pa.ID] == nil {
 				committed[pa.ID] = map[string]int64{}
@@ -399,7 +421,7 @@ func (a *App) assignment(gen *kafkago.Generation) ([]int, map[int]map[string]int
 	}
 	parts := make([]int, 0, len(committed))
 	for p, offs := range committed {
-		for _, topic := range []string{a.cfg.Topics.Interactions, a.cfg.Topics.Receipts} {
+		for _, topic := range a.cfg.Topics.inputs() {
 			if _, ok := offs[topic]; !ok {
 				// The balancer gives both topics' partition p to one member;
 				// another balancer in the group could split them.
@@ -462,7 +484,7 @@ func (a *App) startEmbedded() (func(), error) {
 		addr = a.cfg.Kafka.Brokers[0]
 	}
 	t := a.cfg.Topics
-	addrs, stop, err := a.cfg.EmbeddedBroker(addr, a.cfg.Kafka.EmbeddedPartitions, t.Interactions, t.Receipts)
+	addrs, stop, err := a.cfg.EmbeddedBroker(addr, a.cfg.Kafka.EmbeddedPartitions, t.inputs()...)
 	if err != nil {
 		return nil, err
 	}

@@ -124,6 +124,7 @@ func (k KafkaConfig) security() (*ikafka.Security, error) {
 type TopicsConfig struct {
 	Interactions string `yaml:"interactions"`
 	Receipts     string `yaml:"receipts"`
+	Customers    string `yaml:"customers"` // profiles (SPEC §1.3); empty runs without them
 	Alerts       string `yaml:"alerts"`
 	Resends      string `yaml:"resends"`
 	Segments     string `yaml:"segments"`
@@ -286,6 +287,7 @@ func DefaultConfig() Config {
 		Topics: TopicsConfig{
 			Interactions: "crm.interactions",
 			Receipts:     "crm.delivery-receipts",
+			Customers:    "crm.customers",
 			Alerts:       "crm.alerts",
 			Resends:      "crm.resend-triggers",
 			Segments:     "crm.segments",
@@ -464,6 +466,7 @@ var Keys = func() []Key {
 		key("kafka.sasl.username", "SASL user name (Confluent Cloud: the API key)", str(func(c *Config) *string { return &c.Kafka.SASL.Username })),
 		key("topics.interactions", "input topic of interactions (SPEC §1.1), keyed by customer_id", str(func(c *Config) *string { return &c.Topics.Interactions })),
 		key("topics.receipts", "input topic of delivery receipts (SPEC §1.2), keyed by customer_id; same partition count as interactions", str(func(c *Config) *string { return &c.Topics.Receipts })),
+		key("topics.customers", "input topic of customer profiles (SPEC §1.3), compacted, keyed by customer_id; same partition count as interactions; empty runs without profiles", str(func(c *Config) *string { return &c.Topics.Customers })),
 		key("topics.alerts", "output topic of alert records (SPEC §4), keyed by fingerprint, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Alerts })),
 		key("topics.resends", "output topic of resend triggers and cancels (SPEC §4), keyed by customer_id, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Resends })),
 		key("topics.segments", "output topic of segment transition records (SPEC §3.3, §4), keyed by customer_id, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Segments })),
@@ -718,6 +721,11 @@ func (c *Config) Validate() error {
 			bad(t.key, "topic %q is also %s", t.name, other)
 		}
 		topics[t.name] = t.key
+	}
+	if n := c.Topics.Customers; n != "" {
+		if other, ok := topics[n]; ok {
+			bad("topics.customers", "topic %q is also %s", n, other)
+		}
 	}
 	if c.Rules == "" {
 		bad("rules", "required")

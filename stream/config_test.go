@@ -55,6 +55,29 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "topics.customers defaults to crm.customers; the file may empty it to run without profiles",
+			yaml: "kafka: {brokers: [a:1]}\nrules: r.yaml\ntopics: {customers: \"\"}\n",
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, "crm.customers", DefaultConfig().Topics.Customers)
+				require.Empty(t, c.Topics.Customers)
+				require.NoError(t, c.Validate())
+			},
+		},
+		{
+			name:  "topics.customers from the environment and the flag",
+			yaml:  "kafka: {brokers: [a:1]}\nrules: r.yaml\n",
+			env:   map[string]string{"CRMPULSE_TOPICS_CUSTOMERS": "env.customers"},
+			flags: []string{"--topics.customers", "flag.customers"},
+			check: func(t *testing.T, c Config) { require.Equal(t, "flag.customers", c.Topics.Customers) },
+		},
+		{
+			name: "topics.customers may not name another topic",
+			yaml: "kafka: {brokers: [a:1]}\nrules: r.yaml\ntopics: {customers: crm.interactions}\n",
+			check: func(t *testing.T, c Config) {
+				require.ErrorContains(t, c.Validate(), `topics.customers: topic "crm.interactions" is also topics.interactions`)
+			},
+		},
+		{
 			name: "future_skew from the file, 0 disables",
 			yaml: "kafka: {brokers: [a:1]}\nrules: r.yaml\nfuture_skew: 0s\n",
 			check: func(t *testing.T, c Config) {

@@ -15,6 +15,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/crmpulse/crmpulse/ingest"
+	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
 )
@@ -52,6 +53,13 @@ const (
 
 // groupStageID is the group stage's id in the snapshots topic.
 const groupStageID = -1
+
+// groupsReadProfiles says whether the group stage's rules read customer.*
+// from the records it is forwarded, so that the partition engines attach
+// each record's profile (and forward it) even when their own rules do not.
+func groupsReadProfiles(groups *rules.File) bool {
+	return groups != nil && groups.ReadsRecordProfiles()
+}
 
 // isGroupLevel says whether r groups across customers.
 func isGroupLevel(r *rules.Rule) bool {
@@ -94,23 +102,31 @@ func splitRules(rf *rules.File) (local, groups *rules.File) {
 }
 
 // forwarded is the repartition record of an accepted input record, its
-// contact attributes hashed or dropped per privacy.repartition.
-func (w *worker) forwarded(rec kafkago.Message, src int) kafkago.Message {
+// contact attributes hashed or dropped per privacy.repartition, with the
+// profile it read when the group rules use customer.* (profilefwd.go).
+func (w *worker) forwarded(rec *ikafka.Record, src int) kafkago.Message {
 	source := ingest.SourceInteractions
-	if src != 0 {
+	var profile *ingest.Profile
+	if src == ikafka.Interactions {
+		profile = rec.I.Profile
+	} else {
 		source = ingest.SourceReceipts
+		profile = rec.R.Profile
 	}
-	value := bytes.Clone(rec.Value)
+	h := make([]kafkago.Header, 3, 4)
+	h[0] = kafkago.Header{Key: headerUpstream, Value: []byte(w.partName)}
+	h[1] = kafkago.Header{Key: headerSource, Value: []byte(source)}
+	h[2] = kafkago.Header{Key: headerGroup, Value: []byte(w.a.cfg.Kafka.GroupID)}
+	if w.profileFwd != nil && profile != nil {
+		h = append(h, kafkago.Header{Key: headerProfile, Value: w.profileFwd.encode(profile)})
+	}
+	value := bytes.Clone(rec.Msg.Value)
 	if w.a.repScrub != nil {
 		value = w.a.repScrub.Attributes(value)
 	}
 	return kafkago.Message{
 		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), Value: value, WriterData: w.epoch,
-		Headers: []kafkago.Header{
-			{Key: headerUpstream, Value: []byte(w.partName)},
-			{Key: headerSource, Value: []byte(source)},
-			{Key: headerGroup, Value: []byte(w.a.cfg.Kafka.GroupID)},
-		},
+		Headers: h,
 	}
 }
 
@@ -145,6 +161,9 @@ type pendingRecord struct {
 	Seq    int64 // repartition offset: ties keep topic order
 	Source ingest.Source
 	Value  []byte
+	// Profile is the crmpulse-profile header: the profile the upstream
+	// engine read for the record, nil for none.
+	Profile []byte
 }
 
 type pendingHeap []pendingRecord
@@ -320,7 +339,7 @@ func (s *groupStage) setRules(rf *rules.File) error {
 		s.eng = nil
 		return nil
 	}
-	eng, err := processor.New(processor.Config{Rules: g})
+	eng, err := processor.New(processor.Config{Rules: g, ProfilesFromRecords: true})
 	if err != nil {
 		return fmt.Errorf("group stage: %w", err)
 	}
@@ -367,7 +386,7 @@ func (s *groupStage) restore(ctx context.Context) error {
 		if g == nil {
 			g = &rules.File{Version: 1, Defaults: a.currentRules().Defaults}
 		}
-		eng, err := processor.New(processor.Config{Rules: g})
+		eng, err := processor.New(processor.Config{Rules: g, ProfilesFromRecords: true})
 		if err != nil {
 			return err
 		}
@@ -390,6 +409,7 @@ func (s *groupStage) take(m kafkago.Message) error {
 	s.dirty = true
 	var up, wm = -1, int64(math.MinInt64)
 	var source ingest.Source
+	var profile []byte
 	group := ""
 	for _, h := range m.Headers {
 		switch h.Key {
@@ -401,6 +421,8 @@ func (s *groupStage) take(m kafkago.Message) error {
 			wm, _ = strconv.ParseInt(string(h.Value), 10, 64)
 		case headerSource:
 			source = ingest.Source(h.Value)
+		case headerProfile:
+			profile = h.Value
 		}
 	}
 	if group != s.a.cfg.Kafka.GroupID {
@@ -422,7 +444,7 @@ func (s *groupStage) take(m kafkago.Message) error {
 		s.log.Warn("undecodable repartition record; skipped", "offset", m.Offset, "err", err)
 		return nil
 	}
-	heap.Push(&s.pending, pendingRecord{At: at.UnixNano(), Seq: m.Offset, Source: source, Value: m.Value})
+	heap.Push(&s.pending, pendingRecord{At: at.UnixNano(), Seq: m.Offset, Source: source, Value: m.Value, Profile: profile})
 	return nil
 }
 
@@ -475,16 +497,26 @@ func (s *groupStage) release(ctx context.Context) error {
 		if s.eng == nil {
 			continue
 		}
+		var profile *ingest.Profile
+		if p.Profile != nil {
+			var perr error
+			if profile, perr = decodeProfile(p.Profile); perr != nil {
+				// Written by stage 1 of this build; reads as no profile.
+				s.log.Warn("forwarded record with an unreadable profile; read as none", "offset", p.Seq, "err", perr)
+			}
+		}
 		var err error
 		switch p.Source {
 		case ingest.SourceInteractions:
 			var ev ingest.Interaction
 			if err = ingest.DecodeInteraction(p.Value, &ev); err == nil {
+				ev.Profile = profile
 				err = s.eng.Interaction(&ev)
 			}
 		default:
 			var r ingest.Receipt
 			if err = ingest.DecodeReceipt(p.Value, &r); err == nil {
+				r.Profile = profile
 				err = s.eng.Receipt(&r)
 			}
 		}

@@ -41,7 +41,11 @@ type dataset struct {
 	receipts     string
 	// lines of each file with the customer id they are keyed by
 	iLines, rLines []keyed
-	end            time.Time // highest occurred_at
+	start, end     time.Time // the data's range (end is the highest occurred_at)
+	customerCount  int
+	// customers is the profiles file (cLines), empty until addProfiles.
+	customers string
+	cLines    []keyed
 }
 
 type keyed struct {
@@ -71,7 +75,7 @@ func generate(t testing.TB, cfg genConfig) *dataset {
 	rng := rand.New(rand.NewPCG(cfg.seed, 7))
 	end := time.Now().UTC().Truncate(time.Hour).Add(-48 * time.Hour)
 	start := end.Add(-time.Duration(cfg.days) * 24 * time.Hour)
-	ds := &dataset{dir: t.TempDir()}
+	ds := &dataset{dir: t.TempDir(), start: start, customerCount: cfg.customers}
 	var inter, rcpt []keyed
 	eid, rid, mid := 0, 0, 0
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -299,7 +303,7 @@ func replayOutputsWith(t testing.TB, ds *dataset, path string) *outputs {
 	require.NoError(t, err)
 	out := filepath.Join(ds.dir, "replay-"+filepath.Base(path))
 	_, err = replay.Run(context.Background(), replay.Config{Rules: rf, Interactions: ds.interactions,
-		Receipts: ds.receipts, OutDir: out, Until: time.Now()})
+		Receipts: ds.receipts, Customers: ds.customers, OutDir: out, Until: time.Now()})
 	require.NoError(t, err)
 	o := newOutputs()
 	for _, f := range []struct {
@@ -335,7 +339,7 @@ func newTopics(t testing.TB) topics {
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
 	p := fmt.Sprintf("%s-%06x", strings.ToLower(name), rand.Uint32()&0xffffff)
 	return topics{prefix: p, cfg: stream.TopicsConfig{
-		Interactions: p + ".interactions", Receipts: p + ".receipts", Alerts: p + ".alerts",
+		Interactions: p + ".interactions", Receipts: p + ".receipts", Customers: p + ".customers", Alerts: p + ".alerts",
 		Resends: p + ".resends", Segments: p + ".segments", Snapshots: p + ".snapshots", Repartition: p + ".repartition",
 	}}
 }
@@ -348,6 +352,10 @@ func createInputs(t testing.TB, brokers []string, tp topics, n int) {
 	require.NoError(t, ikafka.EnsureTopics(ctx, ikafka.Plain(brokers),
 		ikafka.TopicSpec{Name: tp.cfg.Interactions, Partitions: n, ReplicationFactor: -1},
 		ikafka.TopicSpec{Name: tp.cfg.Receipts, Partitions: n, ReplicationFactor: -1}))
+	if tp.cfg.Customers != "" {
+		require.NoError(t, ikafka.EnsureTopics(ctx, ikafka.Plain(brokers), ikafka.TopicSpec{Name: tp.cfg.Customers, Partitions: n,
+			ReplicationFactor: -1, Configs: map[string]string{"cleanup.policy": "compact"}}))
+	}
 }
 
 // produce writes ds to the input topics, keyed by customer id, in file
@@ -359,10 +367,17 @@ func produce(t testing.TB, brokers []string, tp topics, ds *dataset) {
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, f := range []struct {
+	inputs := []struct {
 		topic string
 		lines []keyed
-	}{{tp.cfg.Interactions, ds.iLines}, {tp.cfg.Receipts, ds.rLines}} {
+	}{{tp.cfg.Interactions, ds.iLines}, {tp.cfg.Receipts, ds.rLines}}
+	if tp.cfg.Customers != "" {
+		inputs = append(inputs, struct {
+			topic string
+			lines []keyed
+		}{tp.cfg.Customers, ds.cLines})
+	}
+	for _, f := range inputs {
 		for start := 0; start < len(f.lines); start += 20000 {
 			batch := f.lines[start:min(start+20000, len(f.lines))]
 			msgs := make([]kafkago.Message, len(batch))
@@ -390,8 +405,12 @@ type collector struct {
 
 func collect(t testing.TB, brokers []string, tp topics) *collector {
 	t.Helper()
+	consume := []string{tp.cfg.Alerts, tp.cfg.Resends, tp.cfg.Segments, tp.cfg.Interactions + stream.DLQSuffix, tp.cfg.Receipts + stream.DLQSuffix}
+	if tp.cfg.Customers != "" {
+		consume = append(consume, tp.cfg.Customers+stream.DLQSuffix)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
-		kgo.ConsumeTopics(tp.cfg.Alerts, tp.cfg.Resends, tp.cfg.Segments, tp.cfg.Interactions+stream.DLQSuffix, tp.cfg.Receipts+stream.DLQSuffix),
+		kgo.ConsumeTopics(consume...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.MetadataMinAge(100*time.Millisecond), kgo.MetadataMaxAge(time.Second))
 	require.NoError(t, err)

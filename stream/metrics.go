@@ -13,6 +13,7 @@ type metrics struct {
 	consumed       *prometheus.CounterVec
 	rejected       *prometheus.CounterVec
 	duplicates     prometheus.Counter
+	tombstones     prometheus.Counter
 	late           prometheus.Counter
 	lag            *prometheus.GaugeVec
 	watermark      prometheus.Gauge
@@ -58,6 +59,10 @@ func newMetrics(reg prometheus.Registerer, topics []string) *metrics {
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "crmpulse", Subsystem: "stream", Name: "duplicate_records_total",
 			Help: "Records whose event_id or receipt_id was already accepted; counted, not dead-lettered.",
+		}),
+		tombstones: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "crmpulse", Subsystem: "stream", Name: "profile_tombstones_total",
+			Help: "Kafka tombstones (null values) of the customers topic applied: every version of the customer's profile dropped.",
 		}),
 		late: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "crmpulse", Subsystem: "stream", Name: "late_records_total",
@@ -175,7 +180,7 @@ func newMetrics(reg prometheus.Registerer, topics []string) *metrics {
 		m.restores.WithLabelValues(o)
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.rejected, m.duplicates, m.late, m.lag, m.watermark, m.partWatermark,
+		reg.MustRegister(m.consumed, m.rejected, m.duplicates, m.tombstones, m.late, m.lag, m.watermark, m.partWatermark,
 			m.stateKeys, m.snapshotBytes, m.snapshotTime, m.checkpointTime, m.checkpoints, m.restores,
 			m.outputs, m.assigned, m.rebalances, m.workerErrors, m.reloads, m.reloadOK, m.reloadTime, m.rulesHash,
 			m.partBusy, m.partStalled, m.slowSteps, m.fetches, m.reconnects)

@@ -485,30 +485,32 @@ func (d *outputDedup) checkpointMarks(ctx context.Context) map[string]map[int]in
 // position is the worker's state for the origin headers and the
 // deduplication.
 func (w *worker) position() position {
-	return position{
-		offsets: []int64{w.merger.Offset(ikafka.Interactions), w.merger.Offset(ikafka.Receipts)},
-		wm:      wmNanos(w.eng.Watermark()),
-	}
+	return position{offsets: w.positionOffsets(w.mergerOffsets()), wm: wmNanos(w.eng.Watermark())}
+}
+
+// mergerOffsets are the merger's next offsets, by input.
+func (w *worker) mergerOffsets() [ikafka.NumInputs]int64 {
+	return [ikafka.NumInputs]int64{w.merger.Offset(ikafka.Interactions), w.merger.Offset(ikafka.Receipts), w.merger.Offset(ikafka.Customers)}
 }
 
 // tag stamps what the worker produces next with its state.
 func (w *worker) tag() {
 	if w.merger != nil {
-		w.enc.at(w.eng.Watermark(), w.merger.Offset(ikafka.Interactions), w.merger.Offset(ikafka.Receipts))
+		w.enc.at(w.eng.Watermark(), w.positionOffsets(w.mergerOffsets())...)
 	}
 }
 
 // firstCheckpoint writes the snapshot of a partition that has none: its
 // empty engine at the start offsets, with the output offsets, so that a
 // crash before the first regular checkpoint is deduplicated as well.
-func (w *worker) firstCheckpoint(ctx context.Context, startI, startR int64) error {
+func (w *worker) firstCheckpoint(ctx context.Context, starts [ikafka.NumInputs]int64) error {
 	snap, err := w.eng.Snapshot()
 	if err != nil {
 		return fmt.Errorf("snapshotting partition %d: %w", w.p, err)
 	}
 	cp := checkpoint{
 		Engine: snap, RulesHash: w.eng.Rules().Hash,
-		Offsets: map[string]int64{w.a.cfg.Topics.Interactions: startI, w.a.cfg.Topics.Receipts: startR},
+		Offsets: w.offsets(starts),
 		Outputs: w.dedup.checkpointMarks(ctx),
 	}
 	mf, err := w.a.snaps.save(ctx, w.p, &cp, w.last, w.a.now())

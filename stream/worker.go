@@ -62,13 +62,16 @@ type worker struct {
 	cpBusy bool
 	last   manifest // the snapshot the partition's state was last written to
 
-	consumed [2]int64
+	consumed [ikafka.NumInputs]int64
 	partName string
 	live     *progress // what the health watchdog sees of the loop
 	// forward says the rules have group-level rules, whose records go to
 	// the group stage; lastMark is the last watermark marker sent there.
 	forward  bool
 	lastMark time.Time
+	// profileFwd, when set, encodes the profile a forwarded record read
+	// for the group stage (its rules use customer.*); nil otherwise.
+	profileFwd *profileEncoder
 	// dedup suppresses what a restore re-produces (outputdedup.go).
 	dedup *outputDedup
 	// alerts is the set of alerts the partition holds as firing.
@@ -111,7 +114,7 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 	w.clock = a.wms.add(p, a.now())
 	defer a.wms.remove(p, w.clock)
 
-	startI, startR, err := w.restore(ctx, rf, committed)
+	starts, err := w.restore(ctx, rf, committed)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // the generation ended while restoring
@@ -125,18 +128,25 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 	defer w.alerts.revoked(a.cfg.Sinks) // after the final checkpoint
 
 	g, gctx := errgroup.WithContext(ctx)
-	chI, chR := make(chan *ikafka.Batch, 4), make(chan *ikafka.Batch, 4)
-	freeI, freeR := make(chan *ikafka.Batch, 8), make(chan *ikafka.Batch, 8)
-	for _, f := range []struct {
+	var chans, frees [ikafka.NumInputs]chan *ikafka.Batch
+	for k := range chans {
+		chans[k], frees[k] = make(chan *ikafka.Batch, 4), make(chan *ikafka.Batch, 8)
+	}
+	type fetch struct {
 		topic  string
 		source ingest.Source
 		start  int64
 		out    chan *ikafka.Batch
 		free   chan *ikafka.Batch
-	}{
-		{a.cfg.Topics.Interactions, ingest.SourceInteractions, startI, chI, freeI},
-		{a.cfg.Topics.Receipts, ingest.SourceReceipts, startR, chR, freeR},
-	} {
+	}
+	fetches := []fetch{
+		{a.cfg.Topics.Interactions, ingest.SourceInteractions, starts[ikafka.Interactions], chans[ikafka.Interactions], frees[ikafka.Interactions]},
+		{a.cfg.Topics.Receipts, ingest.SourceReceipts, starts[ikafka.Receipts], chans[ikafka.Receipts], frees[ikafka.Receipts]},
+	}
+	if a.cfg.Topics.Customers != "" {
+		fetches = append(fetches, fetch{a.cfg.Topics.Customers, ingest.SourceCustomers, starts[ikafka.Customers], chans[ikafka.Customers], frees[ikafka.Customers]})
+	}
+	for _, f := range fetches {
 		lag := a.m.lag.WithLabelValues(f.topic, w.partName)
 		fetches, reconnects := a.m.fetches.WithLabelValues(f.topic), a.m.reconnects.WithLabelValues(f.topic)
 		fe, err := ikafka.NewFetcher(ikafka.FetcherConfig{
@@ -150,7 +160,11 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 		}
 		g.Go(func() error { return fe.Run(gctx) })
 	}
-	w.merger = ikafka.NewMerger(chI, chR, freeI, freeR, startI, startR)
+	w.merger = ikafka.NewMerger(chans[ikafka.Interactions], chans[ikafka.Receipts], frees[ikafka.Interactions], frees[ikafka.Receipts],
+		starts[ikafka.Interactions], starts[ikafka.Receipts])
+	if a.cfg.Topics.Customers != "" {
+		w.merger.WithCustomers(chans[ikafka.Customers], frees[ikafka.Customers], starts[ikafka.Customers])
+	}
 
 	cpCtx, cpCancel := context.WithCancel(context.Background())
 	defer cpCancel()
@@ -188,31 +202,41 @@ func (a *App) runPartition(ctx context.Context, p int, committed map[string]int6
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // restore builds the engine from the partition's latest snapshot, or empty
-// when it has none, and returns the offsets to read from.
-func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[string]int64) (int64, int64, error) {
+// when it has none, and returns the offsets to read from, by merger input.
+func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[string]int64) (starts [ikafka.NumInputs]int64, err error) {
 	a := w.a
 	local, groups := splitRules(rf)
-	eng, err := processor.New(processor.Config{Rules: local, Extra: a.components(w.p), FutureSkew: a.cfg.FutureSkew.D()})
+	eng, err := processor.New(processor.Config{Rules: local, Extra: a.components(w.p), FutureSkew: a.cfg.FutureSkew.D(),
+		AttachProfiles: groupsReadProfiles(groups)})
 	if err != nil {
-		return 0, 0, err
+		return starts, err
 	}
-	w.eng, w.forward = eng, groups != nil
+	w.eng, w.forward, w.profileFwd = eng, groups != nil, newProfileEncoder(groups)
 	w.dedup = a.newOutputDedup(w.partName, w.log)
-	startI, startR := committed[a.cfg.Topics.Interactions], committed[a.cfg.Topics.Receipts]
+	t := a.cfg.Topics
+	startI, startR := committed[t.Interactions], committed[t.Receipts]
+	// Profiles without a committed offset are read from the start
+	// whatever kafka.start_offset says: the compacted topic is the current
+	// profile of every customer, not a stream to join at its end.
+	startC := committed[t.Customers]
+	if startC < 0 {
+		startC = kafkago.FirstOffset
+	}
+	starts = [ikafka.NumInputs]int64{startI, startR, startC}
 	cp, mf, ok, err := a.snaps.load(ctx, w.p)
 	if err != nil {
-		return 0, 0, fmt.Errorf("restoring partition %d: %w", w.p, err)
+		return starts, fmt.Errorf("restoring partition %d: %w", w.p, err)
 	}
 	if !ok {
 		a.m.restores.WithLabelValues("empty").Inc()
 		w.log.Info("partition assigned without a snapshot", "interactions_offset", startI, "receipts_offset", startR)
-		return startI, startR, w.firstCheckpoint(ctx, startI, startR)
+		return starts, w.firstCheckpoint(ctx, starts)
 	}
 	if err := eng.Restore(cp.Engine); err != nil {
-		return 0, 0, fmt.Errorf("restoring partition %d from snapshot %s: %w", w.p, mf.ID, err)
+		return starts, fmt.Errorf("restoring partition %d from snapshot %s: %w", w.p, mf.ID, err)
 	}
 	if err := w.alerts.restore(cp.Firing, local); err != nil {
-		return 0, 0, fmt.Errorf("restoring partition %d from snapshot %s: %w", w.p, mf.ID, err)
+		return starts, fmt.Errorf("restoring partition %d from snapshot %s: %w", w.p, mf.ID, err)
 	}
 	if cp.RulesHash != rf.Hash {
 		// Components are matched by rule name: rules that kept their name
@@ -226,13 +250,22 @@ func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[stri
 	if o, ok := cp.Offsets[a.cfg.Topics.Receipts]; ok {
 		startR = o
 	}
+	if t.Customers != "" {
+		// A snapshot taken before the customers topic was configured has
+		// no offset for it: every profile is read, from the start.
+		startC = kafkago.FirstOffset
+		if o, ok := cp.Offsets[t.Customers]; ok {
+			startC = o
+		}
+	}
+	starts = [ikafka.NumInputs]int64{startI, startR, startC}
 	w.last = mf
-	w.dedup.restore(ctx, cp.Outputs, position{offsets: []int64{startI, startR}, wm: wmNanos(eng.Watermark())})
+	w.dedup.restore(ctx, cp.Outputs, position{offsets: w.positionOffsets(starts), wm: wmNanos(eng.Watermark())})
 	a.m.restores.WithLabelValues("snapshot").Inc()
 	a.m.snapshotBytes.WithLabelValues(w.partName).Set(float64(mf.Bytes))
 	w.log.Info("partition restored", "snapshot", mf.ID, "bytes", mf.Bytes, "watermark", eng.Watermark(),
 		"interactions_offset", startI, "receipts_offset", startR)
-	return startI, startR, nil
+	return starts, nil
 }
 
 // tickEvery is how often a worker looks at the clock when no record comes.
@@ -249,7 +282,7 @@ func (w *worker) loop(ctx context.Context) error {
 	for {
 		w.live.awake(phaseRecords, w.eng)
 		now := time.Now()
-		n := 0
+		n, events := 0, 0
 		for ; n < drainBudget; n++ {
 			if n&255 == 255 {
 				now = time.Now() // processing may have waited on a sink
@@ -261,6 +294,9 @@ func (w *worker) loop(ctx context.Context) error {
 			if err := w.process(ctx, rec, src); err != nil {
 				return err
 			}
+			if src != ikafka.Customers {
+				events++
+			}
 			w.live.records.Add(1)
 		}
 		if n > 0 {
@@ -270,7 +306,12 @@ func (w *worker) loop(ctx context.Context) error {
 			if err := w.emit(ctx); err != nil {
 				return err
 			}
-			w.clock.lastRecord.Store(w.a.now().UnixNano())
+			if events > 0 {
+				// Profiles do not make a partition active: a partition
+				// reading only profiles is idle for the pipeline
+				// watermark (SPEC §1.3: they never move the watermark).
+				w.clock.lastRecord.Store(w.a.now().UnixNano())
+			}
 			w.dirty = true
 		}
 		if err := w.flushMsgs(ctx); err != nil {
@@ -281,19 +322,21 @@ func (w *worker) loop(ctx context.Context) error {
 			orderTimer.Reset(max(time.Until(d), 0))
 			waitC = orderTimer.C
 		}
-		chI, chR := w.merger.Chans()
+		chans := w.merger.Chans()
 		// With records still at hand, only look at the other channels.
 		var more <-chan struct{}
 		if n == drainBudget {
 			more = closedChan
 		}
 		// Input is waiting when records are at hand or a fetch saw more.
-		w.live.park(n == drainBudget || w.merger.Lag(ikafka.Interactions)+w.merger.Lag(ikafka.Receipts) > 0)
+		w.live.park(n == drainBudget || w.merger.Lag(ikafka.Interactions)+w.merger.Lag(ikafka.Receipts)+w.merger.Lag(ikafka.Customers) > 0)
 		select {
-		case b := <-chI:
+		case b := <-chans[ikafka.Interactions]:
 			w.merger.Feed(ikafka.Interactions, b)
-		case b := <-chR:
+		case b := <-chans[ikafka.Receipts]:
 			w.merger.Feed(ikafka.Receipts, b)
+		case b := <-chans[ikafka.Customers]:
+			w.merger.Feed(ikafka.Customers, b)
 		case <-waitC:
 		case <-tick.C:
 			w.live.awake(phaseTick, w.eng)
@@ -328,6 +371,9 @@ func (w *worker) process(ctx context.Context, rec *ikafka.Record, src int) error
 	if rec.Err != nil {
 		return w.reject(rec, rec.Err)
 	}
+	if src == ikafka.Customers {
+		return w.profile(ctx, rec)
+	}
 	// The engine's watermark follows the records (SPEC §2) as in replay,
 	// except that records less than advanceStep apart form one run, after
 	// which the watermark moves once, to exactly where replay's would be.
@@ -348,11 +394,31 @@ func (w *worker) process(ctx context.Context, rec *ikafka.Record, src int) error
 	case err == nil:
 		if w.forward {
 			w.epoch.add(1)
-			w.msgs = append(w.msgs, w.forwarded(rec.Msg, src))
+			w.msgs = append(w.msgs, w.forwarded(rec, src))
 		}
 	case errors.Is(err, processor.ErrDuplicate):
 		w.a.m.duplicates.Inc()
 	default:
+		if rerr := w.reject(rec, err); rerr != nil {
+			return rerr
+		}
+	}
+	return w.emit(ctx)
+}
+
+// profile feeds one profile version or tombstone to the engine (SPEC §1.3).
+// A profile never moves the watermark (no advance, no run) and is never
+// late; it is not forwarded: the group stage reads the profile each
+// forwarded record carries.
+func (w *worker) profile(ctx context.Context, rec *ikafka.Record) error {
+	if rec.Tombstone {
+		if len(rec.Msg.Key) > 0 {
+			w.eng.DropCustomer(string(rec.Msg.Key))
+			w.a.m.tombstones.Inc()
+		}
+		return nil
+	}
+	if err := w.eng.Customer(rec.C); err != nil {
 		if rerr := w.reject(rec, err); rerr != nil {
 			return rerr
 		}
@@ -414,6 +480,7 @@ func (w *worker) onTick(ctx context.Context) error {
 	if mx := w.eng.MaxEventTime(); !mx.IsZero() {
 		w.clock.wm.Store(mx.Add(-lateness).UnixNano())
 	}
+	// Pending profiles do not keep the partition active (SPEC §1.3).
 	lagI, lagR := w.merger.Lag(ikafka.Interactions), w.merger.Lag(ikafka.Receipts)
 	w.clock.pending.Store(lagI+lagR > 0 || !w.merger.Started())
 	if wm, ok := a.wms.pipeline(now, lateness); ok && wm.After(w.eng.Watermark()) {
@@ -432,7 +499,10 @@ func (w *worker) onTick(ctx context.Context) error {
 	}
 	a.m.consumed.WithLabelValues(a.cfg.Topics.Interactions).Add(float64(w.consumed[0]))
 	a.m.consumed.WithLabelValues(a.cfg.Topics.Receipts).Add(float64(w.consumed[1]))
-	w.consumed = [2]int64{}
+	if a.cfg.Topics.Customers != "" {
+		a.m.consumed.WithLabelValues(a.cfg.Topics.Customers).Add(float64(w.consumed[ikafka.Customers]))
+	}
+	w.consumed = [ikafka.NumInputs]int64{}
 	if wm := w.eng.Watermark(); !wm.IsZero() {
 		a.m.partWatermark.WithLabelValues(w.partName).Set(float64(wm.UnixNano()) / 1e9)
 	}
@@ -479,10 +549,9 @@ func (w *worker) checkpoint(ctx context.Context) (cpJob, error) {
 		Engine:    snap,
 		RulesHash: w.eng.Rules().Hash,
 		Watermark: w.eng.Watermark(),
-		Offsets: map[string]int64{
-			w.a.cfg.Topics.Interactions: w.merger.Offset(ikafka.Interactions),
-			w.a.cfg.Topics.Receipts:     w.merger.Offset(ikafka.Receipts),
-		},
+		Offsets: w.offsets([ikafka.NumInputs]int64{
+			w.merger.Offset(ikafka.Interactions), w.merger.Offset(ikafka.Receipts), w.merger.Offset(ikafka.Customers),
+		}),
 		Outputs: outputs,
 		Firing:  firing,
 	}}, nil
@@ -572,11 +641,32 @@ func (w *worker) onReload(ctx context.Context, req reloadReq) {
 	select {
 	case <-req.commit:
 		_, groups := splitRules(req.rules)
-		w.eng, w.forward = ne, groups != nil
+		w.eng, w.forward, w.profileFwd = ne, groups != nil, newProfileEncoder(groups)
 		w.dirty = true
 	case <-req.abort:
 	case <-ctx.Done():
 	}
+}
+
+// offsets are the checkpoint offsets of the input topics, by merger input
+// (the customers topic only when configured).
+func (w *worker) offsets(o [ikafka.NumInputs]int64) map[string]int64 {
+	t := w.a.cfg.Topics
+	m := map[string]int64{t.Interactions: o[ikafka.Interactions], t.Receipts: o[ikafka.Receipts]}
+	if t.Customers != "" {
+		m[t.Customers] = o[ikafka.Customers]
+	}
+	return m
+}
+
+// positionOffsets are the offsets of a position: the event topics', and
+// the customers topic's when configured (a profile can produce output: a
+// calendar rule's reminder).
+func (w *worker) positionOffsets(o [ikafka.NumInputs]int64) []int64 {
+	if w.a.cfg.Topics.Customers == "" {
+		return []int64{o[ikafka.Interactions], o[ikafka.Receipts]}
+	}
+	return o[:]
 }
 
 func (w *worker) rebuild(rf *rules.File) (*processor.Engine, error) {
@@ -587,8 +677,9 @@ func (w *worker) rebuild(rf *rules.File) (*processor.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: snapshotting for reload: %w", w.p, err)
 	}
-	local, _ := splitRules(rf)
-	ne, err := processor.New(processor.Config{Rules: local, Extra: w.a.components(w.p), FutureSkew: w.a.cfg.FutureSkew.D()})
+	local, groups := splitRules(rf)
+	ne, err := processor.New(processor.Config{Rules: local, Extra: w.a.components(w.p), FutureSkew: w.a.cfg.FutureSkew.D(),
+		AttachProfiles: groupsReadProfiles(groups)})
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: %w", w.p, err)
 	}

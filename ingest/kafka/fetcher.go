@@ -11,8 +11,9 @@ import (
 	"github.com/crmpulse/crmpulse/ingest"
 )
 
-// Record is one consumed message and its decoded form. Exactly one of I and
-// R is set when Err is nil; At is its occurred_at. A Record and the record
+// Record is one consumed message and its decoded form. Exactly one of I, R
+// and C is set when Err is nil, except for a tombstone; At is its
+// occurred_at (updated_at for a profile). A Record and the record
 // it points to belong to their Batch and are reused once the batch is
 // returned with Merger.Next moving past it: copy what must outlive that.
 type Record struct {
@@ -22,6 +23,11 @@ type Record struct {
 	Err error
 	I   *ingest.Interaction
 	R   *ingest.Receipt
+	C   *ingest.Customer
+	// Tombstone says the record is a Kafka tombstone (a null value) of the
+	// customers topic: drop the profile keyed by Msg.Key. At is zero, so
+	// the merge takes it as soon as it is at the head.
+	Tombstone bool
 }
 
 // Batch is a run of consecutive records of one topic-partition.
@@ -38,6 +44,7 @@ type Batch struct {
 
 	inter []ingest.Interaction
 	rcpt  []ingest.Receipt
+	cust  []ingest.Customer
 }
 
 func (b *Batch) reset() {
@@ -104,7 +111,7 @@ func NewFetcher(cfg FetcherConfig) (*Fetcher, error) {
 	if len(cfg.Brokers) == 0 || cfg.Topic == "" || cfg.Out == nil {
 		return nil, errors.New("fetcher: brokers, topic and out are required")
 	}
-	if cfg.Source != ingest.SourceInteractions && cfg.Source != ingest.SourceReceipts {
+	if cfg.Source != ingest.SourceInteractions && cfg.Source != ingest.SourceReceipts && cfg.Source != ingest.SourceCustomers {
 		return nil, fmt.Errorf("fetcher: unknown source %q", cfg.Source)
 	}
 	if cfg.MinBytes <= 0 {
@@ -314,6 +321,22 @@ func (f *Fetcher) add(b *Batch, m kafkago.Message) {
 		ev := &b.inter[i]
 		if rec.Err = ingest.DecodeInteraction(m.Value, ev); rec.Err == nil {
 			rec.I, rec.At = ev, ev.OccurredAt
+		}
+		return
+	}
+	if f.cfg.Source == ingest.SourceCustomers {
+		// kafka-go reads a null value (and an empty one, which no JSON
+		// record is) as nil.
+		if len(m.Value) == 0 {
+			rec.Tombstone = true
+			return
+		}
+		if i >= len(b.cust) {
+			b.cust = append(b.cust, make([]ingest.Customer, f.cfg.BatchSize)...)
+		}
+		c := &b.cust[i]
+		if rec.Err = ingest.DecodeCustomer(m.Value, c); rec.Err == nil {
+			rec.C, rec.At = c, c.UpdatedAt
 		}
 		return
 	}

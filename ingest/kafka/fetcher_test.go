@@ -108,3 +108,51 @@ func testFetcherQuiet(t *testing.T, brokers []string) {
 	require.Zero(t, reconnects.Load())
 	require.Empty(t, logs.get())
 }
+
+// TestFetcherCustomers: a fetcher of the customers topic decodes profile
+// versions (At is updated_at), marks a null value as a tombstone and a bad
+// profile as refused.
+func TestFetcherCustomers(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	topic := fmt.Sprintf("fetcher-customers-%d", time.Now().UnixNano())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, EnsureTopics(ctx, Plain(brokers), TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: -1}))
+	w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), BatchTimeout: time.Millisecond, RequiredAcks: kafkago.RequireAll}
+	defer w.Close()
+	require.NoError(t, w.WriteMessages(ctx,
+		kafkago.Message{Topic: topic, Key: []byte("c1"), Value: []byte(`{"customer_id":"c1","updated_at":"2026-01-02T03:04:05Z","tier":"gold"}`)},
+		kafkago.Message{Topic: topic, Key: []byte("c1")},
+		kafkago.Message{Topic: topic, Key: []byte("c2"), Value: []byte(`{"customer_id":"c2","updated_at":"2026-01-02T03:04:05Z","timezone":"Not/AZone"}`)},
+	))
+	out := make(chan *Batch, 16)
+	f, err := NewFetcher(FetcherConfig{Brokers: brokers, Topic: topic, Source: ingest.SourceCustomers, Offset: kafkago.FirstOffset,
+		MaxWait: 50 * time.Millisecond, Out: out})
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.Run(runCtx) }()
+	defer func() { stop(); require.NoError(t, <-done) }()
+	var recs []Record
+	for len(recs) < 3 {
+		select {
+		case b := <-out:
+			recs = append(recs, b.Records...)
+		case <-ctx.Done():
+			t.Fatal("fewer than 3 records")
+		}
+	}
+	require.NotNil(t, recs[0].C)
+	require.Equal(t, "gold", recs[0].C.Tier)
+	require.Equal(t, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), recs[0].At.UTC())
+	require.True(t, recs[1].Tombstone)
+	require.Nil(t, recs[1].C)
+	require.NoError(t, recs[1].Err)
+	require.Equal(t, "c1", string(recs[1].Msg.Key))
+	var re *ingest.RejectError
+	require.ErrorAs(t, recs[2].Err, &re)
+	require.Equal(t, ingest.ReasonBadValue, re.Reason)
+}

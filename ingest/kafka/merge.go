@@ -2,11 +2,20 @@ package kafka
 
 import "time"
 
-// The two inputs of a Merger.
+// The inputs of a Merger.
 const (
 	Interactions = 0
 	Receipts     = 1
+	// Customers is the optional profile input (SPEC §1.3), added with
+	// WithCustomers.
+	Customers = 2
+	// NumInputs is the number of inputs a Merger can have.
+	NumInputs = 3
 )
+
+// tieOrder is SPEC §5's order on equal times: the profile, then the
+// interaction, then the receipt.
+var tieOrder = [NumInputs]int{Customers, Interactions, Receipts}
 
 // DefaultOrderWait bounds how long the merger holds one topic back while
 // waiting for the other one's pending records (see Merger). Long enough to
@@ -16,29 +25,36 @@ const (
 // pending records makes them late, so waiting is the safe side.
 const DefaultOrderWait = 5 * time.Second
 
-// Merger merges the batches of the two input topics of one partition number
-// by occurred_at, the interaction first on a tie: SPEC §5's merge, so that
-// an engine fed from Kafka sees its customers' records in the order replay
-// would.
+// Merger merges the batches of the input topics of one partition number by
+// event time (occurred_at, updated_at for profiles), in SPEC §5's tie
+// order: the merge of replay, so that an engine fed from Kafka sees its
+// customers' records in the order replay would.
 //
-// When one input has no record at hand, the merger waits for it only while
+// When an input has no record at hand, the merger waits for it only while
 // that input is known to have records pending (its last batch was sent
 // before the fetcher reached the partition's end). A caught-up input does
-// not hold the other back, so live records are processed at once; an input
+// not hold the others back, so live records are processed at once; an input
 // that stays silent for OrderWait although records were pending (a slow
 // broker, or transaction markers after the last record) stops holding the
-// other back until its next batch.
+// others back until its next batch.
+//
+// The profile input follows the same rule, which is all the tie order
+// needs: a caught-up customers topic, however long idle, never holds the
+// events back, and while it has records pending the events wait for them
+// (bounded by OrderWait) because any of them may hold a version current
+// at the next event's time. Profiles never count for Started.
 //
 // A Merger is used by one goroutine. Records returned by Next stay valid
 // until the following call.
 type Merger struct {
-	in [2]input
+	in [NumInputs]input
 	// OrderWait is how long to wait for a lagging input; DefaultOrderWait
 	// when zero.
 	OrderWait time.Duration
 }
 
 type input struct {
+	present   bool
 	ch        <-chan *Batch
 	free      chan<- *Batch
 	cur       *Batch
@@ -54,24 +70,30 @@ type input struct {
 // the given offsets, returning spent batches on the free channels.
 func NewMerger(inter, rcpt <-chan *Batch, freeI, freeR chan<- *Batch, startI, startR int64) *Merger {
 	m := &Merger{}
-	m.in[Interactions] = input{ch: inter, free: freeI, next: startI, hwm: startI}
-	m.in[Receipts] = input{ch: rcpt, free: freeR, next: startR, hwm: startR}
+	m.in[Interactions] = input{present: true, ch: inter, free: freeI, next: startI, hwm: startI}
+	m.in[Receipts] = input{present: true, ch: rcpt, free: freeR, next: startR, hwm: startR}
 	return m
 }
 
+// WithCustomers adds the profile input, starting at offset start, and
+// returns m.
+func (m *Merger) WithCustomers(ch <-chan *Batch, free chan<- *Batch, start int64) *Merger {
+	m.in[Customers] = input{present: true, ch: ch, free: free, next: start, hwm: start}
+	return m
+}
+
+// HasCustomers reports whether the merger has the profile input.
+func (m *Merger) HasCustomers() bool { return m.in[Customers].present }
+
 // Chans returns the channel of each input that needs a batch (nil for an
-// input that still has records at hand).
-func (m *Merger) Chans() (inter, rcpt <-chan *Batch) {
+// input that still has records at hand, or that is absent).
+func (m *Merger) Chans() (chans [NumInputs]<-chan *Batch) {
 	for k := range m.in {
-		m.in[k].head()
+		if m.in[k].present && m.in[k].head() == nil {
+			chans[k] = m.in[k].ch
+		}
 	}
-	if m.in[Interactions].cur == nil {
-		inter = m.in[Interactions].ch
-	}
-	if m.in[Receipts].cur == nil {
-		rcpt = m.in[Receipts].ch
-	}
-	return inter, rcpt
+	return chans
 }
 
 // Feed hands the merger a batch received from input src's channel.
@@ -92,38 +114,60 @@ func (m *Merger) Feed(src int, b *Batch) {
 func (m *Merger) Next(now time.Time) (*Record, int) {
 	src := -1
 	for src < 0 {
-		a, b := m.in[Interactions].head(), m.in[Receipts].head()
-		switch {
-		case a != nil && a.Err != nil:
-			src = Interactions
-		case b != nil && b.Err != nil:
-			src = Receipts
-		case a != nil && b != nil:
-			src = Interactions
-			if b.At.Before(a.At) {
-				src = Receipts
+		var heads [NumInputs]*Record
+		best := -1
+		for _, k := range tieOrder {
+			in := &m.in[k]
+			if !in.present {
+				continue
 			}
-		case a != nil:
+			h := in.head()
+			if h == nil {
+				continue
+			}
+			heads[k] = h
+			if h.Err != nil || h.Tombstone {
+				// A record that did not decode, or a tombstone, has no
+				// time: it goes first (a tombstone acts when processed,
+				// SPEC §1.3).
+				best = k
+				break
+			}
+			if best < 0 || h.At.Before(heads[best].At) {
+				best = k
+			}
+		}
+		if best < 0 {
+			return nil, -1
+		}
+		if h := heads[best]; h.Err != nil || h.Tombstone {
+			src = best
+			break
+		}
+		polled, blocked := false, false
+		for k := range m.in {
+			in := &m.in[k]
+			if !in.present || heads[k] != nil {
+				continue
+			}
 			// A batch already waiting is taken before the input may be
 			// passed over: after a long stall the fetcher's batches are
 			// there, though the wait measured by now may look expired.
-			if m.poll(Receipts) {
-				continue
+			if m.poll(k) {
+				polled = true
+				break
 			}
-			if m.in[Receipts].ready(now, m.orderWait()) {
-				src = Interactions
-			}
-		case b != nil:
-			if m.poll(Interactions) {
-				continue
-			}
-			if m.in[Interactions].ready(now, m.orderWait()) {
-				src = Receipts
+			if !in.ready(now, m.orderWait()) {
+				blocked = true
 			}
 		}
-		if src < 0 {
+		switch {
+		case polled:
+			continue
+		case blocked:
 			return nil, -1
 		}
+		src = best
 	}
 	in := &m.in[src]
 	r := &in.cur.Records[in.i]
@@ -168,8 +212,9 @@ func (m *Merger) Offset(src int) int64 { return m.in[src].next }
 // Lag is the number of records of input src known to be pending.
 func (m *Merger) Lag(src int) int64 { return max(m.in[src].hwm-m.in[src].next, 0) }
 
-// Started reports whether the first batch of both inputs arrived.
-func (m *Merger) Started() bool { return m.in[0].started && m.in[1].started }
+// Started reports whether the first batch of both event inputs arrived
+// (the profile input does not count: profiles never hold the watermark).
+func (m *Merger) Started() bool { return m.in[Interactions].started && m.in[Receipts].started }
 
 func (m *Merger) orderWait() time.Duration {
 	if m.OrderWait > 0 {

@@ -159,3 +159,130 @@ func TestMergerTakesWaitingBatch(t *testing.T) {
 	}
 	require.Equal(t, []int{Interactions, Receipts, Interactions}, got)
 }
+
+func TestMergerWithCustomers(t *testing.T) {
+	type fed struct {
+		src int
+		b   *Batch
+	}
+	tombstone := func(off int64) Record { return Record{Msg: kafkago.Message{Offset: off}, Tombstone: true} }
+	tests := []struct {
+		name string
+		feed []fed
+		// want is the merge order as "c<offset>" / "i<offset>" /
+		// "r<offset>", "-" where Next must wait.
+		want []string
+	}{
+		{
+			name: "on a tie the profile comes first, then the interaction, then the receipt",
+			feed: []fed{
+				{Interactions, batch(true, 1, rec(0, "10:00"))},
+				{Receipts, batch(true, 1, rec(0, "10:00"))},
+				{Customers, batch(true, 1, rec(0, "10:00"))},
+			},
+			want: []string{"c0", "i0", "r0", "-"},
+		},
+		{
+			name: "profiles merge by updated_at between the events",
+			feed: []fed{
+				{Interactions, batch(true, 2, rec(0, "10:00"), rec(1, "10:10"))},
+				{Receipts, batch(true, 1, rec(0, "10:20"))},
+				{Customers, batch(true, 2, rec(0, "09:00"), rec(1, "10:05"))},
+			},
+			want: []string{"c0", "i0", "c1", "i1", "r0", "-"},
+		},
+		{
+			name: "a caught-up customers topic does not hold the events back",
+			feed: []fed{
+				{Interactions, batch(true, 2, rec(0, "10:00"), rec(1, "10:05"))},
+				{Receipts, batch(true, 0)},
+				{Customers, batch(true, 0)},
+			},
+			want: []string{"i0", "i1", "-"},
+		},
+		{
+			name: "a customers topic with profiles pending holds the events back",
+			feed: []fed{
+				{Interactions, batch(true, 1, rec(0, "10:00"))},
+				{Receipts, batch(true, 0)},
+				{Customers, batch(false, 0)},
+			},
+			want: []string{"-"},
+		},
+		{
+			name: "a profile later than every event waits for the events' merge",
+			feed: []fed{
+				{Interactions, batch(false, 1, rec(0, "10:00"))},
+				{Receipts, batch(true, 0)},
+				{Customers, batch(true, 1, rec(0, "11:00"))},
+			},
+			want: []string{"i0", "-"},
+		},
+		{
+			name: "profiles flow when the events are caught up",
+			feed: []fed{
+				{Interactions, batch(true, 0)},
+				{Receipts, batch(true, 0)},
+				{Customers, batch(true, 2, rec(0, "11:00"), rec(1, "12:00"))},
+			},
+			want: []string{"c0", "c1", "-"},
+		},
+		{
+			name: "a tombstone is taken as soon as it is at the head",
+			feed: []fed{
+				{Interactions, batch(true, 1, rec(0, "10:00"))},
+				{Receipts, batch(true, 0)},
+				{Customers, batch(true, 2, rec(0, "09:00"), tombstone(1))},
+			},
+			want: []string{"c0", "c1", "i0", "-"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewMerger(nil, nil, make(chan *Batch, 8), make(chan *Batch, 8), 0, 0).WithCustomers(nil, make(chan *Batch, 8), 0)
+			require.True(t, m.HasCustomers())
+			for _, f := range tc.feed {
+				m.Feed(f.src, f.b)
+			}
+			now := time.Now()
+			var got []string
+			for range tc.want {
+				r, src := m.Next(now)
+				if r == nil {
+					got = append(got, "-")
+					break
+				}
+				got = append(got, map[int]string{Interactions: "i", Receipts: "r", Customers: "c"}[src]+itoa(r.Msg.Offset))
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// TestMergerStartedIgnoresCustomers: the profile input never counts for
+// Started, which says whether the partition may hold the watermark back.
+func TestMergerStartedIgnoresCustomers(t *testing.T) {
+	m := NewMerger(nil, nil, make(chan *Batch, 8), make(chan *Batch, 8), 0, 0).WithCustomers(nil, make(chan *Batch, 8), 0)
+	m.Feed(Interactions, batch(true, 0))
+	m.Feed(Receipts, batch(true, 0))
+	require.True(t, m.Started(), "started without a batch of the customers topic")
+	require.False(t, NewMerger(nil, nil, nil, nil, 0, 0).HasCustomers())
+}
+
+// TestMergerCustomersOrderWait: a customers topic that stays silent for
+// OrderWait although profiles were pending stops holding the events back.
+func TestMergerCustomersOrderWait(t *testing.T) {
+	m := NewMerger(nil, nil, make(chan *Batch, 8), make(chan *Batch, 8), 0, 0).WithCustomers(nil, make(chan *Batch, 8), 0)
+	m.OrderWait = time.Second
+	m.Feed(Interactions, batch(true, 1, rec(0, "10:00")))
+	m.Feed(Receipts, batch(true, 0))
+	m.Feed(Customers, batch(false, 0))
+	now := time.Now()
+	r, _ := m.Next(now)
+	require.Nil(t, r)
+	require.Equal(t, now.Add(time.Second), m.WaitDeadline())
+	r, src := m.Next(now.Add(time.Second))
+	require.NotNil(t, r)
+	require.Equal(t, Interactions, src)
+	require.EqualValues(t, 5, m.Lag(Customers))
+}
