@@ -240,7 +240,7 @@ func TestDescribeEveryKind(t *testing.T) {
 			require.Equal(t, w, q)
 		}
 	}
-	require.Len(t, kinds, 5, "the examples hold every kind")
+	require.Len(t, kinds, 8, "the examples hold every kind: inactivity, drop, threshold, ratio, absence, event, deadline, calendar")
 }
 
 // blockingSource holds every backtest in Open until released.

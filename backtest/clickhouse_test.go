@@ -71,7 +71,7 @@ func seedInto(t *testing.T) (*stored, error) {
 	done := make(chan error, 1)
 	go func() { done <- sink.Run(sctx) }()
 	defer func() { stop(); <-done; sink.Close() }()
-	raw, err := rawevents.New(rawevents.Config{HashKey: "backtest-test"})
+	raw, err := rawevents.New(rawevents.Config{HashKey: "backtest-test-key-of-32-bytes-or-more"})
 	if err != nil {
 		return nil, err
 	}

@@ -190,7 +190,7 @@ func TestKfakeBacktestOverStreamedRawEvents(t *testing.T) {
 	cfg.Sinks = []stream.OutputSink{sink}
 	cfg.Backtest = bt
 	cfg.Components = func(p int) []processor.Component {
-		raw, err := rawevents.New(rawevents.Config{HashKey: "k", Shard: p})
+		raw, err := rawevents.New(rawevents.Config{HashKey: "stream-api-test-key-of-at-least-32-bytes", Shard: p})
 		require.NoError(t, err)
 		return []processor.Component{raw}
 	}

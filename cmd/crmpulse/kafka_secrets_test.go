@@ -20,7 +20,8 @@ func TestKafkaPasswordNeverPrinted(t *testing.T) {
 		"--kafka.tls.enabled=true", "--kafka.sasl.mechanism", "SCRAM-SHA-512", "--kafka.sasl.username", "crmpulse"}
 
 	t.Run("as flags", func(t *testing.T) {
-		code, out := runCrmpulse(t, nil, append(base, "--kafka.sasl.password", kafkaPass, "--clickhouse.password", chPass)...)
+		// No ClickHouse DSN: the failure must be the broker's, not the database's.
+		code, out := runCrmpulse(t, []string{"CRMPULSE_CLICKHOUSE_DSN="}, append(base, "--kafka.sasl.password", kafkaPass, "--clickhouse.password", chPass)...)
 		require.NotEqual(t, exitOK, code, out)
 		require.Contains(t, out, "broker 127.0.0.1:1")
 		require.Contains(t, out, "--kafka.sasl.password")
