@@ -40,8 +40,8 @@ func cmdDemo(ctx context.Context, args []string) int {
 	show := fs.Int("show", 6, "alerts printed in full per rule, resends per policy; the rest are counted")
 	listen := fs.String("http.listen", "127.0.0.1:9464", "metrics and health endpoint while the demo runs")
 	outDir := fs.String("out", "", "if set, write the generated inputs and the alerts and resends read back from Kafka here, to compare with `crmpulse replay`")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseFlags(fs, demoUsage, args); done {
+		return code
 	}
 	// The demo's screen is for alerts; the broker client's retries of long
 	// polls are noise here.

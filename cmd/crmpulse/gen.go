@@ -24,8 +24,8 @@ func cmdGen(_ context.Context, args []string) int {
 	malformed := fs.Float64("malformed-rate", def.MalformedRate, "share of malformed lines")
 	duplicates := fs.Float64("duplicate-rate", def.DuplicateRate, "share of duplicated records")
 	late := fs.Float64("late-rate", def.LateRate, "share of records beyond the allowed lateness")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseFlags(fs, genUsage, args); done {
+		return code
 	}
 	cfg := def
 	cfg.Seed, cfg.Customers, cfg.Days = *seed, *customers, *days

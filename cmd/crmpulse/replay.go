@@ -35,12 +35,13 @@ func cmdReplay(ctx context.Context, args []string) int {
 	chActivity := fs.Duration("clickhouse-activity-window", 24*time.Hour, "with --clickhouse: window of per-customer activity")
 	chRaw := fs.Bool("clickhouse-raw-events", false, "with --clickhouse: also store every accepted record in interactions_raw / receipts_raw, contact attributes replaced by an HMAC keyed by $CRMPULSE_CLICKHOUSE_HASH_KEY (or the file $CRMPULSE_CLICKHOUSE_HASH_KEY_FILE)")
 	deadLetters := fs.String("privacy-dead-letters", envOr("CRMPULSE_PRIVACY_DEAD_LETTERS", "keep"), "contact attributes in rejected.jsonl: keep, hash (HMAC keyed by $CRMPULSE_CLICKHOUSE_HASH_KEY) or drop; contact attributes are those of $CRMPULSE_CLICKHOUSE_CONTACT_ATTRIBUTES and _PATTERNS (docs/security.md)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseFlags(fs, replayUsage, args); done {
+		return code
 	}
 	if *rulesPath == "" || *out == "" || (*inter == "" && *rec == "" && *cust == "") {
 		fmt.Fprintln(os.Stderr, "crmpulse replay: --rules, --out and at least one of --interactions, --receipts, --customers are required")
-		fs.Usage()
+		fmt.Fprintln(os.Stderr)
+		printUsage(os.Stderr, fs, replayUsage)
 		return exitUsage
 	}
 	if *maxLine < 1 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,14 +13,20 @@ import (
 	"github.com/crmpulse/crmpulse/processor/rulestest"
 )
 
-const rulesUsage = `usage:
-  crmpulse rules check FILE
-  crmpulse rules test [--run REGEXP] [-v] FILE...   (docs/rules-test.md)
+const rulesUsage = `Usage: crmpulse rules check FILE
+       crmpulse rules test [--run REGEXP] [-v] FILE...   (docs/rules-test.md)
+
+check validates a rules file: exit 0, or 1 with every error, each naming the rule and the
+field. test runs promtool-style unit tests of rules files.
 `
 
 func cmdRules(_ context.Context, args []string) int {
 	if len(args) > 0 && args[0] == "test" {
 		return cmdRulesTest(args[1:], os.Stdout, os.Stderr)
+	}
+	if len(args) > 0 && isHelp(args[len(args)-1]) {
+		fmt.Fprint(os.Stdout, rulesUsage)
+		return exitOK
 	}
 	if len(args) != 2 || args[0] != "check" {
 		fmt.Fprint(os.Stderr, rulesUsage)
@@ -40,14 +47,21 @@ func cmdRules(_ context.Context, args []string) int {
 func cmdRulesTest(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, rulesUsage); fs.PrintDefaults() }
+	fs.Usage = func() {}
 	runPat := fs.String("run", "", "run only the tests whose name matches this regular expression")
 	verbose := fs.Bool("v", false, "print passing tests too")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, rulesUsage)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return exitOK
+		}
 		return exitUsage
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
+		fmt.Fprint(stderr, rulesUsage)
+		fs.PrintDefaults()
 		return exitUsage
 	}
 	opts := rulestest.Options{Verbose: *verbose}
@@ -72,3 +86,5 @@ func cmdRulesTest(args []string, stdout, stderr io.Writer) int {
 	}
 	return code
 }
+
+func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" }

@@ -48,3 +48,22 @@ func TestVersion(t *testing.T) {
 	require.True(t, strings.HasPrefix(out.String(), "Usage: crmpulse version"), out.String())
 	require.Equal(t, exitUsage, cmdVersion(&out, []string{"extra"}))
 }
+
+// TestEverySubcommandHelp: every subcommand's --help exits 0 and starts
+// with the same "Usage: crmpulse <command>" line.
+func TestEverySubcommandHelp(t *testing.T) {
+	for _, cmd := range [][]string{
+		{"run"}, {"replay"}, {"migrate"}, {"rules"}, {"rules", "check"}, {"rules", "test"},
+		{"demo"}, {"gen"}, {"version"},
+	} {
+		t.Run(strings.Join(cmd, " "), func(t *testing.T) {
+			code, out := runCrmpulse(t, nil, append(cmd, "--help")...)
+			require.Equal(t, exitOK, code, out)
+			first, _, _ := strings.Cut(out, "\n")
+			require.True(t, strings.HasPrefix(first, "Usage: crmpulse "+cmd[0]), "first line %q", first)
+		})
+	}
+	code, out := runCrmpulse(t, nil, "help")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, "Usage:")
+}
