@@ -120,6 +120,7 @@ func cmdDemo(ctx context.Context, args []string) int {
 		return exitFailure
 	}
 	fmt.Printf("demo: produced %d profile versions into %s, keyed by customer_id\n", np, customersTopic)
+	produced += np // the consumed-records counter counts profiles too
 	rf, err := rules.Load(*rulesPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse demo: %v\n", err)
