@@ -66,7 +66,9 @@ func URL(raw string) string {
 }
 
 // userinfo is "scheme://user:password@" in text that is not a valid URL.
-var userinfo = regexp.MustCompile(`(//[^/@:\s"]*):[^@"]*@`)
+// The password runs to the last '@' of the authority, as net/url reads it
+// ("//u:p@x@host" has the password "p@x"), so no part of it is left.
+var userinfo = regexp.MustCompile(`(//[^/@:\s"]*):[^/?#"]*@`)
 
 func scrub(s string) string {
 	s = userinfo.ReplaceAllString(s, "${1}:"+Mask+"@")
