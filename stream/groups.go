@@ -77,6 +77,9 @@ func isGroupLevel(r *rules.Rule) bool {
 func splitRules(rf *rules.File) (local, groups *rules.File) {
 	l, g := *rf, *rf
 	l.Rules, g.Rules, g.Resend = nil, nil, nil
+	// Digests span partitions and are not produced in streaming yet: no
+	// engine computes what nothing would emit.
+	l.Digests, g.Digests = nil, nil
 	for _, r := range rf.Rules {
 		if isGroupLevel(r) {
 			g.Rules = append(g.Rules, r)
