@@ -58,7 +58,7 @@ test:
 	CRMPULSE_CLICKHOUSE_RESTART_TEST=1 $(GO) test -json -count=1 -timeout 10m -run 'Outage' ./stream/ \
 		| $$report $(TESTOUT)/outage.json || rc=1; \
 	echo "== every fuzz target, briefly"; \
-	scripts/fuzz.sh 3s -json | $$report $(TESTOUT)/fuzz.json || rc=1; \
+	scripts/fuzz.sh 10000x -json | $$report $(TESTOUT)/fuzz.json || rc=1; \
 	$(TESTOUT)/testreport -summary $(TESTOUT)/{main,plugin,restart,outage,fuzz}.json || rc=1; \
 	exit $$rc
 

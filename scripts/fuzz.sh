@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for a while (default 30s each): `scripts/fuzz.sh [DURATION [GO TEST FLAGS...]]`,
-# e.g. `scripts/fuzz.sh 3s -json` in make test. Targets are found by grepping `^func Fuzz` in
+# Runs every fuzz target for a while (default 30s each): `scripts/fuzz.sh [FUZZTIME [GO TEST FLAGS...]]`,
+# where FUZZTIME is a duration (30s) or an execution count (4000x), e.g. `scripts/fuzz.sh 4000x -json`
+# in make test. make test uses a count: with a duration, Go's fuzz coordinator races its own
+# deadline on a loaded machine and fails with a bare "context deadline exceeded" and no crasher
+# (golang/go#51484, #75804); a count has no deadline to race, so only a real finding fails. Targets are found by grepping `^func Fuzz` in
 # *_test.go. Every target runs even when one fails; the exit status is 1 if any failed (or none
 # was found). New crashers land in the package's testdata/fuzz, where `go test` replays them
 # forever after.
