@@ -57,9 +57,28 @@ func (e *Engine) Customer(c *ingest.Customer) error {
 	return nil
 }
 
+// tombstoneObserver is implemented by components that keep, or write,
+// profiles outside the engine (the ClickHouse customers rows): they learn
+// of a Kafka tombstone with what it dropped in each tenant.
+type tombstoneObserver interface {
+	DropCustomer(customerID string, dropped []DroppedProfile, out *Output)
+}
+
 // DropCustomer applies a Kafka tombstone (a null value) for customerID:
 // every version of its profile, in every tenant, is forgotten at once.
-func (e *Engine) DropCustomer(customerID string) { e.profiles.drop(customerID) }
+// Components that observe tombstones may add records to the output, which
+// the driver emits as after a record.
+func (e *Engine) DropCustomer(customerID string) {
+	dropped := e.profiles.drop(customerID)
+	if len(dropped) == 0 {
+		return
+	}
+	for _, comp := range e.comps {
+		if to, ok := comp.(tombstoneObserver); ok {
+			to.DropCustomer(customerID, dropped, &e.out)
+		}
+	}
+}
 
 // Profile returns the profile of (tenant, customerID) current at t, nil
 // when there is none; the returned version must not be modified.

@@ -177,17 +177,39 @@ func (s *profileStore) at(tenant, customer string, t int64) *ingest.Profile {
 
 // drop forgets every version of customer in every tenant: a Kafka
 // tombstone. The interned key stays (a keyTable never shrinks) but holds
-// nothing, and a snapshot leaves it out.
-func (s *profileStore) drop(customer string) {
+// nothing, and a snapshot leaves it out. It returns, per tenant the
+// customer had versions in, the newest updated_at dropped, sorted by
+// tenant: what a store of current profiles outside the engine needs to
+// delete them too.
+func (s *profileStore) drop(customer string) []DroppedProfile {
 	idx, ok := s.keys.lookupString(customer)
 	if !ok || int(idx) >= s.versions.n {
-		return
+		return nil
 	}
 	vs := s.versions.at(idx)
-	if len(*vs) > 0 {
-		s.live--
+	if len(*vs) == 0 {
+		return nil
 	}
+	s.live--
+	var dropped []DroppedProfile
+	for _, p := range *vs { // sorted by updated_at: the last seen per tenant is its newest
+		i := slices.IndexFunc(dropped, func(d DroppedProfile) bool { return d.Tenant == p.Tenant })
+		if i < 0 {
+			dropped = append(dropped, DroppedProfile{Tenant: p.Tenant})
+			i = len(dropped) - 1
+		}
+		dropped[i].Newest = time.Unix(0, p.UpdatedAt).UTC()
+	}
+	slices.SortFunc(dropped, func(a, b DroppedProfile) int { return strings.Compare(a.Tenant, b.Tenant) })
 	*vs = nil
+	return dropped
+}
+
+// DroppedProfile is what a Kafka tombstone dropped in one tenant: the
+// customer's versions there, the newest of which had updated_at Newest.
+type DroppedProfile struct {
+	Tenant string
+	Newest time.Time
 }
 
 // advance records the watermark, for pruning.

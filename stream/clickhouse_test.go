@@ -18,6 +18,7 @@ import (
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/aggregate"
 	"github.com/crmpulse/crmpulse/processor/followup"
+	"github.com/crmpulse/crmpulse/processor/profilerows"
 	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/replay"
 	"github.com/crmpulse/crmpulse/sink/clickhouse"
@@ -234,4 +235,62 @@ func testKafkaClickHouse(t *testing.T, outage bool) {
 	var shards uint64
 	require.NoError(t, gotConn.QueryRow(ctx, "SELECT uniqExact(shard) FROM revenue").Scan(&shards))
 	require.Greater(t, shards, uint64(1), "revenue rows come from several partitions, summed by the view")
+}
+
+// TestKfakeTombstoneDeletesClickHouseProfile: a null value on the
+// customers topic deletes the customer's row in the ClickHouse customers
+// table (a deleted row that outranks the versions stored), in every tenant
+// the customer had a profile in, and leaves the other customers' rows.
+func TestKfakeTombstoneDeletesClickHouseProfile(t *testing.T) {
+	chtest.ServerDSN(t)
+	brokers := newKfake(t)
+	tp := withCustomers(newTopics(t))
+	createInputs(t, brokers, tp, 2)
+	dsn, conn := migratedDatabase(t)
+	sink := startSink(t, clickhouse.Config{DSN: dsn, FlushInterval: 50 * time.Millisecond}, "sink")
+	cfg := appConfig(brokers, tp, tp.prefix)
+	cfg.Rules = writeRules(t, eventRules)
+	cfg.Sinks = []stream.OutputSink{sink}
+	cfg.Components = func(int) []processor.Component {
+		c, err := profilerows.New(profilerows.Config{})
+		require.NoError(t, err)
+		return []processor.Component{c}
+	}
+	startApp(t, cfg, "a")
+	t0 := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	send(t, brokers, tp.cfg.Customers, "c1", profileOf("c1", "am1@example.com", t0))
+	send(t, brokers, tp.cfg.Customers, "c1",
+		fmt.Appendf(nil, `{"customer_id":"c1","tenant":"beta","updated_at":%q,"account_manager":"am2@example.com"}`, t0.Add(-time.Hour).Format(time.RFC3339)))
+	send(t, brokers, tp.cfg.Customers, "c2", profileOf("c2", "am2@example.com", t0))
+
+	type row struct {
+		tenant, customer, am string
+		deleted              uint8
+	}
+	rows := func() []row {
+		got := []row{}
+		r, err := conn.Query(context.Background(),
+			"SELECT tenant, customer_id, account_manager, deleted FROM customers FINAL ORDER BY customer_id, tenant")
+		require.NoError(t, err)
+		defer r.Close()
+		for r.Next() {
+			var v row
+			require.NoError(t, r.Scan(&v.tenant, &v.customer, &v.am, &v.deleted))
+			got = append(got, v)
+		}
+		require.NoError(t, r.Err())
+		return got
+	}
+	stored := []row{{"beta", "c1", "am2@example.com", 0}, {"default", "c1", "am1@example.com", 0}, {"default", "c2", "am2@example.com", 0}}
+	require.Eventually(t, func() bool { return slices.Equal(rows(), stored) }, time.Minute, 50*time.Millisecond,
+		"the profiles never reached ClickHouse: %v", rows())
+
+	send(t, brokers, tp.cfg.Customers, "c1", nil)
+	deleted := []row{{"beta", "c1", "", 1}, {"default", "c1", "", 1}, {"default", "c2", "am2@example.com", 0}}
+	require.Eventually(t, func() bool { return slices.Equal(rows(), deleted) }, time.Minute, 50*time.Millisecond,
+		"the tombstone did not delete c1's rows: %v", rows())
+	var live uint64
+	require.NoError(t, conn.QueryRow(context.Background(),
+		"SELECT count() FROM customers FINAL WHERE deleted = 0").Scan(&live))
+	require.Equal(t, uint64(1), live, "read as the dashboards do, only c2 is left")
 }

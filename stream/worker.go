@@ -416,7 +416,8 @@ func (w *worker) profile(ctx context.Context, rec *ikafka.Record) error {
 			w.eng.DropCustomer(string(rec.Msg.Key))
 			w.a.m.tombstones.Inc()
 		}
-		return nil
+		// The ClickHouse customers rows it deletes (profilerows).
+		return w.emit(ctx)
 	}
 	if err := w.eng.Customer(rec.C); err != nil {
 		if rerr := w.reject(rec, err); rerr != nil {

@@ -141,6 +141,24 @@ func (c *Component) Customer(cu *ingest.Customer, out *processor.Output) {
 	out.Aggregates = append(out.Aggregates, r)
 }
 
+// DropCustomer is called by the engine with a Kafka tombstone of
+// customerID (processor.Engine.DropCustomer): a deleted row for each
+// tenant the customer had versions in, so that the table no longer holds
+// the profile either. The row's updated_at is 1 ns after the newest
+// version dropped: it replaces every version the table holds, it is the
+// same whenever the tombstone is processed again (a restart), and a
+// version published after the tombstone with a later updated_at replaces
+// it in turn. One with an earlier updated_at stays hidden behind it in the
+// table, though the engine reads it: the table cannot tell when a row
+// arrived, only its version.
+func (c *Component) DropCustomer(customerID string, dropped []processor.DroppedProfile, out *processor.Output) {
+	for _, d := range dropped {
+		out.Aggregates = append(out.Aggregates, Profile{Tenant: d.Tenant, CustomerID: customerID,
+			UpdatedAt: d.Newest.Add(time.Nanosecond), Deleted: true,
+			AttributeKeys: []string{}, AttributeValues: []string{}})
+	}
+}
+
 // Hash is what a contact value v is stored as (the HMAC of the raw
 // tables), for looking a known value up; "" when no key is set.
 func (c *Component) Hash(v string) string {

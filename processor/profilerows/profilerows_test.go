@@ -151,3 +151,44 @@ func TestEngineFeedsTheComponent(t *testing.T) {
 		Profile{Tenant: "acme", CustomerID: "c2", UpdatedAt: t0}.ID() + " ",
 	}, got)
 }
+
+// TestTombstoneDeletesEveryTenantsRow: a Kafka tombstone (Engine.DropCustomer)
+// comes out as one deleted row per tenant the customer had versions in,
+// 1 ns after that tenant's newest version, so it replaces every row the
+// table holds for the customer; a tombstone of a customer without
+// versions (unknown, or already dropped) writes nothing.
+func TestTombstoneDeletesEveryTenantsRow(t *testing.T) {
+	rf, err := rules.Parse([]byte("version: 1\nrules: []\n"))
+	require.NoError(t, err)
+	c, err := New(Config{HashKey: key})
+	require.NoError(t, err)
+	e, err := processor.New(processor.Config{Rules: rf, Extra: []processor.Component{c}})
+	require.NoError(t, err)
+	acmeOld := profile("c1", nil)
+	acmeNew := profile("c1", nil)
+	acmeNew.UpdatedAt = t0.Add(2 * time.Hour)
+	beta := profile("c1", nil)
+	beta.Tenant, beta.UpdatedAt = "beta", t0.Add(time.Hour)
+	other := profile("c2", nil)
+	for _, cu := range []*ingest.Customer{acmeNew, beta, acmeOld, other} {
+		require.NoError(t, e.Customer(cu))
+	}
+	e.Output().Aggregates = nil
+
+	e.DropCustomer("c1")
+	deleted := func(tenant string, newest time.Time) Profile {
+		return Profile{Tenant: tenant, CustomerID: "c1", UpdatedAt: newest.Add(time.Nanosecond), Deleted: true,
+			AttributeKeys: []string{}, AttributeValues: []string{}}
+	}
+	require.Equal(t, []processor.Aggregate{deleted("acme", acmeNew.UpdatedAt), deleted("beta", beta.UpdatedAt)},
+		e.Output().Aggregates)
+	require.Greater(t, e.Output().Aggregates[0].(Profile).Version(), Profile{UpdatedAt: acmeNew.UpdatedAt}.Version(),
+		"the deleted row outranks the newest version in ReplacingMergeTree")
+	require.Nil(t, e.Profile("acme", "c1", t0.Add(3*time.Hour)), "the engine dropped the profile too")
+	require.NotNil(t, e.Profile("acme", "c2", t0.Add(3*time.Hour)), "and only that customer's")
+
+	e.Output().Aggregates = nil
+	e.DropCustomer("c1")
+	e.DropCustomer("nobody")
+	require.Empty(t, e.Output().Aggregates)
+}
