@@ -351,10 +351,40 @@ ORDER BY (tenant, segment_set, customer_id, key_id);
 CREATE TABLE IF NOT EXISTS crmpulse.segment_current ON CLUSTER '{cluster}' AS crmpulse.segment_current_local
 ENGINE = Distributed('{cluster}', crmpulse, segment_current_local, cityHash64(tenant, customer_id));
 
+-- Migration 5 (digests): one row per digest_id. One account manager's
+-- digests on one shard, like their alerts (every copy of a digest has the
+-- same account_manager: it is part of its group, hence of its id).
+CREATE TABLE IF NOT EXISTS crmpulse.digests_local ON CLUSTER '{cluster}' (
+    tenant             String,
+    digest             String,
+    account_manager    String,
+    digest_id          String,
+    period_start       DateTime,
+    period_end         DateTime,
+    group_keys         Array(String),
+    group_values       Array(String),
+    fired              UInt32,
+    resolved           UInt32,
+    open               UInt32,
+    alert_fingerprints Array(String),
+    metric_names       Array(String),
+    metric_values      Array(Float64),
+    segment_classes    Array(String),
+    segment_counts     Array(UInt64),
+    body               String,
+    emitted_at         DateTime,
+    version            UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crmpulse/digests', '{replica}', version)
+PARTITION BY toYYYYMM(period_end)
+ORDER BY (tenant, digest, account_manager, period_end, digest_id);
+
+CREATE TABLE IF NOT EXISTS crmpulse.digests ON CLUSTER '{cluster}' AS crmpulse.digests_local
+ENGINE = Distributed('{cluster}', crmpulse, digests_local, cityHash64(tenant, account_manager));
+
 -- The versions above, recorded so that crmpulse (Migrate, SchemaVersion)
 -- sees the schema as current. A synchronous insert: the rows are on their
 -- shard when the script ends. Applying the file again adds nothing new:
 -- the same version lands on the same shard and collapses.
 SET insert_distributed_sync = 1;
 
-INSERT INTO crmpulse.schema_migrations (version, name, applied_at) VALUES (1, 'init', now()), (2, 'raw_events', now()), (3, 'customers', now()), (4, 'segments', now());
+INSERT INTO crmpulse.schema_migrations (version, name, applied_at) VALUES (1, 'init', now()), (2, 'raw_events', now()), (3, 'customers', now()), (4, 'segments', now()), (5, 'digests', now());
