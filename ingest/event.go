@@ -27,8 +27,30 @@ type Interaction struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 	// Profile is the customer's profile version current at OccurredAt
 	// (SPEC §1.3), set by the engine that accepted the record; nil when
-	// there is none. It is not part of the topic's JSON.
+	// there is none. It is not part of the topic's JSON. Read it with
+	// CurrentProfile: an engine may leave it to be looked up on first use.
 	Profile *Profile `json:"-"`
+	// ProfileFrom, when set, is where CurrentProfile looks Profile up the
+	// first time it is asked (then it is cleared). The engine sets it
+	// instead of looking every record's profile up: most records are
+	// never asked for theirs (no rule matching them reads customer.*).
+	ProfileFrom ProfileSource `json:"-"`
+}
+
+// ProfileSource finds the profile version of (tenant, customer) current
+// at t (Unix ns), nil when there is none.
+type ProfileSource interface {
+	ProfileAt(tenant, customer string, t int64) *Profile
+}
+
+// CurrentProfile is the record's Profile, looked up from ProfileFrom the
+// first time if the engine left it to be.
+func (ev *Interaction) CurrentProfile() *Profile {
+	if ev.ProfileFrom != nil {
+		ev.Profile = ev.ProfileFrom.ProfileAt(ev.Tenant, ev.CustomerID, ev.OccurredAt.UnixNano())
+		ev.ProfileFrom = nil
+	}
+	return ev.Profile
 }
 
 // Receipt is what happened to one attempt of a message sent to a customer
@@ -47,8 +69,18 @@ type Receipt struct {
 	Provider    string    `json:"provider,omitempty"`
 	ErrorCode   string    `json:"error_code,omitempty"`
 	RecipientTZ string    `json:"recipient_tz,omitempty"`
-	// Profile is as in Interaction.
-	Profile *Profile `json:"-"`
+	// Profile and ProfileFrom are as in Interaction.
+	Profile     *Profile      `json:"-"`
+	ProfileFrom ProfileSource `json:"-"`
+}
+
+// CurrentProfile is as Interaction.CurrentProfile.
+func (r *Receipt) CurrentProfile() *Profile {
+	if r.ProfileFrom != nil {
+		r.Profile = r.ProfileFrom.ProfileAt(r.Tenant, r.CustomerID, r.OccurredAt.UnixNano())
+		r.ProfileFrom = nil
+	}
+	return r.Profile
 }
 
 // Source names one of the two input streams.

@@ -136,8 +136,14 @@ func (e *Engine) labelAlerts(from int) {
 	}
 }
 
-func (e *Engine) attachProfile(p **ingest.Profile, tenant, customer string, at time.Time) {
+// attachProfile leaves a record's profile to be looked up from the store
+// on first use (ingest.Interaction.CurrentProfile): before the engine
+// returns from the record, or when the worker forwards it right after,
+// so the version is the one current at the record's time among those
+// read so far, as an eager lookup would give. Most records are never
+// asked: only rules and policies that match them and read customer.* ask.
+func (e *Engine) attachProfile(p **ingest.Profile, from *ingest.ProfileSource) {
 	if e.attach {
-		*p = e.profiles.at(tenant, customer, at.UnixNano())
+		*p, *from = nil, e.profiles
 	}
 }

@@ -270,7 +270,7 @@ func (e *Engine) Interaction(ev *ingest.Interaction) error {
 	if ev.OccurredAt.After(e.max) {
 		e.max = ev.OccurredAt
 	}
-	e.attachProfile(&ev.Profile, ev.Tenant, ev.CustomerID, ev.OccurredAt)
+	e.attachProfile(&ev.Profile, &ev.ProfileFrom)
 	n := len(e.out.Alerts)
 	for i, c := range e.comps {
 		e.busy.Store(int32(i+1)<<2 | callInteraction)
@@ -299,7 +299,7 @@ func (e *Engine) Receipt(r *ingest.Receipt) error {
 	if r.OccurredAt.After(e.max) {
 		e.max = r.OccurredAt
 	}
-	e.attachProfile(&r.Profile, r.Tenant, r.CustomerID, r.OccurredAt)
+	e.attachProfile(&r.Profile, &r.ProfileFrom)
 	n := len(e.out.Alerts)
 	for i, c := range e.comps {
 		e.busy.Store(int32(i+1)<<2 | callReceipt)

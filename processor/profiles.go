@@ -155,6 +155,12 @@ func (s *profileStore) prune(vs *[]*ingest.Profile) {
 
 // at returns the version of (tenant, customer) current at t, nil when there
 // is none or it is a deletion. It does not allocate.
+// ProfileAt implements ingest.ProfileSource: records look their profile
+// up through it on first use.
+func (s *profileStore) ProfileAt(tenant, customer string, t int64) *ingest.Profile {
+	return s.at(tenant, customer, t)
+}
+
 func (s *profileStore) at(tenant, customer string, t int64) *ingest.Profile {
 	if s.live == 0 {
 		return nil

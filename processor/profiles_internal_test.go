@@ -38,7 +38,7 @@ func TestProfileLookupDoesNotAllocate(t *testing.T) {
 	ev := &ingest.Interaction{Tenant: "acme", CustomerID: "cus-0000500", OccurredAt: day0.Add(time.Hour)}
 	m := f.Rules[0].Matcher
 	require.Zero(t, testing.AllocsPerRun(1000, func() {
-		e.attachProfile(&ev.Profile, ev.Tenant, ev.CustomerID, ev.OccurredAt)
+		e.attachProfile(&ev.Profile, &ev.ProfileFrom)
 		if !m.Match(rules.Event{I: ev}) {
 			t.Fatal("gold customer does not match")
 		}

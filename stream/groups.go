@@ -111,10 +111,10 @@ func (w *worker) forwarded(rec *ikafka.Record, src int) kafkago.Message {
 	source := ingest.SourceInteractions
 	var profile *ingest.Profile
 	if src == ikafka.Interactions {
-		profile = rec.I.Profile
+		profile = rec.I.CurrentProfile()
 	} else {
 		source = ingest.SourceReceipts
-		profile = rec.R.Profile
+		profile = rec.R.CurrentProfile()
 	}
 	h := make([]kafkago.Header, 3, 4)
 	h[0] = kafkago.Header{Key: headerUpstream, Value: []byte(w.partName)}

@@ -162,3 +162,48 @@ resend:
 	_, err = Parse([]byte("version: 1\nresend:\n  - {name: p, channel: sms, on: [failed], max_attempts: 2, suppress_on_interactions: ['']}\n"))
 	require.ErrorContains(t, err, `resend policy "p": field suppress_on_interactions`)
 }
+
+// countingSource is an ingest.ProfileSource that counts its lookups.
+type countingSource struct {
+	p       *ingest.Profile
+	lookups int
+}
+
+func (s *countingSource) ProfileAt(string, string, int64) *ingest.Profile { s.lookups++; return s.p }
+
+// TestMatcherLooksTheProfileUpLast: a match that also reads customer.*
+// tests the record's own fields first, so a record that fails them never
+// has its profile looked up, and a record that passes them looks it up
+// once however often it is read (the engine resolves profiles on first
+// use, ingest.Interaction.CurrentProfile).
+func TestMatcherLooksTheProfileUpLast(t *testing.T) {
+	f, err := Parse([]byte(`version: 1
+rules:
+  - {name: big, kind: event, source: interactions, match: {customer.tier: [platinum], type: [large_order]}, group_by: [customer_id]}
+`))
+	require.NoError(t, err)
+	m := f.Rules[0].Matcher
+	cases := []struct {
+		name        string
+		typ, tier   string
+		wantMatch   bool
+		wantLookups int
+	}{
+		{"another type: the profile is never read", "login", "platinum", false, 0},
+		{"the type matches, the tier does not", "large_order", "gold", false, 1},
+		{"both match", "large_order", "platinum", true, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &countingSource{p: &ingest.Profile{Tier: tc.tier}}
+			ev := &ingest.Interaction{Type: tc.typ, CustomerID: "c1", ProfileFrom: src}
+			require.Equal(t, tc.wantMatch, m.Match(Event{I: ev}))
+			require.Equal(t, tc.wantMatch, m.Match(Event{I: ev}), "a second reading")
+			require.Equal(t, tc.wantLookups, src.lookups)
+			if tc.wantLookups > 0 {
+				require.Same(t, src.p, ev.Profile, "the looked-up version is kept on the record")
+				require.Nil(t, ev.ProfileFrom)
+			}
+		})
+	}
+}

@@ -29,10 +29,10 @@ func (e Event) Profile() *ingest.Profile {
 		return e.C
 	}
 	if e.I != nil {
-		return e.I.Profile
+		return e.I.CurrentProfile()
 	}
 	if e.R != nil {
-		return e.R.Profile
+		return e.R.CurrentProfile()
 	}
 	if e.S != nil {
 		return e.S.Profile
@@ -231,6 +231,19 @@ func compileMatch(source string, m map[string][]string) (*Matcher, error) {
 		keys = append(keys, k)
 	}
 	sortStrings(keys)
+	// The record's own fields first: a customer.* condition looks the
+	// profile up, which a record that fails a cheaper condition is spared
+	// (the engine resolves profiles on first use).
+	slices.SortStableFunc(keys, func(a, b string) int {
+		ca, cb := strings.HasPrefix(a, "customer."), strings.HasPrefix(b, "customer.")
+		switch {
+		case ca == cb:
+			return 0
+		case cb:
+			return -1
+		}
+		return 1
+	})
 	out := &Matcher{}
 	for _, k := range keys {
 		f, err := CompileField(source, k)
