@@ -165,6 +165,13 @@ INSERT INTO segment_current (tenant, segment_set, customer_id, key_id, class, si
   ('acme', 'lifecycle', 'c2', 'k2', 'new', '2026-11-29 09:00:00', 0, '', ['customer_id', 'tenant'], ['c2', 'acme'], 150),
   ('acme', 'lifecycle', 'c3', 'k3', 'potential', '2026-11-27 23:00:00', 0, '', ['customer_id', 'tenant'], ['c3', 'acme'], 50),
   ('other', 'lifecycle', 'c9', 'k9', 'new', '2026-11-29 10:00:00', 0, '', ['customer_id', 'tenant'], ['c9', 'other'], 120);
+INSERT INTO digests (tenant, digest, account_manager, digest_id, period_start, period_end, group_keys, group_values, fired, resolved, open, alert_fingerprints, metric_names, metric_values, segment_classes, segment_counts, body, emitted_at, version) VALUES
+  ('acme', 'account_manager_daily', 'am1@example.com', 'd1', '2026-11-29 01:00:00', '2026-11-30 01:00:00', ['account_manager', 'tenant'], ['am1@example.com', 'acme'], 1, 0, 1, ['f1', 'f1'], ['complaints', 'revenue'], [0, 40], ['at_risk', 'loyal'], [0, 1], '{}', '2026-11-30 01:00:05', 1),
+  ('acme', 'account_manager_daily', 'am1@example.com', 'd1', '2026-11-29 01:00:00', '2026-11-30 01:00:00', ['account_manager', 'tenant'], ['am1@example.com', 'acme'], 1, 0, 1, ['f1', 'f1'], ['complaints', 'revenue'], [0, 40], ['at_risk', 'loyal'], [0, 1], '{}', '2026-11-30 02:00:00', 2),
+  ('acme', 'account_manager_daily', 'am1@example.com', 'd2', '2026-11-30 01:00:00', '2026-12-01 01:00:00', ['account_manager', 'tenant'], ['am1@example.com', 'acme'], 0, 1, 0, ['f1'], ['complaints', 'revenue'], [2, 12.5], ['at_risk', 'loyal'], [1, 0], '{}', '2026-12-01 01:00:05', 1),
+  ('acme', 'account_manager_daily', 'am2@example.com', 'd3', '2026-11-30 01:00:00', '2026-12-01 01:00:00', ['account_manager', 'tenant'], ['am2@example.com', 'acme'], 0, 0, 0, [], ['complaints', 'revenue'], [0, 25], ['at_risk', 'loyal'], [0, 0], '{}', '2026-12-01 01:00:05', 1),
+  ('acme', 'tenant_weekly', '', 'd4', '2026-11-23 01:00:00', '2026-11-30 01:00:00', ['tenant'], ['acme'], 3, 1, 2, ['f1', 'f2', 'f3', 'f2', 'f1', 'f3'], ['revenue'], [77.5], [], [], '{}', '2026-11-30 01:00:05', 1),
+  ('other', 'account_manager_daily', 'am1@example.com', 'd9', '2026-11-30 01:00:00', '2026-12-01 01:00:00', ['account_manager', 'tenant'], ['am1@example.com', 'other'], 5, 0, 0, [], ['complaints', 'revenue'], [0, 999], ['at_risk', 'loyal'], [0, 0], '{}', '2026-12-01 01:00:05', 1);
 `
 
 // docWant is what each query of the page returns on docSeed
@@ -234,6 +241,13 @@ var docWant = map[string]string{
 		"2026-11-30\tnew\tactive\t1\n",
 	"revenue of each class": "active\t1\t25\n" +
 		"at_risk\t1\t12.5\n",
+	// Digests: d1 written twice (a replay) counts once; d3 is am2's, d4
+	// has no account manager, d9 is another tenant's.
+	"one account manager's digests": "2026-11-30 01:00:00\taccount_manager_daily\t1\t0\t1\t40\n" +
+		"2026-12-01 01:00:00\taccount_manager_daily\t0\t1\t0\t12.5\n",
+	"a digest metric per day and account manager": "2026-11-30\tam1@example.com\t40\t0\n" +
+		"2026-12-01\tam1@example.com\t12.5\t1\n" +
+		"2026-12-01\tam2@example.com\t25\t0\n",
 	"the months a table holds": "202611\n",
 	"schema version":           fmt.Sprintf("%d\n", sink.LatestVersion()),
 	// Grafana's $__timeFilter over 2026-11-29 00:00 .. 2026-12-01 00:00.

@@ -31,12 +31,14 @@ type records struct {
 	delivery   []aggregate.Delivery
 	outcomes   []followup.Event
 	trans      []processor.Transition
+	digests    []processor.Digest
 }
 
 func (r *records) add(out *processor.Output) {
 	r.alerts = append(r.alerts, out.Alerts...)
 	r.resends = append(r.resends, out.Resends...)
 	r.trans = append(r.trans, out.Transitions...)
+	r.digests = append(r.digests, out.Digests...)
 	for _, a := range out.Aggregates {
 		switch a := a.(type) {
 		case aggregate.Revenue:

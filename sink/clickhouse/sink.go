@@ -249,7 +249,8 @@ func (s *Sink) DropPartitionsOlderThan(ctx context.Context, table string, before
 
 // rowCount is how many rows out adds to the queues.
 func (s *Sink) rowCount(out *processor.Output) int {
-	n := len(out.Alerts) + len(out.Resends) + 2*len(out.Transitions) // segment_transitions and segment_current
+	n := len(out.Alerts) + len(out.Resends) + 2*len(out.Transitions) + // segment_transitions and segment_current
+		len(out.Digests)
 	for i := range out.Alerts {
 		if _, ok := customerStateOf(&out.Alerts[i]); ok {
 			n++
@@ -275,6 +276,20 @@ func (s *Sink) rowCount(out *processor.Output) int {
 // counted in crmpulse_clickhouse_unsupported_rows_total and skipped.
 func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 	n := s.rowCount(out)
+	// Digests are encoded before anything is queued, so that one that
+	// cannot be leaves out unwritten as a whole.
+	var digests []digestRow
+	if len(out.Digests) > 0 {
+		now := s.now().UTC()
+		digests = make([]digestRow, len(out.Digests))
+		for i := range out.Digests {
+			r, err := newDigestRow(&out.Digests[i], now)
+			if err != nil {
+				return err
+			}
+			digests[i] = r
+		}
+	}
 	s.mu.Lock()
 	for s.buffered > 0 && s.buffered+n > s.cfg.MaxBufferedRows {
 		wait := s.changed
@@ -323,6 +338,9 @@ func (s *Sink) Write(ctx context.Context, out *processor.Output) error {
 		r := newTransitionRow(&out.Transitions[i], now)
 		b.transitions.next(ver).add(&r)
 		b.segments.next(r.currentVersion()).add(&r)
+	}
+	for i := range digests {
+		b.digests.next(ver).add(&digests[i])
 	}
 	for _, a := range out.Aggregates {
 		switch a := a.(type) {

@@ -97,6 +97,18 @@ func fixture() *processor.Output {
 			{SegmentSet: "lifecycle", Key: map[string]string{"tenant": "acme", "customer_id": "c1"}, Tenant: "acme",
 				CustomerID: "c1", From: ptr("new"), To: "loyal", At: hour(3), EmittedAt: hour(4)},
 		},
+		Digests: []processor.Digest{{
+			DigestID: "d-am1", Digest: "account_manager_daily",
+			Group:       map[string]string{"tenant": "acme", "account_manager": "am1@example.com"},
+			PeriodStart: hour(-24), PeriodEnd: hour(0),
+			Fired:       []processor.DigestAlert{{Fingerprint: "f-due-c1", Rule: "invoice_due", StartsAt: hour(-2), Value: 1}},
+			Resolved:    []processor.DigestAlert{},
+			Open: []processor.DigestAlert{{Fingerprint: "f-due-c1", Rule: "invoice_due", StartsAt: hour(-2), Value: 1},
+				{Fingerprint: "f-churn-c3", Rule: "churn", StartsAt: hour(-3)}},
+			Metrics:   map[string]float64{"revenue": 12.5, "complaints": 0},
+			Segments:  map[string]int{"loyal": 2, "churned": 0},
+			EmittedAt: hour(0).Add(time.Minute),
+		}},
 		Aggregates: []processor.Aggregate{
 			aggregate.Revenue{Tenant: "acme", Segment: "smb", Region: "apac", Channel: "web", WindowStart: hour(0), WindowEnd: hour(1),
 				Amount: aggregate.MoneyFromFloat(-12.3456), Purchases: 3, Refunds: 4},
@@ -126,7 +138,8 @@ func fixture() *processor.Output {
 
 // volatile columns differ between two writes of the same record by design:
 // the version is the write time, and unstamped records get the write time.
-var volatile = map[string]bool{"version": true, "emitted_at": true, "created_at": true}
+// A digest's body is its JSON, emitted_at included.
+var volatile = map[string]bool{"version": true, "emitted_at": true, "created_at": true, "body": true}
 
 // dump returns a table's rows as seen through FINAL, every column but the
 // volatile ones rendered by ClickHouse, sorted.
@@ -213,6 +226,11 @@ func TestSinkWritingTwiceChangesNothing(t *testing.T) {
 			"acme | lifecycle | c1 | " + c1Key + " | 2026-11-02 12:00:00 | 0 | new | loyal | ['customer_id','tenant'] | ['c1','acme']",
 		},
 		TableSegmentCurrent: {"acme | lifecycle | c1 | " + c1Key + " | loyal | 2026-11-02 12:00:00 | 0 | new | ['customer_id','tenant'] | ['c1','acme']"},
+		// Lists counted, fingerprints fired then resolved then open,
+		// metrics and classes sorted by name with their zeros.
+		TableDigests: {"acme | account_manager_daily | am1@example.com | d-am1 | 2026-11-01 09:00:00 | 2026-11-02 09:00:00 | " +
+			"['account_manager','tenant'] | ['am1@example.com','acme'] | 1 | 0 | 2 | ['f-due-c1','f-due-c1','f-churn-c3'] | " +
+			"['complaints','revenue'] | [0,12.5] | ['churned','loyal'] | [0,2]"},
 	}
 	for table, rows := range want {
 		require.Equal(t, rows, first[table], table)
@@ -226,12 +244,16 @@ func TestSinkWritingTwiceChangesNothing(t *testing.T) {
 			"['alertname','segment','tenant'] | ['revenue_drop','smb','acme'] | ['description','summary'] | "+
 			`['it\'s \'quoted\'\nand multi-line','Revenue fell'] | 12.5 | 600 | NULL | 2026-11-02 09:00:00 | 2026-11-02 10:00:00`)
 	require.Equal(t, 1.0, testutil.ToFloat64(s.m.unsupported.WithLabelValues("not_a_table")))
+	var body string
+	require.NoError(t, conn.QueryRow(context.Background(), "SELECT body FROM digests FINAL WHERE digest_id = 'd-am1'").Scan(&body))
+	require.Equal(t, digestBody, body, "the body is the record's JSON")
 
 	// The same output again, and once more in two halves: nothing changes.
 	writeAndFlush(t, s, fixture())
 	again := fixture()
 	writeAndFlush(t, s, &processor.Output{Alerts: again.Alerts, Aggregates: again.Aggregates[:3]})
-	writeAndFlush(t, s, &processor.Output{Resends: again.Resends, Aggregates: again.Aggregates[3:], Transitions: again.Transitions})
+	writeAndFlush(t, s, &processor.Output{Resends: again.Resends, Aggregates: again.Aggregates[3:], Transitions: again.Transitions,
+		Digests: again.Digests})
 	require.Equal(t, first, dumpAll(t, conn))
 
 	var raw uint64
@@ -245,7 +267,7 @@ func TestSinkWritingTwiceChangesNothing(t *testing.T) {
 	for _, table := range Tables {
 		stored += int(testutil.ToFloat64(s.m.rowsWritten.WithLabelValues(table)))
 	}
-	require.Equal(t, 3*23, stored, "rows stored: three times 23")
+	require.Equal(t, 3*24, stored, "rows stored: three times 24")
 	require.Zero(t, testutil.ToFloat64(s.m.buffered))
 	require.Zero(t, s.Buffered())
 	n, err := testutil.GatherAndCount(reg, "crmpulse_clickhouse_inserts_total")
@@ -485,3 +507,13 @@ func TestPartitionMonth(t *testing.T) {
 
 var _ = errors.Is
 var _ = slices.Sort[[]string]
+
+// digestBody is the fixture digest's JSON as every destination gets it.
+var digestBody = func() string {
+	d := fixture().Digests[0]
+	b, err := d.AppendJSON(nil)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()

@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -17,7 +18,8 @@ import (
 
 // Table names (migrations/0001_init.sql creates them, but the raw-event
 // tables of 0002_raw_events.sql, the customers and account-manager
-// tables of 0003_customers.sql and the segment tables of 0004_segments.sql).
+// tables of 0003_customers.sql, the segment tables of 0004_segments.sql
+// and the digests of 0005_digests.sql).
 const (
 	TableRevenue        = aggregate.TableRevenue
 	TableActivity       = aggregate.TableActivity
@@ -35,6 +37,7 @@ const (
 	TableAccountManagerAlerts = "account_manager_alerts"
 	TableTransitions          = "segment_transitions"
 	TableSegmentCurrent       = "segment_current"
+	TableDigests              = "digests"
 )
 
 // AccountManagerLabel is the alert label that puts an alert in
@@ -51,7 +54,7 @@ const (
 // Tables lists every table the sink writes, in the order it keeps them.
 var Tables = []string{TableRevenue, TableActivity, TableComplaints, TableDelivery, TableResendOutcomes,
 	TableAlerts, TableResends, TableCustomers, TableInteractions, TableReceipts, TableProfiles, TableAccountManagerAlerts,
-	TableTransitions, TableSegmentCurrent}
+	TableTransitions, TableSegmentCurrent, TableDigests}
 
 // monthlyTables are partitioned by toYYYYMM of a time column, so their old
 // months can be dropped (DropPartitionsOlderThan); customer_state,
@@ -62,6 +65,7 @@ var monthlyTables = map[string]string{
 	TableResends: "not_before", TableInteractions: "occurred_at", TableReceipts: "occurred_at",
 	TableAccountManagerAlerts: "starts_at",
 	TableTransitions:          "at",
+	TableDigests:              "period_end",
 }
 
 // alertRow is an Alert flattened for alert_history.
@@ -574,6 +578,94 @@ func (c *segmentCurrentCols) add(r *transitionRow) {
 	c.keyValues.add(r.keyValues)
 }
 
+// digestRow is a Digest flattened for digests. body is the record's JSON
+// as every other destination gets it, emitted_at included.
+type digestRow struct {
+	d                      *processor.Digest
+	groupKeys, groupValues []string
+	fingerprints           []string
+	metricNames            []string
+	metricValues           []float64
+	classes                []string
+	counts                 []uint64
+	body                   string
+	emittedAt              time.Time
+}
+
+func newDigestRow(d *processor.Digest, now time.Time) (digestRow, error) {
+	r := digestRow{d: d, emittedAt: d.EmittedAt}
+	if r.emittedAt.IsZero() {
+		r.emittedAt = now
+	}
+	r.groupKeys, r.groupValues = sortedPairs(d.Group)
+	r.fingerprints = make([]string, 0, len(d.Fired)+len(d.Resolved)+len(d.Open))
+	for _, l := range [][]processor.DigestAlert{d.Fired, d.Resolved, d.Open} {
+		for i := range l {
+			r.fingerprints = append(r.fingerprints, l[i].Fingerprint)
+		}
+	}
+	r.metricNames = slices.Sorted(maps.Keys(d.Metrics))
+	r.metricValues = make([]float64, len(r.metricNames))
+	for i, n := range r.metricNames {
+		r.metricValues[i] = finite(d.Metrics[n])
+	}
+	r.classes = slices.Sorted(maps.Keys(d.Segments))
+	r.counts = make([]uint64, len(r.classes))
+	for i, c := range r.classes {
+		r.counts[i] = uint64(max(d.Segments[c], 0))
+	}
+	stamped := *d
+	stamped.EmittedAt = r.emittedAt
+	body, err := stamped.AppendJSON(nil)
+	if err != nil {
+		return digestRow{}, fmt.Errorf("clickhouse sink: encoding digest %s: %w", d.DigestID, err)
+	}
+	r.body = string(body)
+	return r, nil
+}
+
+type digestsCols struct {
+	tenant, digest, accountManager, digestID, body vec[string]
+	periodStart, periodEnd, emittedAt              vec[int64]
+	fired, resolved, open                          vec[uint32]
+	groupKeys, groupValues, fingerprints           vec[[]string]
+	metricNames, classes                           vec[[]string]
+	metricValues                                   vec[[]float64]
+	counts                                         vec[[]uint64]
+}
+
+func (c *digestsCols) columns() []namedCol {
+	return []namedCol{{"tenant", &c.tenant}, {"digest", &c.digest}, {"account_manager", &c.accountManager},
+		{"digest_id", &c.digestID}, {"period_start", &c.periodStart}, {"period_end", &c.periodEnd},
+		{"group_keys", &c.groupKeys}, {"group_values", &c.groupValues}, {"fired", &c.fired},
+		{"resolved", &c.resolved}, {"open", &c.open}, {"alert_fingerprints", &c.fingerprints},
+		{"metric_names", &c.metricNames}, {"metric_values", &c.metricValues},
+		{"segment_classes", &c.classes}, {"segment_counts", &c.counts}, {"body", &c.body},
+		{"emitted_at", &c.emittedAt}}
+}
+
+func (c *digestsCols) add(r *digestRow) {
+	d := r.d
+	c.tenant.add(d.Group["tenant"])
+	c.digest.add(d.Digest)
+	c.accountManager.add(d.Group[AccountManagerLabel])
+	c.digestID.add(d.DigestID)
+	c.periodStart.add(secs(d.PeriodStart))
+	c.periodEnd.add(secs(d.PeriodEnd))
+	c.groupKeys.add(r.groupKeys)
+	c.groupValues.add(r.groupValues)
+	c.fired.add(uint32(min(len(d.Fired), math.MaxUint32)))
+	c.resolved.add(uint32(min(len(d.Resolved), math.MaxUint32)))
+	c.open.add(uint32(min(len(d.Open), math.MaxUint32)))
+	c.fingerprints.add(r.fingerprints)
+	c.metricNames.add(r.metricNames)
+	c.metricValues.add(r.metricValues)
+	c.classes.add(r.classes)
+	c.counts.add(r.counts)
+	c.body.add(r.body)
+	c.emittedAt.add(secs(r.emittedAt))
+}
+
 // buffers holds one queue per table.
 type buffers struct {
 	revenue      *queue[revenueCols, *revenueCols]
@@ -590,6 +682,7 @@ type buffers struct {
 	amAlerts     *queue[amAlertsCols, *amAlertsCols]
 	transitions  *queue[transitionsCols, *transitionsCols]
 	segments     *queue[segmentCurrentCols, *segmentCurrentCols]
+	digests      *queue[digestsCols, *digestsCols]
 }
 
 // newBuffers returns empty queues cut in blocks of blockRows rows.
@@ -609,6 +702,7 @@ func newBuffers(blockRows int) *buffers {
 		amAlerts:     newQueue[amAlertsCols](blockRows),
 		transitions:  newQueue[transitionsCols](blockRows),
 		segments:     newQueue[segmentCurrentCols](blockRows),
+		digests:      newQueue[digestsCols](blockRows),
 	}
 }
 
@@ -621,6 +715,7 @@ func (b *buffers) byTable() map[string]rowBuffer {
 		TableInteractions: b.interactions, TableReceipts: b.receipts,
 		TableProfiles: b.profiles, TableAccountManagerAlerts: b.amAlerts,
 		TableTransitions: b.transitions, TableSegmentCurrent: b.segments,
+		TableDigests: b.digests,
 	}
 }
 
