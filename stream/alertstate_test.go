@@ -230,7 +230,7 @@ func (s *amScenario) start(t *testing.T, group, name string) *amProc {
 		"--kafka.brokers", strings.Join(s.brokers, ","), "--kafka.group-id", group,
 		"--kafka.session-timeout", "6s",
 		"--topics.interactions", s.tp.cfg.Interactions, "--topics.receipts", s.tp.cfg.Receipts, "--topics.customers", s.tp.cfg.Customers,
-		"--topics.alerts", s.tp.cfg.Alerts, "--topics.resends", s.tp.cfg.Resends, "--topics.segments", s.tp.cfg.Segments, "--topics.snapshots", s.tp.cfg.Snapshots,
+		"--topics.alerts", s.tp.cfg.Alerts, "--topics.resends", s.tp.cfg.Resends, "--topics.segments", s.tp.cfg.Segments, "--topics.digests", s.tp.cfg.Digests, "--topics.snapshots", s.tp.cfg.Snapshots,
 		"--topics.repartition", s.tp.cfg.Repartition,
 		"--rules", s.rules, "--idle-timeout", "2s", "--commit-interval", "200ms", "--http.listen", "127.0.0.1:0",
 		"--alertmanager.urls", s.am, "--alertmanager.resend-delay", amResendDelay.String(),

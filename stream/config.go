@@ -128,6 +128,7 @@ type TopicsConfig struct {
 	Alerts       string `yaml:"alerts"`
 	Resends      string `yaml:"resends"`
 	Segments     string `yaml:"segments"`
+	Digests      string `yaml:"digests"`
 	Snapshots    string `yaml:"snapshots"`
 	Repartition  string `yaml:"repartition"`
 }
@@ -291,6 +292,7 @@ func DefaultConfig() Config {
 			Alerts:       "crm.alerts",
 			Resends:      "crm.resend-triggers",
 			Segments:     "crm.segments",
+			Digests:      "crm.digests",
 			Snapshots:    "crmpulse.snapshots",
 			Repartition:  "crmpulse.repartition",
 		},
@@ -470,6 +472,7 @@ var Keys = func() []Key {
 		key("topics.alerts", "output topic of alert records (SPEC §4), keyed by fingerprint, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Alerts })),
 		key("topics.resends", "output topic of resend triggers and cancels (SPEC §4), keyed by customer_id, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Resends })),
 		key("topics.segments", "output topic of segment transition records (SPEC §3.3, §4), keyed by customer_id, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Segments })),
+		key("topics.digests", "output topic of digest records (SPEC §3.4, §4), written by the group stage, keyed by digest and group, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Digests })),
 		key("topics.snapshots", "compacted topic of per-partition engine snapshots and the offsets they cover", str(func(c *Config) *string { return &c.Topics.Snapshots })),
 		key("topics.repartition", "internal single-partition topic carrying accepted records and watermark markers to the group stage, which runs the rules grouping across customers", str(func(c *Config) *string { return &c.Topics.Repartition })),
 		key("rules", "rules file (YAML, SPEC §3); reloaded on SIGHUP and when it changes", str(func(c *Config) *string { return &c.Rules })),
@@ -711,7 +714,7 @@ func (c *Config) Validate() error {
 	topics := map[string]string{}
 	for _, t := range []struct{ key, name string }{
 		{"topics.interactions", c.Topics.Interactions}, {"topics.receipts", c.Topics.Receipts},
-		{"topics.alerts", c.Topics.Alerts}, {"topics.resends", c.Topics.Resends}, {"topics.segments", c.Topics.Segments}, {"topics.snapshots", c.Topics.Snapshots}, {"topics.repartition", c.Topics.Repartition},
+		{"topics.alerts", c.Topics.Alerts}, {"topics.resends", c.Topics.Resends}, {"topics.segments", c.Topics.Segments}, {"topics.digests", c.Topics.Digests}, {"topics.snapshots", c.Topics.Snapshots}, {"topics.repartition", c.Topics.Repartition},
 	} {
 		if t.name == "" {
 			bad(t.key, "required")

@@ -169,6 +169,19 @@ func testEqualsReplayWithProfiles(t *testing.T, brokers []string, gc genConfig) 
 		require.Positive(t, fired[r], "rule %s never fired with profile labels in replay: %v", r, fired)
 	}
 	require.Positive(t, want.rejected["bad_value"])
+	// The digest per account manager groups by the profile: alerts of
+	// customer-level rules reach their owner's digest.
+	owners := map[string]int{}
+	for _, v := range want.digests {
+		var d struct {
+			Group  map[string]string            `json:"group"`
+			Alerts map[string][]json.RawMessage `json:"alerts"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(v), &d))
+		owners[d.Group["account_manager"]] += len(d.Alerts["fired"])
+	}
+	require.Greater(t, len(owners), 3, "digests for several account managers: %v", owners)
+	require.Positive(t, owners["vip@example.com"], "the account manager of a second profile version gets alerts: %v", owners)
 
 	tp := withCustomers(newTopics(t))
 	createInputs(t, brokers, tp, 4)

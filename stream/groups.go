@@ -49,6 +49,9 @@ const (
 	// headerGroup names the consumer group that wrote a record: two
 	// deployments sharing a repartition topic ignore each other's.
 	headerGroup = "crmpulse-group"
+	// headerCustomer is a forwarded profile's Kafka key, its customer id:
+	// what a tombstone (no value) deletes.
+	headerCustomer = "crmpulse-customer"
 )
 
 // groupStageID is the group stage's id in the snapshots topic.
@@ -72,36 +75,76 @@ func isGroupLevel(r *rules.Rule) bool {
 }
 
 // splitRules returns the rules of stage 1 (customer-level rules and every
-// resend policy) and of the group stage (group-level rules, nil when there
-// are none). Both keep rf's hash, which names the rules file.
+// resend policy) and of the group stage (group-level rules and the
+// digests, nil when there are neither). Both keep rf's hash, which names
+// the rules file.
+//
+// Digests span partitions (SPEC §3.4), so they run in the group stage,
+// which sees every accepted record and profile in replay's order. The
+// customer-level rules a digest lists run there too, as shadows: the stage
+// computes their alerts only to report them and never emits them, since
+// the partition engines do (digestShadows).
 func splitRules(rf *rules.File) (local, groups *rules.File) {
 	l, g := *rf, *rf
 	l.Rules, g.Rules, g.Resend = nil, nil, nil
-	// Digests span partitions and are not produced in streaming yet: no
-	// engine computes what nothing would emit.
-	l.Digests, g.Digests = nil, nil
+	l.Digests = nil
+	shadows := digestShadows(rf)
 	for _, r := range rf.Rules {
-		if isGroupLevel(r) {
+		switch {
+		case isGroupLevel(r):
 			g.Rules = append(g.Rules, r)
-		} else {
+		case shadows[r.Name]:
+			l.Rules = append(l.Rules, r)
+			g.Rules = append(g.Rules, r)
+		default:
 			l.Rules = append(l.Rules, r)
 		}
 	}
-	if len(g.Rules) == 0 {
+	if len(g.Rules) == 0 && len(g.Digests) == 0 {
 		return &l, nil
 	}
 	// The partition engines own the segment sets (their keys hold
 	// customer_id). The group stage needs them only to feed its own rules
-	// on segments; what it computes of them is never emitted, so a set is
-	// not reported twice.
+	// on segments and its digests' class counts; what it computes of them
+	// is never emitted, so a set is not reported twice.
 	onSegments := false
 	for _, r := range g.Rules {
 		onSegments = onSegments || r.Source == rules.SourceSegments
+	}
+	for _, d := range g.Digests {
+		onSegments = onSegments || d.Segments != ""
 	}
 	if !onSegments {
 		g.Segments = nil
 	}
 	return &l, &g
+}
+
+// digestShadows names the customer-level rules whose alerts some digest
+// lists: the group stage runs them for its digests and drops their alerts.
+func digestShadows(rf *rules.File) map[string]bool {
+	listed := map[string]bool{}
+	for _, d := range rf.Digests {
+		for _, name := range d.Alerts {
+			listed[name] = true
+		}
+	}
+	out := map[string]bool{}
+	for _, r := range rf.Rules {
+		if listed[r.Name] && !isGroupLevel(r) {
+			out[r.Name] = true
+		}
+	}
+	return out
+}
+
+// groupsNeedProfiles says whether the group stage keeps profiles of its
+// own, fed the profile records the partitions forward: its digests group
+// segment keys by customer.* at E, or its shadow rules read customer_labels
+// when they fire or run on profiles (calendar). Its record-level reads use
+// the profile each forwarded record carries either way.
+func groupsNeedProfiles(groups *rules.File) bool {
+	return groups != nil && len(groups.Digests) > 0
 }
 
 // forwarded is the repartition record of an accepted input record, its
@@ -167,13 +210,30 @@ type pendingRecord struct {
 	// Profile is the crmpulse-profile header: the profile the upstream
 	// engine read for the record, nil for none.
 	Profile []byte
+	// Customer is a forwarded profile's customer id (a tombstone has no
+	// Value).
+	Customer []byte
+}
+
+// rank orders records at one instant as replay does: a profile first.
+func (p *pendingRecord) rank() int {
+	if p.Source == ingest.SourceCustomers {
+		return 0
+	}
+	return 1
 }
 
 type pendingHeap []pendingRecord
 
 func (h pendingHeap) Len() int { return len(h) }
 func (h pendingHeap) Less(i, j int) bool {
-	return h[i].At < h[j].At || (h[i].At == h[j].At && h[i].Seq < h[j].Seq)
+	if h[i].At != h[j].At {
+		return h[i].At < h[j].At
+	}
+	if ri, rj := h[i].rank(), h[j].rank(); ri != rj {
+		return ri < rj
+	}
+	return h[i].Seq < h[j].Seq
 }
 func (h pendingHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *pendingHeap) Push(x any)   { *h = append(*h, x.(pendingRecord)) }
@@ -214,6 +274,9 @@ type groupStage struct {
 	released  int64
 	dedup     *outputDedup  // suppresses what a restore re-produces (outputdedup.go)
 	alerts    *activeAlerts // the alerts the stage holds as firing
+	// shadows are the rules run only for the digests (digestShadows):
+	// their alerts are the partition engines' to emit.
+	shadows map[string]bool
 }
 
 // runGroupStage serves the group stage until ctx ends (the generation
@@ -338,6 +401,7 @@ func (s *groupStage) setRules(rf *rules.File) error {
 		}
 	}
 	s.hash = rf.Hash
+	s.shadows = digestShadows(rf)
 	if g == nil {
 		s.eng = nil
 		return nil
@@ -396,7 +460,7 @@ func (s *groupStage) restore(ctx context.Context) error {
 		if err := eng.Restore(st.Engine); err != nil {
 			return fmt.Errorf("restoring the group stage from snapshot %s: %w", mf.ID, err)
 		}
-		s.eng, s.hash = eng, a.currentRules().Hash
+		s.eng, s.hash, s.shadows = eng, a.currentRules().Hash, digestShadows(a.currentRules())
 	} else if err := s.setRules(a.currentRules()); err != nil {
 		return err
 	}
@@ -412,7 +476,7 @@ func (s *groupStage) take(m kafkago.Message) error {
 	s.dirty = true
 	var up, wm = -1, int64(math.MinInt64)
 	var source ingest.Source
-	var profile []byte
+	var profile, customer []byte
 	group := ""
 	for _, h := range m.Headers {
 		switch h.Key {
@@ -426,6 +490,8 @@ func (s *groupStage) take(m kafkago.Message) error {
 			source = ingest.Source(h.Value)
 		case headerProfile:
 			profile = h.Value
+		case headerCustomer:
+			customer = h.Value
 		}
 	}
 	if group != s.a.cfg.Kafka.GroupID {
@@ -441,6 +507,10 @@ func (s *groupStage) take(m kafkago.Message) error {
 		}
 		return nil
 	}
+	if source == ingest.SourceCustomers {
+		s.takeProfile(m, up, customer)
+		return nil
+	}
 	at, err := occurredAt(source, m.Value)
 	if err != nil {
 		// Stage 1 forwards only records its engine accepted.
@@ -449,6 +519,30 @@ func (s *groupStage) take(m kafkago.Message) error {
 	}
 	heap.Push(&s.pending, pendingRecord{At: at.UnixNano(), Seq: m.Offset, Source: source, Value: m.Value, Profile: profile})
 	return nil
+}
+
+// takeProfile holds a forwarded profile until the watermark passes its
+// updated_at, as replay merges profiles in event time. A tombstone has no
+// time of its own: it applies where its partition's watermark was when it
+// was forwarded, before the records forwarded after it.
+func (s *groupStage) takeProfile(m kafkago.Message, up int, customer []byte) {
+	at := int64(math.MinInt64)
+	if m.Value == nil {
+		if len(customer) == 0 {
+			return
+		}
+		if wm, ok := s.marks[up]; ok {
+			at = wm - 1
+		}
+	} else {
+		var c ingest.Customer
+		if err := ingest.DecodeCustomer(m.Value, &c); err != nil {
+			s.log.Warn("undecodable forwarded profile; skipped", "offset", m.Offset, "err", err)
+			return
+		}
+		at = c.UpdatedAt.UnixNano()
+	}
+	heap.Push(&s.pending, pendingRecord{At: at, Seq: m.Offset, Source: ingest.SourceCustomers, Value: m.Value, Customer: customer})
 }
 
 func occurredAt(source ingest.Source, v []byte) (time.Time, error) {
@@ -507,6 +601,21 @@ func (s *groupStage) release(ctx context.Context) error {
 				// Written by stage 1 of this build; reads as no profile.
 				s.log.Warn("forwarded record with an unreadable profile; read as none", "offset", p.Seq, "err", perr)
 			}
+		}
+		if p.Source == ingest.SourceCustomers {
+			// A profile never moves the watermark (SPEC §1.3).
+			if p.Value == nil {
+				s.eng.DropCustomer(string(p.Customer))
+			} else {
+				var c ingest.Customer
+				if err := ingest.DecodeCustomer(p.Value, &c); err == nil {
+					_ = s.eng.Customer(&c) // accepted upstream already
+				}
+			}
+			if err := s.emit(ctx); err != nil {
+				return err
+			}
+			continue
 		}
 		var err error
 		switch p.Source {
@@ -577,9 +686,21 @@ func (s *groupStage) emit(ctx context.Context) (err error) {
 	// transitions; the stage's copies (kept only for its rules on
 	// segments, see splitRules) would be duplicates: drop them before the
 	// sinks and Kafka see them.
-	if out := s.eng.Output(); len(out.Transitions) > 0 {
+	out := s.eng.Output()
+	if len(out.Transitions) > 0 {
 		clear(out.Transitions)
 		out.Transitions = out.Transitions[:0]
+	}
+	// So are the alerts of the rules it runs only for its digests.
+	if len(s.shadows) > 0 && len(out.Alerts) > 0 {
+		kept := out.Alerts[:0]
+		for _, a := range out.Alerts {
+			if !s.shadows[a.Rule] {
+				kept = append(kept, a)
+			}
+		}
+		clear(out.Alerts[len(kept):])
+		out.Alerts = kept
 	}
 	if s.eng.Output().Len() > 0 {
 		s.dirty = true

@@ -78,6 +78,23 @@ func testGroupRulesWith(t *testing.T, brokers []string, gc genConfig, before fun
 	require.NotEmpty(t, groupAlerts["tenant_at_risk"], "the data set should put enough of a tenant's customers at risk")
 	require.NotEmpty(t, want.segments, "the segment set should see customers change class")
 	t.Logf("group-level alerts in replay: %v", groupAlerts)
+	// The digest reports what spans partitions: churn alerts, which the
+	// partition engines emit, and class counts over every partition's keys.
+	var listed, counted int
+	for _, v := range want.digests {
+		var d struct {
+			Alerts   map[string][]json.RawMessage `json:"alerts"`
+			Segments map[string]int               `json:"segments"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(v), &d))
+		listed += len(d.Alerts["fired"]) + len(d.Alerts["open"])
+		for _, n := range d.Segments {
+			counted += n
+		}
+	}
+	require.GreaterOrEqual(t, len(want.digests), 4, "a daily digest per tenant over three days")
+	require.Positive(t, listed, "the digests list alerts")
+	require.Positive(t, counted, "the digests count keys per class")
 
 	tp := newTopics(t)
 	createInputs(t, brokers, tp, 4)

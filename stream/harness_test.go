@@ -242,12 +242,14 @@ type outputs struct {
 	resends map[string]string
 	// segments are the segment transitions, by their id.
 	segments map[string]string
+	// digests are the digests, by digest_id.
+	digests map[string]string
 	// rejected counts dead letters (or rejected.jsonl lines) by reason.
 	rejected map[string]int
 }
 
 func newOutputs() *outputs {
-	return &outputs{alerts: map[string]string{}, resends: map[string]string{}, segments: map[string]string{}, rejected: map[string]int{}}
+	return &outputs{alerts: map[string]string{}, resends: map[string]string{}, segments: map[string]string{}, digests: map[string]string{}, rejected: map[string]int{}}
 }
 
 func canonical(t testing.TB, raw []byte, drop string) (map[string]any, string) {
@@ -313,6 +315,7 @@ func replayOutputsWith(t testing.TB, ds *dataset, path string) *outputs {
 		{"alerts.jsonl", func(raw []byte) { m, c := canonical(t, raw, "emitted_at"); o.alerts[alertID(m)] = c }},
 		{"resends.jsonl", func(raw []byte) { m, c := canonical(t, raw, "created_at"); o.resends[resendID(m)] = c }},
 		{"segments.jsonl", func(raw []byte) { _, c := canonical(t, raw, "emitted_at"); o.segments[transitionID(t, raw)] = c }},
+		{"digests.jsonl", func(raw []byte) { m, c := canonical(t, raw, "emitted_at"); o.digests[m["digest_id"].(string)] = c }},
 		{"rejected.jsonl", func(raw []byte) { m, _ := canonical(t, raw, ""); o.rejected[m["reason"].(string)]++ }},
 	} {
 		fh, err := os.Open(filepath.Join(out, f.name))
@@ -340,7 +343,7 @@ func newTopics(t testing.TB) topics {
 	p := fmt.Sprintf("%s-%06x", strings.ToLower(name), rand.Uint32()&0xffffff)
 	return topics{prefix: p, cfg: stream.TopicsConfig{
 		Interactions: p + ".interactions", Receipts: p + ".receipts", Customers: p + ".customers", Alerts: p + ".alerts",
-		Resends: p + ".resends", Segments: p + ".segments", Snapshots: p + ".snapshots", Repartition: p + ".repartition",
+		Resends: p + ".resends", Segments: p + ".segments", Digests: p + ".digests", Snapshots: p + ".snapshots", Repartition: p + ".repartition",
 	}}
 }
 
@@ -405,7 +408,7 @@ type collector struct {
 
 func collect(t testing.TB, brokers []string, tp topics) *collector {
 	t.Helper()
-	consume := []string{tp.cfg.Alerts, tp.cfg.Resends, tp.cfg.Segments, tp.cfg.Interactions + stream.DLQSuffix, tp.cfg.Receipts + stream.DLQSuffix}
+	consume := []string{tp.cfg.Alerts, tp.cfg.Resends, tp.cfg.Segments, tp.cfg.Digests, tp.cfg.Interactions + stream.DLQSuffix, tp.cfg.Receipts + stream.DLQSuffix}
 	if tp.cfg.Customers != "" {
 		consume = append(consume, tp.cfg.Customers+stream.DLQSuffix)
 	}
@@ -465,6 +468,13 @@ func (c *collector) add(tp topics, r *kgo.Record) {
 			c.diffs = append(c.diffs, "transition header id or key wrong: "+hdr[stream.HeaderID]+" != "+id)
 		}
 		put(c.out.segments, id, v)
+	case tp.cfg.Digests:
+		m, v := canonical(c.t, r.Value, "emitted_at")
+		id, _ := m["digest_id"].(string)
+		if hdr[stream.HeaderID] != id || id == "" {
+			c.diffs = append(c.diffs, "digest header id wrong: "+hdr[stream.HeaderID]+" != "+id)
+		}
+		put(c.out.digests, id, v)
 	default:
 		// Dead letters: count each source record once (a restart may
 		// dead-letter it again).
@@ -506,6 +516,9 @@ func (c *collector) result() (*outputs, []string) {
 	}
 	for k, v := range c.out.segments {
 		o.segments[k] = v
+	}
+	for k, v := range c.out.digests {
+		o.digests[k] = v
 	}
 	for k, v := range c.out.rejected {
 		o.rejected[k] = v
@@ -549,6 +562,7 @@ func diff(want, got *outputs) string {
 	cmp("alerts", want.alerts, got.alerts)
 	cmp("resends", want.resends, got.resends)
 	cmp("segment transitions", want.segments, got.segments)
+	cmp("digests", want.digests, got.digests)
 	if fmt.Sprint(want.rejected) != fmt.Sprint(got.rejected) {
 		fmt.Fprintf(&b, "rejected by reason: want %v, got %v\n", want.rejected, got.rejected)
 	}
@@ -565,8 +579,8 @@ func (c *collector) waitEqual(t testing.TB, want *outputs, timeout time.Duration
 		got, diffs := c.result()
 		require.Empty(t, diffs)
 		if last = diff(want, got); last == "" {
-			t.Logf("outputs equal replay's after %s: %d alerts, %d resends, %d segment transitions, dead letters %v",
-				timeout-time.Until(deadline), len(got.alerts), len(got.resends), len(got.segments), got.rejected)
+			t.Logf("outputs equal replay's after %s: %d alerts, %d resends, %d segment transitions, %d digests, dead letters %v",
+				timeout-time.Until(deadline), len(got.alerts), len(got.resends), len(got.segments), len(got.digests), got.rejected)
 			time.Sleep(2 * time.Second)
 			got, _ = c.result()
 			require.Empty(t, diff(want, got), "extra records after the outputs matched")

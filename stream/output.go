@@ -27,8 +27,11 @@ const (
 	HeaderSourceOffset    = "crmpulse-source-offset"
 )
 
-// kindTransition is the crmpulse_outputs_total kind of segment transitions.
-const kindTransition = "transition"
+// The crmpulse_outputs_total kinds of segment transitions and digests.
+const (
+	kindTransition = "transition"
+	kindDigest     = "digest"
+)
 
 // DLQSuffix names a topic's dead-letter topic: crm.interactions.dlq.
 const DLQSuffix = ".dlq"
@@ -193,7 +196,7 @@ func headers(id string, origin []kafkago.Header) []kafkago.Header {
 	return append(h, origin...)
 }
 
-// output appends the alerts, resends and segment transitions of out,
+// output appends the alerts, resends, segment transitions and digests of out,
 // stamped with now, to msgs.
 func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time.Time, ep *epoch) ([]kafkago.Message, error) {
 	now = now.UTC()
@@ -234,6 +237,20 @@ func (e *encoder) output(msgs []kafkago.Message, out *processor.Output, now time
 		msgs = append(msgs, kafkago.Message{
 			Topic: e.topics.Segments, Key: []byte(tr.CustomerID), Value: v, WriterData: ep,
 			Headers: headers(tr.ID(), origin),
+		})
+	}
+	for i := range out.Digests {
+		d := &out.Digests[i]
+		d.EmittedAt = now
+		v, err := d.AppendJSON(make([]byte, 0, 1024))
+		if err != nil {
+			return msgs, fmt.Errorf("encoding digest %s: %w", d.ID(), err)
+		}
+		// Keyed by digest and group: one group's digests stay in order on
+		// one partition.
+		msgs = append(msgs, kafkago.Message{
+			Topic: e.topics.Digests, Key: []byte(d.Digest + "/" + processor.Fingerprint(d.Group)), Value: v, WriterData: ep,
+			Headers: headers(d.ID(), origin),
 		})
 	}
 	return msgs, nil
@@ -296,6 +313,9 @@ func (a *App) emit(ctx context.Context, out *processor.Output, enc *encoder, msg
 	a.m.outputs.WithLabelValues(kindResend).Add(float64(len(out.Resends)))
 	if len(out.Transitions) > 0 {
 		a.m.outputs.WithLabelValues(kindTransition).Add(float64(len(out.Transitions)))
+	}
+	if len(out.Digests) > 0 {
+		a.m.outputs.WithLabelValues(kindDigest).Add(float64(len(out.Digests)))
 	}
 	out.Reset()
 	return msgs, nil

@@ -115,7 +115,7 @@ func newDedupMetrics(reg prometheus.Registerer) *dedupMetrics {
 // dedupTopics are the output topics whose ids are deduplicated.
 func (a *App) dedupTopics() []string {
 	t := a.cfg.Topics
-	return []string{t.Alerts, t.Resends, t.Segments, t.Interactions + DLQSuffix, t.Receipts + DLQSuffix}
+	return []string{t.Alerts, t.Resends, t.Segments, t.Digests, t.Interactions + DLQSuffix, t.Receipts + DLQSuffix}
 }
 
 // outputEnds caches the end offsets of the output topic-partitions for

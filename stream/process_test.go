@@ -110,7 +110,7 @@ func startProc(t *testing.T, brokers []string, tp topics, group, name string, ex
 		"--kafka.brokers", strings.Join(brokers, ","), "--kafka.group-id", group,
 		"--kafka.session-timeout", "6s",
 		"--topics.interactions", tp.cfg.Interactions, "--topics.receipts", tp.cfg.Receipts, "--topics.customers", tp.cfg.Customers,
-		"--topics.alerts", tp.cfg.Alerts, "--topics.resends", tp.cfg.Resends, "--topics.segments", tp.cfg.Segments, "--topics.snapshots", tp.cfg.Snapshots,
+		"--topics.alerts", tp.cfg.Alerts, "--topics.resends", tp.cfg.Resends, "--topics.segments", tp.cfg.Segments, "--topics.digests", tp.cfg.Digests, "--topics.snapshots", tp.cfg.Snapshots,
 		"--topics.repartition", tp.cfg.Repartition,
 		"--rules", groupRulesFile, "--idle-timeout", "2s", "--commit-interval", "200ms", "--http.listen", "127.0.0.1:0")
 	args = append(args, extra...)

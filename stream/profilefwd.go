@@ -42,12 +42,17 @@ func newProfileEncoder(groups *rules.File) *profileEncoder {
 	}
 	uses := false
 	attrs := map[string]bool{}
+	var paths []string
 	for _, r := range groups.Rules {
-		for _, p := range ruleCustomerPaths(r) {
-			uses = true
-			if name, ok := strings.CutPrefix(p, rules.CustomerPrefix+"attributes."); ok {
-				attrs[name] = true
-			}
+		paths = append(paths, ruleCustomerPaths(r)...)
+	}
+	for _, d := range groups.Digests {
+		paths = append(paths, digestCustomerPaths(d)...)
+	}
+	for _, p := range paths {
+		uses = true
+		if name, ok := strings.CutPrefix(p, rules.CustomerPrefix+"attributes."); ok {
+			attrs[name] = true
 		}
 	}
 	if !uses {
@@ -61,25 +66,45 @@ func newProfileEncoder(groups *rules.File) *profileEncoder {
 	return e
 }
 
+// customerPathsIn appends the customer.* paths named in s (a field path
+// or a value expression such as sum(customer.attributes.x)) to out.
+func customerPathsIn(out []string, s string) []string {
+	for {
+		i := strings.Index(s, rules.CustomerPrefix)
+		if i < 0 {
+			return out
+		}
+		s = s[i:]
+		end := strings.IndexAny(s, " ()[],")
+		if end < 0 {
+			end = len(s)
+		}
+		out = append(out, s[:end])
+		s = s[end:]
+	}
+}
+
+// digestCustomerPaths lists the customer.* paths a digest reads from
+// records: its group_by and its metrics' match and value.
+func digestCustomerPaths(d *rules.Digest) []string {
+	var out []string
+	for _, f := range d.GroupBy {
+		out = customerPathsIn(out, f)
+	}
+	for _, m := range d.Metrics {
+		for k := range m.Match {
+			out = customerPathsIn(out, k)
+		}
+		out = customerPathsIn(out, m.Value)
+	}
+	return out
+}
+
 // ruleCustomerPaths lists the customer.* paths a rule names anywhere a
 // record's field can be read: match maps, groupings, due, value.
 func ruleCustomerPaths(r *rules.Rule) []string {
 	var out []string
-	add := func(s string) {
-		for {
-			i := strings.Index(s, rules.CustomerPrefix)
-			if i < 0 {
-				return
-			}
-			s = s[i:]
-			end := strings.IndexAny(s, " ()[],")
-			if end < 0 {
-				end = len(s)
-			}
-			out = append(out, s[:end])
-			s = s[end:]
-		}
-	}
+	add := func(s string) { out = customerPathsIn(out, s) }
 	for _, m := range []map[string][]string{r.Match, r.Numerator, r.Denominator, r.Start, r.Stop} {
 		for k := range m {
 			add(k)

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,10 @@ type worker struct {
 	// profileFwd, when set, encodes the profile a forwarded record read
 	// for the group stage (its rules use customer.*); nil otherwise.
 	profileFwd *profileEncoder
+	// fwdProfiles says the group stage keeps profiles of its own
+	// (groupsNeedProfiles): accepted profile records and tombstones are
+	// forwarded too.
+	fwdProfiles bool
 	// dedup suppresses what a restore re-produces (outputdedup.go).
 	dedup *outputDedup
 	// alerts is the set of alerts the partition holds as firing.
@@ -211,7 +216,7 @@ func (w *worker) restore(ctx context.Context, rf *rules.File, committed map[stri
 	if err != nil {
 		return starts, err
 	}
-	w.eng, w.forward, w.profileFwd = eng, groups != nil, newProfileEncoder(groups)
+	w.setEngine(eng, groups)
 	w.dedup = a.newOutputDedup(w.partName, w.log)
 	t := a.cfg.Topics
 	startI, startR := committed[t.Interactions], committed[t.Receipts]
@@ -408,13 +413,15 @@ func (w *worker) process(ctx context.Context, rec *ikafka.Record, src int) error
 
 // profile feeds one profile version or tombstone to the engine (SPEC §1.3).
 // A profile never moves the watermark (no advance, no run) and is never
-// late; it is not forwarded: the group stage reads the profile each
+// late. It is forwarded only when the group stage keeps profiles of its
+// own (digests); otherwise the group stage reads the profile each
 // forwarded record carries.
 func (w *worker) profile(ctx context.Context, rec *ikafka.Record) error {
 	if rec.Tombstone {
 		if len(rec.Msg.Key) > 0 {
 			w.eng.DropCustomer(string(rec.Msg.Key))
 			w.a.m.tombstones.Inc()
+			w.forwardProfile(rec)
 		}
 		// The ClickHouse customers rows it deletes (profilerows).
 		return w.emit(ctx)
@@ -423,8 +430,39 @@ func (w *worker) profile(ctx context.Context, rec *ikafka.Record) error {
 		if rerr := w.reject(rec, err); rerr != nil {
 			return rerr
 		}
+		return w.emit(ctx)
 	}
+	w.forwardProfile(rec)
 	return w.emit(ctx)
+}
+
+// setEngine installs eng, built for the group rules groups (nil when
+// there are none), and what the partition forwards for them.
+func (w *worker) setEngine(eng *processor.Engine, groups *rules.File) {
+	w.eng, w.forward, w.profileFwd = eng, groups != nil, newProfileEncoder(groups)
+	w.fwdProfiles = groupsNeedProfiles(groups)
+}
+
+// forwardProfile queues an accepted profile record (or tombstone) for the
+// group stage when it keeps profiles.
+func (w *worker) forwardProfile(rec *ikafka.Record) {
+	if !w.fwdProfiles {
+		return
+	}
+	value := bytes.Clone(rec.Msg.Value)
+	if w.a.repScrub != nil && value != nil {
+		value = w.a.repScrub.Attributes(value)
+	}
+	w.epoch.add(1)
+	w.msgs = append(w.msgs, kafkago.Message{
+		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), Value: value, WriterData: w.epoch,
+		Headers: []kafkago.Header{
+			{Key: headerUpstream, Value: []byte(w.partName)},
+			{Key: headerSource, Value: []byte(ingest.SourceCustomers)},
+			{Key: headerGroup, Value: []byte(w.a.cfg.Kafka.GroupID)},
+			{Key: headerCustomer, Value: bytes.Clone(rec.Msg.Key)},
+		},
+	})
 }
 
 // advanceStep bounds a run of records between two watermark moves. Replay
@@ -642,7 +680,7 @@ func (w *worker) onReload(ctx context.Context, req reloadReq) {
 	select {
 	case <-req.commit:
 		_, groups := splitRules(req.rules)
-		w.eng, w.forward, w.profileFwd = ne, groups != nil, newProfileEncoder(groups)
+		w.setEngine(ne, groups)
 		w.dirty = true
 	case <-req.abort:
 	case <-ctx.Done():
