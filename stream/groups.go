@@ -159,10 +159,7 @@ func (w *worker) forwarded(rec *ikafka.Record, src int) kafkago.Message {
 		source = ingest.SourceReceipts
 		profile = rec.R.CurrentProfile()
 	}
-	h := make([]kafkago.Header, 3, 4)
-	h[0] = kafkago.Header{Key: headerUpstream, Value: []byte(w.partName)}
-	h[1] = kafkago.Header{Key: headerSource, Value: []byte(source)}
-	h[2] = kafkago.Header{Key: headerGroup, Value: []byte(w.a.cfg.Kafka.GroupID)}
+	h := w.forwardHeaders(source, 1)
 	if w.profileFwd != nil && profile != nil {
 		h = append(h, kafkago.Header{Key: headerProfile, Value: w.profileFwd.encode(profile)})
 	}
@@ -174,6 +171,16 @@ func (w *worker) forwarded(rec *ikafka.Record, src int) kafkago.Message {
 		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), Value: value, WriterData: w.epoch,
 		Headers: h,
 	}
+}
+
+// forwardHeaders are the headers of a record forwarded from this
+// partition's source, with room for extra more.
+func (w *worker) forwardHeaders(source ingest.Source, extra int) []kafkago.Header {
+	h := make([]kafkago.Header, 3, 3+extra)
+	h[0] = kafkago.Header{Key: headerUpstream, Value: []byte(w.partName)}
+	h[1] = kafkago.Header{Key: headerSource, Value: []byte(source)}
+	h[2] = kafkago.Header{Key: headerGroup, Value: []byte(w.a.cfg.Kafka.GroupID)}
+	return h
 }
 
 // marker is the repartition record promising that nothing older than wm

@@ -456,12 +456,8 @@ func (w *worker) forwardProfile(rec *ikafka.Record) {
 	w.epoch.add(1)
 	w.msgs = append(w.msgs, kafkago.Message{
 		Topic: w.a.cfg.Topics.Repartition, Key: []byte(w.partName), Value: value, WriterData: w.epoch,
-		Headers: []kafkago.Header{
-			{Key: headerUpstream, Value: []byte(w.partName)},
-			{Key: headerSource, Value: []byte(ingest.SourceCustomers)},
-			{Key: headerGroup, Value: []byte(w.a.cfg.Kafka.GroupID)},
-			{Key: headerCustomer, Value: bytes.Clone(rec.Msg.Key)},
-		},
+		Headers: append(w.forwardHeaders(ingest.SourceCustomers, 1),
+			kafkago.Header{Key: headerCustomer, Value: bytes.Clone(rec.Msg.Key)}),
 	})
 }
 

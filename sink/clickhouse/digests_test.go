@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -37,16 +35,7 @@ const digestRules = segmentRules + `digests:
 // replay into the same database changes no table.
 func TestReplayDigestsIntoClickHouse(t *testing.T) {
 	clickhouse.ServerDSN(t)
-	dir := t.TempDir()
-	inter, rec := filepath.Join(dir, "interactions.jsonl"), filepath.Join(dir, "receipts.jsonl")
-	fi, err := os.Create(inter)
-	require.NoError(t, err)
-	fr, err := os.Create(rec)
-	require.NoError(t, err)
-	_, err = datagen.Generate(datagen.Config{Seed: 21, Customers: 200, Days: 8}, fi, fr)
-	require.NoError(t, err)
-	require.NoError(t, fi.Close())
-	require.NoError(t, fr.Close())
+	inter, rec := generated(t, datagen.Config{Seed: 21, Customers: 200, Days: 8})
 	rf, err := rules.Parse([]byte(digestRules))
 	require.NoError(t, err)
 

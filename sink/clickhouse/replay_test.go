@@ -82,6 +82,23 @@ func replayInto(t *testing.T, dsn string, rf *rules.File, inter, rec string) *re
 	return &got
 }
 
+// generated writes the data set of cfg to interactions.jsonl and
+// receipts.jsonl in a temporary directory and returns their paths.
+func generated(t *testing.T, cfg datagen.Config) (inter, rec string) {
+	t.Helper()
+	dir := t.TempDir()
+	inter, rec = filepath.Join(dir, "interactions.jsonl"), filepath.Join(dir, "receipts.jsonl")
+	fi, err := os.Create(inter)
+	require.NoError(t, err)
+	fr, err := os.Create(rec)
+	require.NoError(t, err)
+	_, err = datagen.Generate(cfg, fi, fr)
+	require.NoError(t, err)
+	require.NoError(t, fi.Close())
+	require.NoError(t, fr.Close())
+	return inter, rec
+}
+
 // query scans every row of q with scan.
 func query[T any](t *testing.T, conn driver.Conn, q string, scan func(driver.Rows) T) []T {
 	t.Helper()
@@ -118,16 +135,7 @@ func sortByID[T processor.Aggregate](rows []T) []T {
 // leaves every query result unchanged.
 func TestReplayIntoClickHouse(t *testing.T) {
 	clickhouse.ServerDSN(t)
-	dir := t.TempDir()
-	inter, rec := filepath.Join(dir, "interactions.jsonl"), filepath.Join(dir, "receipts.jsonl")
-	fi, err := os.Create(inter)
-	require.NoError(t, err)
-	fr, err := os.Create(rec)
-	require.NoError(t, err)
-	_, err = datagen.Generate(datagen.Config{Seed: 11, Customers: 400, Days: 10}, fi, fr)
-	require.NoError(t, err)
-	require.NoError(t, fi.Close())
-	require.NoError(t, fr.Close())
+	inter, rec := generated(t, datagen.Config{Seed: 11, Customers: 400, Days: 10})
 	rf, err := rules.Load(filepath.Join("..", "..", "examples", "rules.yaml"))
 	require.NoError(t, err)
 

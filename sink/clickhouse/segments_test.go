@@ -2,8 +2,6 @@ package clickhouse_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -48,16 +46,7 @@ rules:
 // second replay into the same database changes no table.
 func TestReplaySegmentsIntoClickHouse(t *testing.T) {
 	clickhouse.ServerDSN(t)
-	dir := t.TempDir()
-	inter, rec := filepath.Join(dir, "interactions.jsonl"), filepath.Join(dir, "receipts.jsonl")
-	fi, err := os.Create(inter)
-	require.NoError(t, err)
-	fr, err := os.Create(rec)
-	require.NoError(t, err)
-	_, err = datagen.Generate(datagen.Config{Seed: 12, Customers: 300, Days: 10}, fi, fr)
-	require.NoError(t, err)
-	require.NoError(t, fi.Close())
-	require.NoError(t, fr.Close())
+	inter, rec := generated(t, datagen.Config{Seed: 12, Customers: 300, Days: 10})
 	rf, err := rules.Parse([]byte(segmentRules))
 	require.NoError(t, err)
 
