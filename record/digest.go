@@ -1,6 +1,9 @@
 package record
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -130,4 +133,66 @@ func appendDigestAlerts(b []byte, as []DigestAlert) ([]byte, error) {
 		b = append(b, '}')
 	}
 	return append(b, ']'), nil
+}
+
+// digestWire and digestAlertWire are the SPEC §4 shapes, for reading a
+// digest back (delivery reads them from the digests topic).
+type digestWire struct {
+	DigestID    string             `json:"digest_id"`
+	Digest      string             `json:"digest"`
+	Group       map[string]string  `json:"group"`
+	PeriodStart time.Time          `json:"period_start"`
+	PeriodEnd   time.Time          `json:"period_end"`
+	Metrics     map[string]float64 `json:"metrics"`
+	Segments    map[string]int     `json:"segments"`
+	EmittedAt   time.Time          `json:"emitted_at"`
+	Alerts      struct {
+		Fired    []digestAlertWire `json:"fired"`
+		Resolved []digestAlertWire `json:"resolved"`
+		Open     []digestAlertWire `json:"open"`
+	} `json:"alerts"`
+}
+
+type digestAlertWire struct {
+	Fingerprint string            `json:"fingerprint"`
+	Rule        string            `json:"rule"`
+	Labels      map[string]string `json:"labels"`
+	StartsAt    time.Time         `json:"starts_at"`
+	EndsAt      *time.Time        `json:"ends_at"`
+	Value       float64           `json:"value"`
+}
+
+// ParseDigest reads a digest record as AppendJSON writes it. A record
+// without a digest_id, a digest name or a period end is refused: nothing
+// downstream could deliver it once.
+func ParseDigest(b []byte) (*Digest, error) {
+	var j digestWire
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("digest record: %w", err)
+	}
+	switch {
+	case j.DigestID == "":
+		return nil, errors.New("digest record: no digest_id")
+	case j.Digest == "":
+		return nil, fmt.Errorf("digest record %s: no digest name", j.DigestID)
+	case j.PeriodEnd.IsZero():
+		return nil, fmt.Errorf("digest record %s: no period_end", j.DigestID)
+	}
+	alerts := func(in []digestAlertWire) []DigestAlert {
+		out := make([]DigestAlert, len(in))
+		for i, a := range in {
+			out[i] = DigestAlert(a)
+		}
+		return out
+	}
+	d := &Digest{
+		DigestID: j.DigestID, Digest: j.Digest, Group: j.Group,
+		PeriodStart: j.PeriodStart, PeriodEnd: j.PeriodEnd,
+		Fired: alerts(j.Alerts.Fired), Resolved: alerts(j.Alerts.Resolved), Open: alerts(j.Alerts.Open),
+		Metrics: j.Metrics, Segments: j.Segments, EmittedAt: j.EmittedAt,
+	}
+	if d.Group == nil {
+		d.Group = map[string]string{}
+	}
+	return d, nil
 }

@@ -285,7 +285,7 @@ func (a *App) prepareTopics(ctx context.Context) (int, error) {
 		ikafka.TopicSpec{Name: t.Alerts, Partitions: n, ReplicationFactor: rf},
 		ikafka.TopicSpec{Name: t.Resends, Partitions: n, ReplicationFactor: rf},
 		ikafka.TopicSpec{Name: t.Segments, Partitions: n, ReplicationFactor: rf},
-		ikafka.TopicSpec{Name: t.Digests, Partitions: n, ReplicationFactor: rf},
+		ikafka.TopicSpec{Name: t.Digests, Partitions: n, ReplicationFactor: rf, Configs: digestTopicConfigs},
 		ikafka.TopicSpec{Name: t.Interactions + DLQSuffix, Partitions: n, ReplicationFactor: rf},
 		ikafka.TopicSpec{Name: t.Receipts + DLQSuffix, Partitions: n, ReplicationFactor: rf},
 		ikafka.TopicSpec{Name: t.Snapshots, Partitions: n, ReplicationFactor: rf, Configs: snapshotTopicConfigs},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -98,49 +99,91 @@ func (e *epoch) wait(ctx context.Context) error {
 // asynchronous kafka-go Writer (acks from all in-sync replicas); each record
 // carries its partition's epoch, released when the broker answers.
 type producer struct {
-	w      *kafkago.Writer
-	topics TopicsConfig
+	w *kafkago.Writer
+	// digests writes the digests topic: a digest lists every alert of its
+	// group, so one record may pass the 1 MiB that is every topic's
+	// default limit (see digestTopicConfigs). A writer of its own keeps
+	// the other topics' batches within their limit.
+	digests *kafkago.Writer
+	topics  TopicsConfig
 }
+
+// maxDigestBytes is the largest digest record: the digests topic's
+// max.message.bytes and its writer's batch bound.
+const maxDigestBytes = 8 << 20
+
+// digestTopicConfigs let the digests topic take records up to
+// maxDigestBytes.
+var digestTopicConfigs = map[string]string{"max.message.bytes": strconv.Itoa(maxDigestBytes)}
 
 func newProducer(cl ikafka.Cluster, topics TopicsConfig, logger kafkago.Logger) *producer {
 	p := &producer{topics: topics}
-	p.w = &kafkago.Writer{
-		Addr:         kafkago.TCP(cl.Brokers...),
-		Transport:    cl.Security.Transport(),
-		Balancer:     &kafkago.Murmur2Balancer{},
-		RequiredAcks: kafkago.RequireAll,
-		Async:        true,
-		BatchSize:    outputBatchSize,
-		BatchTimeout: outputBatchTimeout,
-		MaxAttempts:  outputMaxAttempts,
-		ErrorLogger:  logger,
-		Completion: func(msgs []kafkago.Message, err error) {
-			for i := range msgs {
-				if e, ok := msgs[i].WriterData.(*epoch); ok {
-					e.release(err)
+	writer := func(batchBytes int64) *kafkago.Writer {
+		return &kafkago.Writer{
+			Addr:         kafkago.TCP(cl.Brokers...),
+			Transport:    cl.Security.Transport(),
+			Balancer:     &kafkago.Murmur2Balancer{},
+			RequiredAcks: kafkago.RequireAll,
+			Async:        true,
+			BatchSize:    outputBatchSize,
+			BatchBytes:   batchBytes,
+			BatchTimeout: outputBatchTimeout,
+			MaxAttempts:  outputMaxAttempts,
+			ErrorLogger:  logger,
+			Completion: func(msgs []kafkago.Message, err error) {
+				for i := range msgs {
+					if e, ok := msgs[i].WriterData.(*epoch); ok {
+						e.release(err)
+					}
 				}
-			}
-		},
+			},
+		}
 	}
+	p.w = writer(0) // kafka-go's default, 1 MiB
+	p.digests = writer(maxDigestBytes)
 	return p
 }
 
-// write hands msgs to the writer; each must carry its epoch in WriterData,
+// write hands msgs to the writers; each must carry its epoch in WriterData,
 // already counted by the caller.
 func (p *producer) write(ctx context.Context, msgs []kafkago.Message) error {
-	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
-		// Nothing was queued: release the references the caller took.
-		for i := range msgs {
-			if e, ok := msgs[i].WriterData.(*epoch); ok {
-				e.release(err)
+	var digests []kafkago.Message
+	if p.topics.Digests != "" && slices.ContainsFunc(msgs, func(m kafkago.Message) bool { return m.Topic == p.topics.Digests }) {
+		var rest []kafkago.Message
+		for _, m := range msgs {
+			if m.Topic == p.topics.Digests {
+				digests = append(digests, m)
+			} else {
+				rest = append(rest, m)
 			}
 		}
+		msgs = rest
+	}
+	err := p.w.WriteMessages(ctx, msgs...)
+	if err != nil {
+		// Nothing was queued: release the references the caller took.
+		release(msgs, err)
+		release(digests, err)
 		return fmt.Errorf("queueing %d output records: %w", len(msgs), err)
+	}
+	if len(digests) > 0 {
+		if err := p.digests.WriteMessages(ctx, digests...); err != nil {
+			release(digests, err)
+			return fmt.Errorf("queueing %d digest records (at most %d bytes each): %w", len(digests), maxDigestBytes, err)
+		}
 	}
 	return nil
 }
 
-func (p *producer) close() error { return p.w.Close() }
+func release(msgs []kafkago.Message, err error) {
+	for i := range msgs {
+		if e, ok := msgs[i].WriterData.(*epoch); ok {
+			e.release(err)
+		}
+	}
+}
+
+func (p *producer) close() error { return errors.Join(p.w.Close(), p.digests.Close()) }
 
 // encoder turns engine output into Kafka messages. Every message carries
 // its id and its origin (see originHeaders), which a restore reads back to

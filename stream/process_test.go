@@ -231,7 +231,7 @@ func TestKafkaCrashBeforeCheckpoint(t *testing.T) {
 	c.waitEqual(t, want, 2*time.Minute)
 	first.kill()
 	got, _ := c.result()
-	total := len(got.alerts) + len(got.resends) + len(got.segments)
+	total := len(got.alerts) + len(got.resends) + len(got.segments) + len(got.digests)
 	for _, n := range got.rejected {
 		total += n
 	}

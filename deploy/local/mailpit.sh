@@ -188,6 +188,7 @@ case ${1:-} in
   env)
     echo "export CRMPULSE_MAILPIT_SMTP=127.0.0.1:$smtp_port"
     echo "export CRMPULSE_MAILPIT_API=http://127.0.0.1:$http_port"
+    echo "export CRMPULSE_MAILPIT_BIN=$bin"
     ;;
   *) echo "usage: $0 install|start|stop [--wipe]|status|env" >&2; exit 2 ;;
 esac
