@@ -18,6 +18,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/crmpulse/crmpulse/alerting/digests"
 	"github.com/crmpulse/crmpulse/api"
 	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
 	"github.com/crmpulse/crmpulse/privacy"
@@ -30,11 +31,15 @@ type App struct {
 	cfg      Config
 	log      *slog.Logger
 	kafkaLog kafkago.Logger
-	m        *metrics
-	gatherer prometheus.Gatherer
-	now      func() time.Time
-	ln       net.Listener
-	httpSec  *httpSecurity // TLS and auth of ln (stream/httpauth.go)
+	// digests delivers digests to people (nil: not configured), with
+	// digestLedger, set by Run.
+	digests      *digests.Dispatcher
+	digestLedger *ledgerRef
+	m            *metrics
+	gatherer     prometheus.Gatherer
+	now          func() time.Time
+	ln           net.Listener
+	httpSec      *httpSecurity // TLS and auth of ln (stream/httpauth.go)
 	// deadScrub and repScrub hide contact attributes in dead letters and
 	// forwarded records (privacy.*); nil when kept as they are.
 	deadScrub, repScrub *privacy.Scrubber
@@ -118,6 +123,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*App, erro
 		BacktestConcurrency: cfg.API.BacktestConcurrency,
 	}); err != nil {
 		return nil, err
+	}
+	a.digestLedger = &ledgerRef{}
+	if a.digests, err = newDigestDispatcher(cfg, a.digestLedger, logger, reg); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	a.m = newMetrics(reg, cfg.Topics.inputs())
 	a.dm = newDedupMetrics(reg)
@@ -237,6 +246,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	g.Go(func() error { a.watchRules(gctx); return nil })
 	g.Go(func() error { a.reportWatermark(gctx); return nil })
 	g.Go(func() error { a.watchHealth(gctx); return nil })
+	if a.digests != nil {
+		g.Go(func() error { return a.deliverDigests(gctx) })
+	}
 	stopped := make(chan error, 1)
 	go func() {
 		err := g.Wait()
@@ -292,6 +304,10 @@ func (a *App) prepareTopics(ctx context.Context) (int, error) {
 		// One partition: each group has one owner, the group stage.
 		ikafka.TopicSpec{Name: t.Repartition, Partitions: 1, ReplicationFactor: rf},
 	)
+	if err == nil && a.digests != nil {
+		// One partition: the ledger is read whole at every check.
+		err = ikafka.EnsureTopics(ctx, a.cluster(), ikafka.TopicSpec{Name: t.DigestDeliveries, Partitions: 1, ReplicationFactor: rf, Configs: ledgerTopicConfigs})
+	}
 	if err == nil && t.Customers != "" {
 		err = ikafka.EnsureTopics(ctx, a.cluster(), ikafka.TopicSpec{Name: t.Customers + DLQSuffix, Partitions: n, ReplicationFactor: rf})
 	}

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/crmpulse/crmpulse/alerting/digests"
 	"github.com/crmpulse/crmpulse/api"
 	"github.com/crmpulse/crmpulse/backtest"
 	"github.com/crmpulse/crmpulse/httpclient"
@@ -48,6 +49,11 @@ type Config struct {
 	ClickHouse      CHConfig      `yaml:"clickhouse"`
 	Privacy         PrivacyConfig `yaml:"privacy"`
 	API             APIConfig     `yaml:"api"`
+	// SMTP and DigestEmail email digests; DigestDelivery tunes both
+	// channels (docs/run.md, "Digests to people").
+	SMTP           SMTPConfig           `yaml:"smtp"`
+	DigestEmail    DigestEmailConfig    `yaml:"digest_email"`
+	DigestDelivery DigestDeliveryConfig `yaml:"digest_delivery"`
 
 	// Sinks receive every engine output batch besides the Kafka topics
 	// (e.g. the ClickHouse sink); offsets are committed only after each
@@ -129,8 +135,10 @@ type TopicsConfig struct {
 	Resends      string `yaml:"resends"`
 	Segments     string `yaml:"segments"`
 	Digests      string `yaml:"digests"`
-	Snapshots    string `yaml:"snapshots"`
-	Repartition  string `yaml:"repartition"`
+	// DigestDeliveries is the compacted ledger of digest deliveries.
+	DigestDeliveries string `yaml:"digest_deliveries"`
+	Snapshots        string `yaml:"snapshots"`
+	Repartition      string `yaml:"repartition"`
 }
 
 // AMConfig says where alerts are posted (Alertmanager v2 API).
@@ -140,14 +148,44 @@ type AMConfig struct {
 	ClientConfig `yaml:",inline"`
 }
 
-// HooksConfig are the webhooks for alerts and resend triggers.
+// HooksConfig are the webhooks for alerts, resend triggers and digests.
 type HooksConfig struct {
 	Alerts         string `yaml:"alerts"`
 	Resends        string `yaml:"resends"`
+	Digests        string `yaml:"digests"`
 	Secret         string `yaml:"secret"`
 	SecretFile     string `yaml:"secret_file"`
 	DeadLetterFile string `yaml:"dead_letter_file"`
 	ClientConfig   `yaml:",inline"`
+}
+
+// SMTPConfig is the mail server that digests are emailed through; an
+// empty host emails none.
+type SMTPConfig struct {
+	Host         string           `yaml:"host"`
+	Port         int              `yaml:"port"`
+	Username     string           `yaml:"username"`
+	Password     string           `yaml:"password"`
+	PasswordFile string           `yaml:"password_file"`
+	Mode         string           `yaml:"tls_mode"`
+	TLS          tlsclient.Config `yaml:"tls"`
+	From         string           `yaml:"from"`
+	Timeout      Duration         `yaml:"timeout"`
+}
+
+// DigestEmailConfig says who gets each digest and how it reads.
+type DigestEmailConfig struct {
+	To string `yaml:"to"`
+	// ToByDigest overrides To for the digests it names (YAML only).
+	ToByDigest   map[string]string `yaml:"to_by_digest"`
+	Subject      string            `yaml:"subject"`
+	HTMLTemplate string            `yaml:"html_template"`
+	TextTemplate string            `yaml:"text_template"`
+}
+
+// DigestDeliveryConfig tunes the delivery of digests.
+type DigestDeliveryConfig struct {
+	MaxBackoff Duration `yaml:"max_backoff"`
 }
 
 // ClientConfig is how an HTTP client (to Alertmanager, to the webhooks)
@@ -286,15 +324,16 @@ func DefaultConfig() Config {
 			EmbeddedPartitions: 4,
 		},
 		Topics: TopicsConfig{
-			Interactions: "crm.interactions",
-			Receipts:     "crm.delivery-receipts",
-			Customers:    "crm.customers",
-			Alerts:       "crm.alerts",
-			Resends:      "crm.resend-triggers",
-			Segments:     "crm.segments",
-			Digests:      "crm.digests",
-			Snapshots:    "crmpulse.snapshots",
-			Repartition:  "crmpulse.repartition",
+			Interactions:     "crm.interactions",
+			Receipts:         "crm.delivery-receipts",
+			Customers:        "crm.customers",
+			Alerts:           "crm.alerts",
+			Resends:          "crm.resend-triggers",
+			Segments:         "crm.segments",
+			Digests:          "crm.digests",
+			DigestDeliveries: "crm.digest-deliveries",
+			Snapshots:        "crmpulse.snapshots",
+			Repartition:      "crmpulse.repartition",
 		},
 		IdleTimeout:     Duration(30 * time.Second),
 		FutureSkew:      Duration(processor.DefaultFutureSkew),
@@ -313,6 +352,8 @@ func DefaultConfig() Config {
 			BacktestMaxRecords: backtest.DefaultMaxRecords, MaxBodyBytes: api.DefaultMaxBodyBytes,
 			BacktestConcurrency: api.DefaultBacktestConcurrency,
 		},
+		SMTP:           SMTPConfig{Mode: digests.TLSStartTLS, Timeout: Duration(digests.DefaultSMTPTimeout)},
+		DigestDelivery: DigestDeliveryConfig{MaxBackoff: Duration(digests.DefaultMaxBackoff)},
 	}
 }
 
@@ -473,6 +514,7 @@ var Keys = func() []Key {
 		key("topics.resends", "output topic of resend triggers and cancels (SPEC §4), keyed by customer_id, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Resends })),
 		key("topics.segments", "output topic of segment transition records (SPEC §3.3, §4), keyed by customer_id, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Segments })),
 		key("topics.digests", "output topic of digest records (SPEC §3.4, §4), written by the group stage, keyed by digest and group, header crmpulse-id", str(func(c *Config) *string { return &c.Topics.Digests })),
+		key("topics.digest_deliveries", "compacted single-partition topic recording each digest delivery (sending, sent, refused) by channel and digest_id, so that no digest is emailed or posted twice across restarts; used when smtp.host or webhooks.digests is set", str(func(c *Config) *string { return &c.Topics.DigestDeliveries })),
 		key("topics.snapshots", "compacted topic of per-partition engine snapshots and the offsets they cover", str(func(c *Config) *string { return &c.Topics.Snapshots })),
 		key("topics.repartition", "internal single-partition topic carrying accepted records and watermark markers to the group stage, which runs the rules grouping across customers", str(func(c *Config) *string { return &c.Topics.Repartition })),
 		key("rules", "rules file (YAML, SPEC §3); reloaded on SIGHUP and when it changes", str(func(c *Config) *string { return &c.Rules })),
@@ -488,6 +530,7 @@ var Keys = func() []Key {
 		key("alertmanager.resend_delay", "how often alerts that keep firing are re-posted to Alertmanager", dur(func(c *Config) *Duration { return &c.Alertmanager.ResendDelay })),
 		key("webhooks.alerts", "URL that receives one POST per alert record (SPEC §4) with an Idempotency-Key header; empty: none", str(func(c *Config) *string { return &c.Webhooks.Alerts })),
 		key("webhooks.resends", "URL that receives one POST per resend trigger or cancel, Idempotency-Key trigger_id:action; empty: none", str(func(c *Config) *string { return &c.Webhooks.Resends })),
+		key("webhooks.digests", "URL that receives one POST per digest record (SPEC §4), Idempotency-Key digest_id, retried until it answers 2xx and never posted again after; empty: none", str(func(c *Config) *string { return &c.Webhooks.Digests })),
 		key("webhooks.dead_letter_file", "JSON Lines file receiving every webhook record given up after the last retry", str(func(c *Config) *string { return &c.Webhooks.DeadLetterFile })),
 		key("clickhouse.migrate", "apply the schema migrations at start (as `crmpulse migrate` does); a schema newer than the binary is refused either way", boolean(func(c *Config) *bool { return &c.ClickHouse.Migrate })),
 		key("clickhouse.batch_rows", "rows per insert block; a table's queue is inserted at once when this many rows wait", integer(func(c *Config) *int { return &c.ClickHouse.BatchRows })),
@@ -528,6 +571,24 @@ var Keys = func() []Key {
 		str(func(c *Config) *string { return &c.HTTP.WebConfigFile })))
 	ks = append(ks, secret("http.bearer_token", "token that also grants access to /metrics and /readyz, as Authorization: Bearer",
 		func(c *Config) *string { return &c.HTTP.BearerToken }, func(c *Config) *string { return &c.HTTP.BearerTokenFile })...)
+	ks = append(ks,
+		key("smtp.host", "SMTP server that digests are emailed through (docs/run.md, \"Digests to people\"); empty: digests are not emailed", str(func(c *Config) *string { return &c.SMTP.Host })),
+		key("smtp.port", "SMTP port; 0: 587 with tls_mode starttls, 465 with tls, 25 with none", integer(func(c *Config) *int { return &c.SMTP.Port })),
+		key("smtp.tls_mode", "starttls (required STARTTLS), tls (TLS from the first byte) or none (a local relay; tests)", str(func(c *Config) *string { return &c.SMTP.Mode })),
+		key("smtp.from", "sender of digest emails, e.g. CRM Pulse <pulse@example.com>", str(func(c *Config) *string { return &c.SMTP.From })),
+		key("smtp.username", "SMTP user (AUTH as the server offers it); empty: no AUTH", str(func(c *Config) *string { return &c.SMTP.Username })),
+		key("smtp.timeout", "longest one SMTP conversation may take", dur(func(c *Config) *Duration { return &c.SMTP.Timeout })),
+		key("smtp.tls.ca_file", "PEM file of the CAs that sign the SMTP server's certificate; empty: the system roots", str(func(c *Config) *string { return &c.SMTP.TLS.CAFile })),
+		key("smtp.tls.server_name", "name the SMTP server's certificate must carry; empty: smtp.host", str(func(c *Config) *string { return &c.SMTP.TLS.ServerName })),
+		key("smtp.tls.insecure_skip_verify", "accept any SMTP server certificate: for tests only, logged at WARN at start", boolean(func(c *Config) *bool { return &c.SMTP.TLS.InsecureSkipVerify })),
+		key("digest_email.to", "recipients of each digest email, comma-separated: a Go template over the digest record, e.g. {{.Group.account_manager}} (the default) or a fixed address; digest_email.to_by_digest (YAML only) sets it per digest", str(func(c *Config) *string { return &c.DigestEmail.To })),
+		key("digest_email.subject", "subject template; empty: digest name, group and period end", str(func(c *Config) *string { return &c.DigestEmail.Subject })),
+		key("digest_email.html_template", "file holding the html/template of the HTML part; empty: the built-in one (alerting/digests/templates)", str(func(c *Config) *string { return &c.DigestEmail.HTMLTemplate })),
+		key("digest_email.text_template", "file holding the text/template of the plain-text part; empty: the built-in one", str(func(c *Config) *string { return &c.DigestEmail.TextTemplate })),
+		key("digest_delivery.max_backoff", "longest wait between two attempts to deliver a digest while its server is down; attempts go on until it is delivered", dur(func(c *Config) *Duration { return &c.DigestDelivery.MaxBackoff })),
+	)
+	ks = append(ks, secret("smtp.password", "SMTP password",
+		func(c *Config) *string { return &c.SMTP.Password }, func(c *Config) *string { return &c.SMTP.PasswordFile })...)
 	ks = append(ks,
 		key("privacy.dead_letters", "contact attributes in the .dlq topics and replay's rejected.jsonl: keep, hash (HMAC with clickhouse.hash_key) or drop; a value that is not JSON is replaced by its hash and length (hash) or its length (drop)", str(func(c *Config) *string { return &c.Privacy.DeadLetters })),
 		key("privacy.repartition", "contact attributes on the repartition topic: keep, hash or drop; with hash or drop, group rules see hashed or no contact attributes", str(func(c *Config) *string { return &c.Privacy.Repartition })),
@@ -631,7 +692,7 @@ func (fv *FlagValues) SecretFlags() []string {
 }
 
 // urlKeys are the keys holding URLs, which may carry credentials.
-var urlKeys = map[string]bool{"alertmanager.urls": true, "webhooks.alerts": true, "webhooks.resends": true}
+var urlKeys = map[string]bool{"alertmanager.urls": true, "webhooks.alerts": true, "webhooks.resends": true, "webhooks.digests": true}
 
 // ReadSecretFiles replaces every secret that has its <name>_file key set by
 // the file's content (trailing newline trimmed) and clears the _file key.
@@ -729,6 +790,27 @@ func (c *Config) Validate() error {
 		if other, ok := topics[n]; ok {
 			bad("topics.customers", "topic %q is also %s", n, other)
 		}
+	}
+	if c.deliversDigests() {
+		if n := c.Topics.DigestDeliveries; n == "" {
+			bad("topics.digest_deliveries", "required with smtp.host or webhooks.digests")
+		} else if other, ok := topics[n]; ok {
+			bad("topics.digest_deliveries", "topic %q is also %s", n, other)
+		}
+	}
+	if c.SMTP.Host != "" {
+		if err := c.SMTP.TLS.Check("smtp.tls"); err != nil {
+			errs = append(errs, err)
+		}
+		if c.SMTP.Password != "" && c.SMTP.PasswordFile != "" {
+			bad("smtp.password", "set smtp.password or smtp.password_file, not both")
+		}
+		if c.SMTP.Password != "" && c.SMTP.Username == "" {
+			bad("smtp.password", "set without smtp.username")
+		}
+	}
+	if c.DigestDelivery.MaxBackoff.D() < 0 {
+		bad("digest_delivery.max_backoff", "must not be negative")
 	}
 	if c.Rules == "" {
 		bad("rules", "required")

@@ -321,10 +321,13 @@ func replayOutputsWith(t testing.TB, ds *dataset, path string) *outputs {
 		fh, err := os.Open(filepath.Join(out, f.name))
 		require.NoError(t, err)
 		sc := bufio.NewScanner(fh)
-		sc.Buffer(nil, 1<<20)
+		// A digest lists every alert of its group: one line can be
+		// megabytes.
+		sc.Buffer(nil, 64<<20)
 		for sc.Scan() {
 			f.add(sc.Bytes())
 		}
+		require.NoError(t, sc.Err(), "reading %s", f.name)
 		fh.Close()
 	}
 	require.NotEmpty(t, o.alerts)
@@ -343,7 +346,8 @@ func newTopics(t testing.TB) topics {
 	p := fmt.Sprintf("%s-%06x", strings.ToLower(name), rand.Uint32()&0xffffff)
 	return topics{prefix: p, cfg: stream.TopicsConfig{
 		Interactions: p + ".interactions", Receipts: p + ".receipts", Customers: p + ".customers", Alerts: p + ".alerts",
-		Resends: p + ".resends", Segments: p + ".segments", Digests: p + ".digests", Snapshots: p + ".snapshots", Repartition: p + ".repartition",
+		Resends: p + ".resends", Segments: p + ".segments", Digests: p + ".digests", DigestDeliveries: p + ".digest-deliveries",
+		Snapshots: p + ".snapshots", Repartition: p + ".repartition",
 	}}
 }
 

@@ -144,13 +144,19 @@ func (s *Server) do(method, path string, body io.Reader, into any) error {
 
 // To returns every message addressed to addr, each read whole.
 func (s *Server) To(addr string) ([]Message, error) {
+	return s.list("/api/v1/search?limit=1000&query=" + url.QueryEscape(fmt.Sprintf("to:%q", addr)))
+}
+
+// All returns every message the server holds, each read whole.
+func (s *Server) All() ([]Message, error) { return s.list("/api/v1/messages?limit=1000") }
+
+func (s *Server) list(path string) ([]Message, error) {
 	var list struct {
 		Messages []struct {
 			ID string `json:"ID"`
 		} `json:"messages"`
 	}
-	q := url.QueryEscape(fmt.Sprintf("to:%q", addr))
-	if err := s.do(http.MethodGet, "/api/v1/search?limit=500&query="+q, nil, &list); err != nil {
+	if err := s.do(http.MethodGet, path, nil, &list); err != nil {
 		return nil, err
 	}
 	var out []Message
