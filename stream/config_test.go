@@ -110,6 +110,23 @@ func TestLoadConfig(t *testing.T) {
 				require.NoError(t, c.Validate())
 			},
 		},
+		{
+			name: "digest delivery from the file, the environment and flags",
+			yaml: "kafka: {brokers: [a:1]}\nrules: r.yaml\nsmtp: {host: mail.example.com, from: pulse@example.com, tls_mode: tls}\n" +
+				"digest_email:\n  to_by_digest: {monthly: director@example.com}\n",
+			env:   map[string]string{"CRMPULSE_SMTP_PASSWORD": "pw", "CRMPULSE_SMTP_USERNAME": "pulse"},
+			flags: []string{"--webhooks.digests", "https://reports.example.com/d", "--digest-delivery.max-backoff", "10s"},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, "mail.example.com", c.SMTP.Host)
+				require.Equal(t, "tls", c.SMTP.Mode)
+				require.Equal(t, "pw", c.SMTP.Password)
+				require.Equal(t, map[string]string{"monthly": "director@example.com"}, c.DigestEmail.ToByDigest)
+				require.Equal(t, "https://reports.example.com/d", c.Webhooks.Digests)
+				require.Equal(t, 10*time.Second, c.DigestDelivery.MaxBackoff.D())
+				require.Equal(t, "crm.digest-deliveries", c.Topics.DigestDeliveries)
+				require.NoError(t, c.Validate())
+			},
+		},
 		{name: "unknown key refused", yaml: "kafka: {brokers: [a:1], grup_id: x}\n", wantErr: "field grup_id not found"},
 		{name: "bad duration", yaml: "idle_timeout: soon\n", wantErr: "not a duration"},
 		{name: "bad env", yaml: "rules: r\n", env: map[string]string{"CRMPULSE_COMMIT_INTERVAL": "often"}, wantErr: "CRMPULSE_COMMIT_INTERVAL"},
@@ -144,10 +161,12 @@ func TestValidateNamesTheKey(t *testing.T) {
 	c.FutureSkew = Duration(-time.Hour)
 	c.Health.StallTimeout = 0
 	c.ShutdownTimeout = -1
+	c.SMTP = SMTPConfig{Host: "mail", Password: "pw"}
+	c.Topics.DigestDeliveries = c.Topics.Digests
 	err := c.Validate()
 	require.Error(t, err)
 	for _, k := range []string{"kafka.brokers", "topics.alerts", "topics.segments", "commit_interval", "kafka.start_offset", "rules", "future_skew",
-		"health.stall_timeout", "shutdown_timeout"} {
+		"health.stall_timeout", "shutdown_timeout", "smtp.password", "topics.digest_deliveries"} {
 		require.Contains(t, err.Error(), k+":")
 	}
 }
@@ -160,5 +179,34 @@ func TestDocsListEveryKey(t *testing.T) {
 		for _, s := range []string{"`" + k.Name + "`", "`" + k.Env() + "`", "`--" + k.Flag() + "`"} {
 			require.True(t, strings.Contains(string(doc), s), "docs/run.md does not mention %s", s)
 		}
+	}
+}
+
+// A digest delivery that cannot work stops New, naming the key.
+func TestNewRefusesABrokenDigestDelivery(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.tmpl")
+	require.NoError(t, os.WriteFile(bad, []byte("{{range}}"), 0o644))
+	tests := []struct {
+		name string
+		set  func(*Config)
+		want string
+	}{
+		{"no sender", func(c *Config) { c.SMTP.Host = "mail" }, "smtp.from: required"},
+		{"missing template file", func(c *Config) {
+			c.SMTP.Host, c.SMTP.From, c.DigestEmail.TextTemplate = "mail", "a@b.c", filepath.Join(t.TempDir(), "none")
+		}, "digest_email.text_template"},
+		{"template that does not parse", func(c *Config) { c.SMTP.Host, c.SMTP.From, c.DigestEmail.HTMLTemplate = "mail", "a@b.c", bad }, "email.html_template"},
+		{"bad tls mode", func(c *Config) { c.SMTP.Host, c.SMTP.From, c.SMTP.Mode = "mail", "a@b.c", "ssl" }, "smtp.tls"},
+		{"bad webhook", func(c *Config) { c.Webhooks.Digests = "ftp://x" }, "webhooks.digests"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Kafka.Brokers = []string{"127.0.0.1:1"}
+			c.Rules = "../examples/rules.yaml"
+			tt.set(&c)
+			_, err := New(c, nil, nil)
+			require.ErrorContains(t, err, tt.want)
+		})
 	}
 }
