@@ -138,7 +138,49 @@ func TestExampleRulesFireOnInjections(t *testing.T) {
 			}
 			require.Positive(t, policies["sms_retry"])
 			require.Positive(t, policies["email_retry"])
+			checkSegmentsAndDigests(t, dir, firing)
 		})
+	}
+}
+
+type digestLine struct {
+	Digest string            `json:"digest"`
+	Group  map[string]string `json:"group"`
+	Alerts map[string][]struct {
+		Rule   string            `json:"rule"`
+		Labels map[string]string `json:"labels"`
+	} `json:"alerts"`
+	Metrics  map[string]float64 `json:"metrics"`
+	Segments map[string]int     `json:"segments"`
+}
+
+// checkSegmentsAndDigests: the lifecycle set moves customers between its
+// classes, a loyal customer who stops buying is reported to their account
+// manager, and every account manager gets a morning digest of their own
+// customers, with the class counts of their book.
+func checkSegmentsAndDigests(t *testing.T, dir string, firing map[string][]map[string]string) {
+	t.Helper()
+	require.NotEmpty(t, firing["loyal_customer_slipping"], "a loyal customer slipped")
+	for _, l := range firing["loyal_customer_slipping"] {
+		require.Contains(t, l["account_manager"], "@", "slipping alerts name the owner: %v", l)
+	}
+	owners := map[string]int{}
+	for _, d := range readJSONL[digestLine](t, filepath.Join(dir, "out", "digests.jsonl")) {
+		require.Equal(t, "account_manager_daily", d.Digest, "14 days from 2 November hold no month end")
+		am := d.Group["account_manager"]
+		owners[am]++
+		require.Len(t, d.Segments, 6, "every class is listed")
+		require.Contains(t, d.Metrics, "revenue")
+		for _, list := range d.Alerts {
+			for _, a := range list {
+				if owner, ok := a.Labels["account_manager"]; ok && am != "unknown" {
+					require.Equal(t, am, owner, "%s's digest lists an alert of another owner's customer", am)
+				}
+			}
+		}
+	}
+	for i := 1; i <= 5; i++ {
+		require.GreaterOrEqual(t, owners[fmt.Sprintf("am%d@example.com", i)], 13, "a digest every morning for am%d: %v", i, owners)
 	}
 }
 
@@ -234,10 +276,66 @@ func (a alertLine) localDate(t *testing.T) string {
 	return at.UTC().Format(time.DateOnly)
 }
 
-func keys(m map[string]bool) []string {
+func keys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
 	return out
 }
+
+// TestExampleMonthEndDigest: thirty days from 2 November pass the first of
+// December, 08:00 in Shanghai, so each tenant's sales director gets the
+// November receivables report, with the overdue invoices in it.
+func TestExampleMonthEndDigest(t *testing.T) {
+	file, err := rules.Load("../examples/rules.yaml")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	paths := map[string]string{}
+	files := map[string]*os.File{}
+	for _, n := range []string{"interactions", "receipts", "customers"} {
+		paths[n] = filepath.Join(dir, n+".jsonl")
+		files[n], err = os.Create(paths[n])
+		require.NoError(t, err)
+	}
+	cfg := datagen.DefaultConfig()
+	cfg.Customers, cfg.Days = 400, 30
+	_, err = datagen.GenerateAll(cfg, datagen.Outputs{Interactions: files["interactions"], Receipts: files["receipts"], Customers: files["customers"]})
+	require.NoError(t, err)
+	for _, f := range files {
+		require.NoError(t, f.Close())
+	}
+	_, err = replay.Run(context.Background(), replay.Config{Rules: file, Interactions: paths["interactions"], Receipts: paths["receipts"],
+		Customers: paths["customers"], OutDir: filepath.Join(dir, "out")})
+	require.NoError(t, err)
+	type monthly struct {
+		Digest      string            `json:"digest"`
+		Group       map[string]string `json:"group"`
+		PeriodStart string            `json:"period_start"`
+		PeriodEnd   string            `json:"period_end"`
+		Alerts      map[string][]struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"alerts"`
+		Metrics map[string]float64 `json:"metrics"`
+	}
+	tenants := map[string]monthly{}
+	for _, d := range readJSONL[monthly](t, filepath.Join(dir, "out", "digests.jsonl")) {
+		if d.Digest == "month_end_receivables" {
+			tenants[d.Group["tenant"]] = d
+		}
+	}
+	require.ElementsMatch(t, cfg.Tenants, keys(tenants), "one report per tenant")
+	overdue := 0
+	for _, d := range tenants {
+		require.Equal(t, "2026-12-01T00:00:00Z", d.PeriodEnd, "08:00 in Shanghai on the first")
+		require.Equal(t, "2026-11-01T00:00:00Z", d.PeriodStart)
+		require.Positive(t, d.Metrics["invoices_issued"])
+		for _, a := range d.Alerts["fired"] {
+			if a.Labels["stage"] == "overdue" {
+				overdue++
+			}
+		}
+	}
+	require.Positive(t, overdue, "the overdue invoices are in the report")
+}
+
