@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +28,7 @@ import (
 	"github.com/crmpulse/crmpulse/internal/embeddedkafka"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
+	"github.com/crmpulse/crmpulse/record"
 	"github.com/crmpulse/crmpulse/stream"
 )
 
@@ -66,7 +70,7 @@ func cmdDemo(ctx context.Context, args []string) int {
 			return exitFailure
 		}
 		saved = map[string]*os.File{}
-		for _, name := range []string{"interactions.jsonl", "receipts.jsonl", "customers.jsonl", "alerts.jsonl", "resends.jsonl"} {
+		for _, name := range []string{"interactions.jsonl", "receipts.jsonl", "customers.jsonl", "alerts.jsonl", "resends.jsonl", "digests.jsonl"} {
 			f, err := os.Create(filepath.Join(*outDir, name))
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "crmpulse demo: %v\n", err)
@@ -144,19 +148,21 @@ func cmdDemo(ctx context.Context, args []string) int {
 	g.Go(func() error { return app.Run(gctx) })
 	fmt.Printf("demo: pipeline running; metrics on http://%s/metrics\n", app.Addr())
 
-	var alerts, resends, lastOut atomic.Int64
+	var alerts, resends, digestsN, lastOut atomic.Int64
 	lastOut.Store(time.Now().UnixNano())
 	printer := &demoPrinter{show: *show, to: recips}
 	for _, t := range []struct {
 		topic, file string
 		n           *atomic.Int64
-	}{{cfg.Topics.Alerts, "alerts.jsonl", &alerts}, {cfg.Topics.Resends, "resends.jsonl", &resends}} {
+		kind        string
+	}{{cfg.Topics.Alerts, "alerts.jsonl", &alerts, "alert"}, {cfg.Topics.Resends, "resends.jsonl", &resends, "resend"},
+		{cfg.Topics.Digests, "digests.jsonl", &digestsN, "digest"}} {
 		g.Go(func() error {
 			return tail(gctx, brokers, t.topic, func(v []byte) {
 				t.n.Add(1)
 				save(t.file, v)
 				lastOut.Store(time.Now().UnixNano())
-				printer.print(t.topic == cfg.Topics.Alerts, v)
+				printer.print(t.kind, v)
 			})
 		})
 	}
@@ -171,8 +177,8 @@ func cmdDemo(ctx context.Context, args []string) int {
 			}
 			consumed := counterSum(reg, "crmpulse_stream_consumed_records_total")
 			p := produced
-			fmt.Fprintf(os.Stderr, "demo: consumed %d of %d records; %d alerts, %d resend records so far\n",
-				int64(consumed), p, alerts.Load(), resends.Load())
+			fmt.Fprintf(os.Stderr, "demo: consumed %d of %d records; %d alerts, %d resend records, %d digests so far\n",
+				int64(consumed), p, alerts.Load(), resends.Load(), digestsN.Load())
 			quiet := time.Since(time.Unix(0, lastOut.Load())) > 5*time.Second
 			if p > 0 && int64(consumed) >= p && quiet {
 				cancel() // everything consumed and nothing new for a while: done
@@ -184,8 +190,8 @@ func cmdDemo(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "crmpulse demo: %v\n", err)
 		return exitFailure
 	}
-	fmt.Printf("demo: done — %d alert records and %d resend records (pipeline outputs: %.0f)\n",
-		alerts.Load(), resends.Load(), counterSum(reg, "crmpulse_stream_outputs_total"))
+	fmt.Printf("demo: done — %d alert records, %d resend records and %d digests (pipeline outputs: %.0f)\n",
+		alerts.Load(), resends.Load(), digestsN.Load(), counterSum(reg, "crmpulse_stream_outputs_total"))
 	return exitOK
 }
 
@@ -441,8 +447,9 @@ func (p *demoPrinter) first(key string) bool {
 	return p.seen[key] <= p.show
 }
 
-func (p *demoPrinter) print(alert bool, v []byte) {
-	if alert {
+func (p *demoPrinter) print(kind string, v []byte) {
+	switch kind {
+	case "alert":
 		var a processor.Alert
 		if json.Unmarshal(v, &a) == nil {
 			if p.first("alert:" + a.Rule) {
@@ -451,7 +458,7 @@ func (p *demoPrinter) print(alert bool, v []byte) {
 			}
 			return
 		}
-	} else {
+	case "resend":
 		var r processor.Resend
 		if json.Unmarshal(v, &r) == nil {
 			if p.first("resend:" + r.Policy + ":" + r.Action) {
@@ -460,6 +467,35 @@ func (p *demoPrinter) print(alert bool, v []byte) {
 			}
 			return
 		}
+	case "digest":
+		if d, err := record.ParseDigest(v); err == nil {
+			if p.first("digest:" + d.Digest) {
+				fmt.Println(digestLine(d))
+			}
+			return
+		}
 	}
 	fmt.Printf("%s\n", v)
+}
+
+// digestLine is one digest on one line: who it is for, the period, how
+// many alerts it lists, its metrics and class counts.
+func digestLine(d *record.Digest) string {
+	to := d.Group["account_manager"]
+	if to == "" {
+		to = fmt.Sprint(d.Group)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "DIGEST %-22s → %-28s %s..%s fired=%d resolved=%d open=%d", d.Digest, to,
+		d.PeriodStart.UTC().Format("01-02 15:04"), d.PeriodEnd.UTC().Format("01-02 15:04"), len(d.Fired), len(d.Resolved), len(d.Open))
+	for _, k := range slices.Sorted(maps.Keys(d.Metrics)) {
+		fmt.Fprintf(&b, " %s=%s", k, strconv.FormatFloat(d.Metrics[k], 'g', 10, 64))
+	}
+	if len(d.Segments) > 0 {
+		b.WriteString(" classes:")
+		for _, k := range slices.Sorted(maps.Keys(d.Segments)) {
+			fmt.Fprintf(&b, " %s=%d", k, d.Segments[k])
+		}
+	}
+	return b.String()
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
+	"github.com/crmpulse/crmpulse/record"
 )
 
 // TestDemoRecipients: the demo's screen names who an alert goes to — the
@@ -57,5 +58,27 @@ func TestDemoRecipients(t *testing.T) {
 			a := processor.Alert{Rule: rule, Labels: tc.labels, StartsAt: at(tc.starts)}
 			require.Equal(t, tc.want, r.of(&a))
 		})
+	}
+}
+
+// TestDemoDigestLine: a digest on the demo's screen names its recipient
+// (the account manager, else the group), its period, its counts, metrics
+// and classes.
+func TestDemoDigestLine(t *testing.T) {
+	end := time.Date(2026, 11, 20, 1, 0, 0, 0, time.UTC)
+	tests := []struct {
+		d    record.Digest
+		want string
+	}{
+		{record.Digest{Digest: "account_manager_daily", Group: map[string]string{"tenant": "acme", "account_manager": "am2@example.com"},
+			PeriodStart: end.Add(-24 * time.Hour), PeriodEnd: end, Fired: make([]record.DigestAlert, 2), Open: make([]record.DigestAlert, 1),
+			Metrics: map[string]float64{"revenue": 74330.73000000001, "buyers": 45}, Segments: map[string]int{"new": 47, "loyal": 0}},
+			"DIGEST account_manager_daily  → am2@example.com              11-19 01:00..11-20 01:00 fired=2 resolved=0 open=1 buyers=45 revenue=74330.73 classes: loyal=0 new=47"},
+		{record.Digest{Digest: "month_end_receivables", Group: map[string]string{"tenant": "acme"},
+			PeriodStart: end.Add(-30 * 24 * time.Hour), PeriodEnd: end},
+			"DIGEST month_end_receivables  → map[tenant:acme]             10-21 01:00..11-20 01:00 fired=0 resolved=0 open=0"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, digestLine(&tt.d))
 	}
 }
