@@ -158,6 +158,36 @@ var seed = []string{
   ('acme', 'am2@example.com', '2026-11-30 09:00:00', 'invoice_overdue', 'fpi3', 0, 'firing', 'deadline', 'warning', 'c3', NULL, 1),
   ('acme', 'am1@example.com', '2026-11-20 09:00:00', 'birthday', 'fpb2', 0, 'firing', 'calendar', 'info', 'c2', NULL, 1),
   ('other', 'am9@example.com', '2026-11-30 09:00:00', 'birthday', 'fpo', 0, 'firing', 'calendar', 'info', 'c9', NULL, 1)`,
+	`INSERT INTO segment_transitions (tenant, segment_set, customer_id, key_id, at, at_nsec, from_class, to_class, key_keys, key_values, emitted_at, version) VALUES
+  ('acme', 'lifecycle', 'c1', 'k1', '2026-11-29 10:00:00', 0, '', 'new', ['customer_id', 'tenant'], ['c1', 'acme'], '2026-11-29 10:00:01', 1),
+  ('acme', 'lifecycle', 'c1', 'k1', '2026-11-29 10:00:00', 0, '', 'new', ['customer_id', 'tenant'], ['c1', 'acme'], '2026-11-29 10:00:01', 1),
+  ('acme', 'lifecycle', 'c1', 'k1', '2026-11-30 10:00:00', 0, 'new', 'loyal', ['customer_id', 'tenant'], ['c1', 'acme'], '2026-11-30 10:00:01', 1),
+  ('acme', 'lifecycle', 'c2', 'k2', '2026-11-29 12:00:00', 0, '', 'new', ['customer_id', 'tenant'], ['c2', 'acme'], '2026-11-29 12:00:01', 1),
+  ('acme', 'lifecycle', 'c2', 'k2', '2026-11-30 12:00:00', 0, 'new', 'at_risk', ['customer_id', 'tenant'], ['c2', 'acme'], '2026-11-30 12:00:01', 1),
+  ('acme', 'lifecycle', 'c3', 'k3', '2026-11-20 09:00:00', 0, '', 'new', ['customer_id', 'tenant'], ['c3', 'acme'], '2026-11-20 09:00:01', 1),
+  ('acme', 'value', 'c1', 'k1', '2026-11-30 10:00:00', 0, '', 'high', ['customer_id', 'tenant'], ['c1', 'acme'], '2026-11-30 10:00:01', 1),
+  ('other', 'lifecycle', 'c9', 'k9', '2026-11-30 10:00:00', 0, '', 'new', ['customer_id', 'tenant'], ['c9', 'other'], '2026-11-30 10:00:01', 1)`,
+	`INSERT INTO segment_current (tenant, segment_set, customer_id, key_id, class, since, since_nsec, previous_class, key_keys, key_values, version) VALUES
+  ('acme', 'lifecycle', 'c1', 'k1', 'new', '2026-11-29 10:00:00', 0, '', ['customer_id', 'tenant'], ['c1', 'acme'], 1764410400000000000),
+  ('acme', 'lifecycle', 'c1', 'k1', 'loyal', '2026-11-30 10:00:00', 0, 'new', ['customer_id', 'tenant'], ['c1', 'acme'], 1764496800000000000),
+  ('acme', 'lifecycle', 'c2', 'k2', 'at_risk', '2026-11-30 12:00:00', 0, 'new', ['customer_id', 'tenant'], ['c2', 'acme'], 1764504000000000000),
+  ('acme', 'lifecycle', 'c3', 'k3', 'new', '2026-11-20 09:00:00', 0, '', ['customer_id', 'tenant'], ['c3', 'acme'], 1763629200000000000),
+  ('acme', 'value', 'c1', 'k1', 'high', '2026-11-30 10:00:00', 0, '', ['customer_id', 'tenant'], ['c1', 'acme'], 1764496800000000000),
+  ('other', 'lifecycle', 'c9', 'k9', 'new', '2026-11-30 10:00:00', 0, '', ['customer_id', 'tenant'], ['c9', 'other'], 1764496800000000000)`,
+	`INSERT INTO digests (tenant, digest, account_manager, digest_id, period_start, period_end, group_keys, group_values, fired, resolved, open, alert_fingerprints, metric_names, metric_values, segment_classes, segment_counts, body, emitted_at, version) VALUES
+  ('acme', 'account_manager_daily', 'am1@example.com', 'd1', '2026-11-29 01:00:00', '2026-11-30 01:00:00', ['account_manager', 'tenant'], ['am1@example.com', 'acme'], 2, 0, 1, ['f1', 'f2', 'f1'], ['complaints', 'revenue'], [0, 120.5], ['loyal', 'new'], [0, 1], '{}', '2026-11-30 01:00:05', 1),
+  ('acme', 'account_manager_daily', 'am1@example.com', 'd1', '2026-11-29 01:00:00', '2026-11-30 01:00:00', ['account_manager', 'tenant'], ['am1@example.com', 'acme'], 2, 0, 1, ['f1', 'f2', 'f1'], ['complaints', 'revenue'], [0, 120.5], ['loyal', 'new'], [0, 1], '{}', '2026-11-30 01:00:05', 1),
+  ('acme', 'account_manager_daily', 'am2@example.com', 'd2', '2026-11-29 01:00:00', '2026-11-30 01:00:00', ['account_manager', 'tenant'], ['am2@example.com', 'acme'], 0, 1, 0, ['f3'], ['complaints', 'revenue'], [1, 40], ['loyal', 'new'], [1, 0], '{}', '2026-11-30 01:00:05', 1),
+  ('acme', 'account_manager_daily', 'am1@example.com', 'd0', '2026-11-27 01:00:00', '2026-11-28 01:00:00', ['account_manager', 'tenant'], ['am1@example.com', 'acme'], 1, 0, 0, ['f0'], ['complaints', 'revenue'], [0, 9], ['loyal', 'new'], [0, 1], '{}', '2026-11-28 01:00:05', 1),
+  ('acme', 'month_end_receivables', '', 'd3', '2026-11-01 00:00:00', '2026-12-01 00:00:00', ['tenant'], ['acme'], 5, 3, 2, [], ['invoices_issued', 'revenue'], [7, 1000], [], [], '{}', '2026-12-01 00:00:05', 1),
+  ('other', 'account_manager_daily', 'am9@example.com', 'd9', '2026-11-29 01:00:00', '2026-11-30 01:00:00', ['account_manager', 'tenant'], ['am9@example.com', 'other'], 1, 0, 0, ['f9'], ['revenue'], [5], [], [], '{}', '2026-11-30 01:00:05', 1)`,
+	`INSERT INTO interactions_raw (tenant, shard, customer_id, occurred_at, event_id, occurred_at_nsec, type, segment, region, channel, amount, currency, attribute_keys, attribute_values, version) VALUES
+  ('acme', 0, 'c2', '2026-11-30 10:00:00', 'e1', 0, 'purchase', 'smb', 'eu', 'email', 49.9, 'EUR', [], [], 1),
+  ('acme', 0, 'c2', '2026-11-30 10:00:00', 'e1', 0, 'purchase', 'smb', 'eu', 'email', 49.9, 'EUR', [], [], 1),
+  ('acme', 1, 'c2', '2026-11-29 08:00:00', 'e2', 0, 'login', 'smb', 'eu', 'web', 0, '', [], [], 1),
+  ('acme', 0, 'c2', '2026-11-20 08:00:00', 'e0', 0, 'login', 'smb', 'eu', 'web', 0, '', [], [], 1),
+  ('acme', 0, 'c1', '2026-11-30 11:00:00', 'e3', 0, 'visit', 'smb', 'eu', 'web', 0, '', [], [], 1),
+  ('other', 0, 'c2', '2026-11-30 10:00:00', 'e9', 0, 'purchase', 'mid', 'eu', 'email', 7, 'EUR', [], [], 1)`,
 }
 
 // allSegments is the selection every query runs with first; want holds
@@ -165,13 +195,42 @@ var seed = []string{
 // joined by tabs, one line per row). Worked out by hand from the seed:
 // e.g. revenue of smb on 2026-11-30 10:00 is 100.5 (shard 0's newest copy,
 // not the stale 999) + 20 (shard 1, once).
-var allSegments = selection{"tenant": {"acme"}, "segment": nil, "account_manager": nil}
+var allSegments = selection{"tenant": {"acme"}, "segment": nil, "account_manager": nil, "segment_set": {"lifecycle"}, "customer": {"c2"}}
 
 var want = map[string]string{
 	"variable tenant":  "acme\nother\n",
 	"variable segment": "enterprise\nsmb\n",
 	// am3's only customer is deleted; am9 is another tenant's.
 	"variable account_manager": "am1@example.com\nam2@example.com\n",
+	"variable segment_set":     "lifecycle\nvalue\n",
+
+	// fpa from its firing to its resolution, fpb (twice written, once
+	// here) still firing; fpc is a customer's, fpo another tenant's.
+	"annotation Alerts": "2026-11-30 10:00:00\t2026-11-30 12:00:00\trevenue_drop (critical) segment=smb tenant=acme\n" +
+		"2026-11-30 11:00:00\t2026-11-30 11:00:00\trevenue_drop (warning) segment=enterprise tenant=acme\n",
+
+	// c1's stale row collapses; c3 entered before the range but is
+	// still there; the value set and the other tenant are not counted.
+	"Customers per class now": "at_risk\t1\t2026-11-30 12:00:00\n" +
+		"loyal\t1\t2026-11-30 10:00:00\n" +
+		"new\t1\t2026-11-20 09:00:00\n",
+	// c1's duplicated entry counts once; c3's entry is before the range.
+	"Moves between classes": "\tnew\t2\n" +
+		"new\tat_risk\t1\n" +
+		"new\tloyal\t1\n",
+	"Customers entering each class per day": "2026-11-29 00:00:00\tnew\t2\n" +
+		"2026-11-30 00:00:00\tat_risk\t1\n" +
+		"2026-11-30 00:00:00\tloyal\t1\n",
+	// d1 once; d0 ended before the range, d9 is another tenant's; the
+	// month-end report has no account manager.
+	"Digests": "2026-12-01 00:00:00\tmonth_end_receivables\t\t5\t3\t2\t1000\n" +
+		"2026-11-30 01:00:00\taccount_manager_daily\tam1@example.com\t2\t0\t1\t120.5\n" +
+		"2026-11-30 01:00:00\taccount_manager_daily\tam2@example.com\t0\t1\t0\t40\n",
+	// e1 once, e0 before the range, e9 another tenant's, e3 c1's.
+	"Events of the customer": "2026-11-30 10:00:00\tpurchase\te1\t49.9\temail\tsmb\teu\n" +
+		"2026-11-29 08:00:00\tlogin\te2\t0\tweb\tsmb\teu\n",
+	// Whatever the range: c2's churn began on 9 November.
+	"Alerts of the customer": "2026-11-09 00:00:00\tinactive_30d\tinfo\tinactivity\t0\n",
 
 	// 100.5 + 20 - 5 + 40 (2026-11-20 is outside the range).
 	"Revenue, purchases and refunds": "155.5\t5\t1\n",
@@ -237,6 +296,7 @@ var want = map[string]string{
 // selected (the other panels ignore the segment), and the account-manager
 // panel with only am1 selected.
 var wantSMB = map[string]string{
+	"Digests": "2026-11-30 01:00:00\taccount_manager_daily\tam1@example.com\t2\t0\t1\t120.5\n",
 	"Alerts of account managers":              "am1@example.com\tbirthday\tcalendar\tc1\t2026-11-29 09:00:00\t1\n",
 	"Revenue, purchases and refunds":          "160.5\t5\t0\n",
 	"Revenue per segment, region and channel": "smb\teu\temail\t160.5\t5\t0\n",
@@ -351,9 +411,10 @@ func panelCases(t *testing.T) []panelCase {
 			want map[string]string
 		}{
 			{"all segments", allSegments, want},
-			{"smb", selection{"tenant": {"acme"}, "segment": {"smb"}, "account_manager": {"am1@example.com"}}, wantSMB},
+			{"smb", selection{"tenant": {"acme"}, "segment": {"smb"}, "account_manager": {"am1@example.com"},
+				"segment_set": {"lifecycle"}, "customer": {"c2"}}, wantSMB},
 			{"two segments", selection{"tenant": {"acme"}, "segment": {"smb", "enterprise"},
-				"account_manager": {"am1@example.com", "am2@example.com"}}, nil},
+				"account_manager": {"am1@example.com", "am2@example.com"}, "segment_set": {"value"}, "customer": {"c1"}}, nil},
 		} {
 			sql := expandVariables(t, expandMacros(raw), varsOf[q.dashboard], tc.sel)
 			require.NotContains(t, sql, "$", "%s: a macro or variable the test does not expand:\n%s", tc.name, sql)

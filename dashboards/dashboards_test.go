@@ -45,6 +45,16 @@ type dashboard struct {
 	Templating struct {
 		List []variable `json:"list"`
 	} `json:"templating"`
+	Annotations struct {
+		List []annotation `json:"list"`
+	} `json:"annotations"`
+}
+
+// annotation is a dashboard annotation; those with a target run a query.
+type annotation struct {
+	Name       string  `json:"name"`
+	Datasource *dsRef  `json:"datasource"`
+	Target     *target `json:"target"`
 }
 
 type dsRef struct {
@@ -177,6 +187,12 @@ func queries(t *testing.T, ds []dashboard, dsType string) []query {
 				}
 			}
 		}
+		for _, a := range d.Annotations.List {
+			if a.Target != nil && a.Datasource != nil && a.Datasource.Type == dsType {
+				out = append(out, query{where: d.Title + " / annotation " + a.Name,
+					dashboard: d.Title, panel: "annotation " + a.Name, refID: a.Target.RefID, target: *a.Target})
+			}
+		}
 		for i, v := range d.Templating.List {
 			if v.Datasource != nil && v.Datasource.Type == dsType {
 				out = append(out, query{where: d.Title + " / variable " + v.Name,
@@ -296,7 +312,8 @@ func checkRef(t *testing.T, sources map[string]string, ref dsRef, where string) 
 // readTables are the ReplacingMergeTree tables of
 // sink/clickhouse/migrations/0001_init.sql, which panels read with FINAL.
 var readTables = []string{"revenue", "activity_daily", "complaints", "delivery_status",
-	"resend_outcomes", "alert_history", "resend_triggers", "customer_state"}
+	"resend_outcomes", "alert_history", "resend_triggers", "customer_state", "customers", "account_manager_alerts",
+	"segment_transitions", "segment_current", "digests", "interactions_raw", "receipts_raw"}
 
 var fromTable = regexp.MustCompile(`(?i)\bFROM\s+(\w+)(\s+FINAL\b)?`)
 
@@ -420,4 +437,74 @@ func requireSamePath(t *testing.T, want, got string, msgAndArgs ...any) {
 	g, err := filepath.Abs(got)
 	require.NoError(t, err)
 	require.Equal(t, w, g, msgAndArgs...)
+}
+
+var linkURL = regexp.MustCompile(`^/d/([\w-]+)/\?(.*)$`)
+
+// TestDataLinks: every data link of a panel opens a dashboard that exists,
+// sets only variables it has, keeps the time range, and passes the
+// clicked value; the customer_id cells of the alert tables link to the
+// Customer row.
+func TestDataLinks(t *testing.T) {
+	ds := loadDashboards(t)
+	vars := map[string]map[string]bool{}
+	for _, d := range ds {
+		vars[d.UID] = map[string]bool{}
+		for _, v := range d.Templating.List {
+			vars[d.UID][v.Name] = true
+		}
+	}
+	linked := map[string]bool{}
+	for _, d := range ds {
+		raw, err := os.ReadFile(d.file)
+		require.NoError(t, err)
+		var doc struct {
+			Panels []struct {
+				Title       string `json:"title"`
+				FieldConfig struct {
+					Overrides []struct {
+						Matcher struct {
+							Options string `json:"options"`
+						} `json:"matcher"`
+						Properties []struct {
+							ID    string          `json:"id"`
+							Value json.RawMessage `json:"value"`
+						} `json:"properties"`
+					} `json:"overrides"`
+				} `json:"fieldConfig"`
+			} `json:"panels"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &doc))
+		for _, p := range doc.Panels {
+			for _, o := range p.FieldConfig.Overrides {
+				for _, prop := range o.Properties {
+					if prop.ID != "links" {
+						continue
+					}
+					var links []struct{ Title, URL string }
+					require.NoError(t, json.Unmarshal(prop.Value, &links))
+					for _, l := range links {
+						m := linkURL.FindStringSubmatch(l.URL)
+						require.NotNil(t, m, "%s: link %q is not /d/<uid>/?...", p.Title, l.URL)
+						target, ok := vars[m[1]]
+						require.True(t, ok, "%s: link to dashboard %q, which does not exist", p.Title, m[1])
+						require.Contains(t, m[2], "${__url_time_range}", "%s: the link keeps the time range", p.Title)
+						require.Contains(t, m[2], "${__value.raw}", "%s: the link passes the clicked value", p.Title)
+						for _, kv := range strings.Split(m[2], "&") {
+							if name, ok := strings.CutPrefix(strings.SplitN(kv, "=", 2)[0], "var-"); ok {
+								require.True(t, target[name], "%s: link sets variable %s, which %s does not have", p.Title, name, m[1])
+							}
+						}
+						if o.Matcher.Options == "customer_id" {
+							require.Contains(t, m[2], "var-customer=${__value.raw}")
+							linked[p.Title] = true
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, title := range []string{"Currently churned customers", "Firing alerts", "Alerts of account managers"} {
+		require.True(t, linked[title], "%s links its customers to the Customer row", title)
+	}
 }
