@@ -164,7 +164,10 @@ func (g *digest) record(e rules.Event, at time.Time, source string) {
 	}
 }
 
-func (g *digest) recordGroup(e rules.Event) string {
+// recordGroup is e's group key in g.buf, valid until the next call: acc
+// copies it only for a group it has not seen in the period, so a record
+// of a known group allocates nothing.
+func (g *digest) recordGroup(e rules.Event) []byte {
 	g.buf = g.buf[:0]
 	for i := range g.d.Fields {
 		if i > 0 {
@@ -172,7 +175,7 @@ func (g *digest) recordGroup(e rules.Event) string {
 		}
 		g.buf = append(g.buf, g.d.Fields[i].Value(e)...)
 	}
-	return string(g.buf)
+	return g.buf
 }
 
 func (g *digest) labelGroup(labels map[string]string) string {
@@ -192,7 +195,7 @@ func (g *digest) labelGroup(labels map[string]string) string {
 
 // acc is the accumulator of group in the period holding instant t; nil
 // when that period was already emitted or began before the first one.
-func (g *digest) acc(t int64, group string) *digestAcc {
+func (g *digest) acc(t int64, group []byte) *digestAcc {
 	if !g.started {
 		return nil
 	}
@@ -212,10 +215,10 @@ func (g *digest) acc(t int64, group string) *digestAcc {
 		p = &digestPeriod{Start: s, Groups: map[string]*digestAcc{}}
 		g.periods[e] = p
 	}
-	a := p.Groups[group]
+	a := p.Groups[string(group)]
 	if a == nil {
 		a = &digestAcc{Sums: make([]float64, len(g.d.Metrics)), Distinct: make([]map[string]bool, len(g.d.Metrics))}
-		p.Groups[group] = a
+		p.Groups[string(group)] = a
 	}
 	return a
 }
@@ -233,7 +236,7 @@ func (g *digest) observe(alerts []Alert) {
 		switch a.State {
 		case StateFiring:
 			g.open[a.Fingerprint] = append(g.open[a.Fingerprint], &digestOpen{Group: group, Alert: da})
-			if acc := g.acc(a.StartsAt.UnixNano(), group); acc != nil {
+			if acc := g.acc(a.StartsAt.UnixNano(), []byte(group)); acc != nil {
 				acc.Fired = append(acc.Fired, da)
 			}
 		case StateResolved:
@@ -248,7 +251,7 @@ func (g *digest) observe(alerts []Alert) {
 					break
 				}
 			}
-			if acc := g.acc(end, group); acc != nil {
+			if acc := g.acc(end, []byte(group)); acc != nil {
 				acc.Resolved = append(acc.Resolved, da)
 			}
 		}
