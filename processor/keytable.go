@@ -23,9 +23,25 @@ type keyTable struct {
 	chunks [][]byte
 	long   [][]byte      // keys of longKey bytes or more, one allocation each
 	offs   pages[uint64] // per index: chunk<<40 | pos<<16 | len, or i<<40 | longKey for long[i]
-	slots  []uint32      // 0 = empty, else index+1
+	// slots: 0 = empty, else index+1; while the table holds fewer than
+	// tagLimit keys, the top 8 bits of a slot are a tag from the key's
+	// hash, so a probe that meets another key's slot almost never reads
+	// that key (each read is a cache miss on a big table). Beyond it the
+	// slots hold the whole index, untagged.
+	slots  []uint32
+	tagged bool
 	n      int
 }
+
+// tagLimit is where a table stops tagging its slots: indexes then need
+// more than 24 bits. A variable so tests can reach it.
+var tagLimit = 1<<24 - 1
+
+const tagShift = 24
+
+// tag is the 8 bits of h a tagged slot carries: never 0, so a tagged slot
+// is never empty.
+func tag(h uint64) uint32 { return uint32(h>>56) | 1 }
 
 const (
 	arenaChunk = 1 << 16
@@ -35,7 +51,7 @@ const (
 )
 
 func newKeyTable() *keyTable {
-	return &keyTable{seed: maphash.MakeSeed(), slots: make([]uint32, 16)}
+	return &keyTable{seed: maphash.MakeSeed(), slots: make([]uint32, 16), tagged: true}
 }
 
 // len is the number of keys.
@@ -55,6 +71,20 @@ func (t *keyTable) key(i uint32) []byte {
 func (t *keyTable) lookup(k []byte) (uint32, bool) {
 	mask := uint64(len(t.slots) - 1)
 	h := maphash.Bytes(t.seed, k)
+	if t.tagged {
+		want := tag(h)
+		for i := h & mask; ; i = (i + 1) & mask {
+			s := t.slots[i]
+			if s == 0 {
+				return 0, false
+			}
+			if s>>tagShift == want {
+				if idx := s&(1<<tagShift-1) - 1; bytes.Equal(t.key(idx), k) {
+					return idx, true
+				}
+			}
+		}
+	}
 	for i := h & mask; ; i = (i + 1) & mask {
 		s := t.slots[i]
 		if s == 0 {
@@ -72,7 +102,11 @@ func (t *keyTable) intern(k []byte) (idx uint32, added bool) {
 		return i, false
 	}
 	if (t.n+1)*4 > len(t.slots)*3 {
-		t.grow()
+		t.grow(len(t.slots) * 2)
+	}
+	if t.tagged && t.n+1 >= tagLimit {
+		t.tagged = false
+		t.grow(len(t.slots))
 	}
 	idx = uint32(t.n)
 	if len(k) >= longKey {
@@ -95,16 +129,22 @@ func (t *keyTable) intern(k []byte) (idx uint32, added bool) {
 
 func (t *keyTable) place(idx uint32, k []byte) {
 	mask := uint64(len(t.slots) - 1)
-	for i := maphash.Bytes(t.seed, k) & mask; ; i = (i + 1) & mask {
+	h := maphash.Bytes(t.seed, k)
+	v := idx + 1
+	if t.tagged {
+		v |= tag(h) << tagShift
+	}
+	for i := h & mask; ; i = (i + 1) & mask {
 		if t.slots[i] == 0 {
-			t.slots[i] = idx + 1
+			t.slots[i] = v
 			return
 		}
 	}
 }
 
-func (t *keyTable) grow() {
-	t.slots = make([]uint32, len(t.slots)*2)
+// grow rebuilds the index with size slots (a power of two).
+func (t *keyTable) grow(size int) {
+	t.slots = make([]uint32, size)
 	for i := 0; i < t.n; i++ {
 		t.place(uint32(i), t.key(uint32(i)))
 	}
@@ -135,6 +175,20 @@ func (p *pages[T]) add() *T {
 func (t *keyTable) lookupString(k string) (uint32, bool) {
 	mask := uint64(len(t.slots) - 1)
 	h := maphash.String(t.seed, k)
+	if t.tagged {
+		want := tag(h)
+		for i := h & mask; ; i = (i + 1) & mask {
+			s := t.slots[i]
+			if s == 0 {
+				return 0, false
+			}
+			if s>>tagShift == want {
+				if idx := s&(1<<tagShift-1) - 1; string(t.key(idx)) == k {
+					return idx, true
+				}
+			}
+		}
+	}
 	for i := h & mask; ; i = (i + 1) & mask {
 		s := t.slots[i]
 		if s == 0 {

@@ -102,3 +102,30 @@ func FuzzKeyTable(f *testing.F) {
 		}
 	})
 }
+
+// TestKeyTableStopsTaggingAtTheLimit: a table that outgrows the 24 bits a
+// tagged slot leaves its index rebuilds its slots untagged and still finds
+// every key, before and after, by bytes and by string.
+func TestKeyTableStopsTaggingAtTheLimit(t *testing.T) {
+	defer func(l int) { tagLimit = l }(tagLimit)
+	tagLimit = 1000
+	kt := newKeyTable()
+	for i := range 3000 {
+		k := "cust-" + strconv.Itoa(i)
+		idx, added := kt.intern([]byte(k))
+		require.True(t, added)
+		require.Equal(t, uint32(i), idx)
+		require.Equal(t, i+1 < tagLimit, kt.tagged, "after %d keys", i+1)
+		for _, j := range []int{0, i / 2, i} {
+			kj := "cust-" + strconv.Itoa(j)
+			got, ok := kt.lookup([]byte(kj))
+			require.True(t, ok, "%s after %d keys", kj, i+1)
+			require.Equal(t, uint32(j), got)
+			got, ok = kt.lookupString(kj)
+			require.True(t, ok)
+			require.Equal(t, uint32(j), got)
+		}
+		_, ok := kt.lookupString("absent-" + strconv.Itoa(i))
+		require.False(t, ok)
+	}
+}
