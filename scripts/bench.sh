@@ -19,7 +19,10 @@ wc -l "$dir"/interactions.jsonl "$dir"/receipts.jsonl >&2
 run() { echo; echo "\$ $*"; "$@"; }
 run go test ./ingest -run '^$' -bench 'Decode' -benchmem -count 3
 run env CRMPULSE_BENCH_DIR="$(cd "$dir" && pwd)" go test ./replay -run '^$' -bench ReplayVsDecodeOnly -benchtime 1x -count 3
-run go test ./processor -run '^$' -bench InactivityMemory -benchtime 1x
+run go test ./processor -run '^$' -bench 'InactivityMemory|SegmentMemory|ProfileMemory' -benchtime 1x
+run go test ./processor -run '^$' -bench 'ProfileLookup|EngineRecords' -count 3
+# Segments and digests against the example without them (20 000 customers, 30 days).
+run go test ./replay -run '^$' -bench ReplaySegments -benchtime 1x
 if [[ ${BENCH_SERVICES:-0} == 1 ]]; then
   env_lines="$(deploy/local/up.sh)"; eval "$env_lines"
   trap 'deploy/local/down.sh' EXIT
