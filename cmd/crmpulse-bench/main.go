@@ -93,7 +93,8 @@ func fail(err error) {
 func topicsFor(prefix string) stream.TopicsConfig {
 	return stream.TopicsConfig{
 		Interactions: prefix + ".interactions", Receipts: prefix + ".receipts", Alerts: prefix + ".alerts",
-		Resends: prefix + ".resends", Segments: prefix + ".segments", Snapshots: prefix + ".snapshots", Repartition: prefix + ".repartition",
+		Resends: prefix + ".resends", Segments: prefix + ".segments", Digests: prefix + ".digests",
+		DigestDeliveries: prefix + ".digest-deliveries", Snapshots: prefix + ".snapshots", Repartition: prefix + ".repartition",
 	}
 }
 
