@@ -186,6 +186,7 @@ type DigestEmailConfig struct {
 // DigestDeliveryConfig tunes the delivery of digests.
 type DigestDeliveryConfig struct {
 	MaxBackoff Duration `yaml:"max_backoff"`
+	MaxAge     Duration `yaml:"max_age"`
 }
 
 // ClientConfig is how an HTTP client (to Alertmanager, to the webhooks)
@@ -585,6 +586,7 @@ var Keys = func() []Key {
 		key("digest_email.subject", "subject template; empty: digest name, group and period end", str(func(c *Config) *string { return &c.DigestEmail.Subject })),
 		key("digest_email.html_template", "file holding the html/template of the HTML part; empty: the built-in one (alerting/digests/templates)", str(func(c *Config) *string { return &c.DigestEmail.HTMLTemplate })),
 		key("digest_email.text_template", "file holding the text/template of the plain-text part; empty: the built-in one", str(func(c *Config) *string { return &c.DigestEmail.TextTemplate })),
+		key("digest_delivery.max_age", "skip a digest whose period ended longer ago than this when delivery reads it (counted as outcome stale), so that turning delivery on does not mail the digests still in the topic; 0 delivers every digest however late (an outage longer than max_age would otherwise skip digests)", dur(func(c *Config) *Duration { return &c.DigestDelivery.MaxAge })),
 		key("digest_delivery.max_backoff", "longest wait between two attempts to deliver a digest while its server is down; attempts go on until it is delivered", dur(func(c *Config) *Duration { return &c.DigestDelivery.MaxBackoff })),
 	)
 	ks = append(ks, secret("smtp.password", "SMTP password",
@@ -811,6 +813,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DigestDelivery.MaxBackoff.D() < 0 {
 		bad("digest_delivery.max_backoff", "must not be negative")
+	}
+	if c.DigestDelivery.MaxAge.D() < 0 {
+		bad("digest_delivery.max_age", "must not be negative (0 delivers every digest)")
 	}
 	if c.Rules == "" {
 		bad("rules", "required")

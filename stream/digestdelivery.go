@@ -44,7 +44,8 @@ func newDigestDispatcher(cfg Config, ledger digests.Ledger, logger *slog.Logger,
 	if !cfg.deliversDigests() {
 		return nil, nil
 	}
-	dc := digests.Config{Ledger: ledger, MaxBackoff: cfg.DigestDelivery.MaxBackoff.D(), Logger: logger.With("component", "digest delivery"), Registerer: reg}
+	dc := digests.Config{Ledger: ledger, MaxBackoff: cfg.DigestDelivery.MaxBackoff.D(), MaxAge: cfg.DigestDelivery.MaxAge.D(),
+		Now: cfg.Now, Logger: logger.With("component", "digest delivery"), Registerer: reg}
 	if s := cfg.SMTP; s.Host != "" {
 		password, err := httpclient.ReadSecret("smtp.password", s.Password, s.PasswordFile)
 		if err != nil {

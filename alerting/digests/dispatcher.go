@@ -32,6 +32,7 @@ const (
 	OutcomeUncertain = "uncertain" // the ledger had it as sending: not sent again
 	OutcomeRefused   = "refused"
 	OutcomeBad       = "bad_record"
+	OutcomeStale     = "stale" // older than Config.MaxAge: skipped
 )
 
 // Defaults of Config.
@@ -59,8 +60,15 @@ type Config struct {
 	// A failed attempt is retried after InitialBackoff, doubling up to
 	// MaxBackoff, without end: an outage delays digests, it loses none.
 	InitialBackoff, MaxBackoff time.Duration
-	Logger                     *slog.Logger
-	Registerer                 prometheus.Registerer
+	// MaxAge, if positive, skips a digest whose period ended longer ago
+	// when it is read: so that turning delivery on for a pipeline that
+	// has been writing digests for a week does not mail that week. 0
+	// delivers every digest, however late.
+	MaxAge time.Duration
+	// Now is the clock MaxAge is judged by; time.Now when nil.
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Dispatcher delivers digests one at a time.
@@ -91,12 +99,15 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	d := &Dispatcher{
 		cfg: cfg,
 		log: cfg.Logger,
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmpulse_digest_deliveries_total",
-			Help: "Digests handled by delivery, by channel and outcome (sent, duplicate, uncertain, refused, bad_record).",
+			Help: "Digests handled by delivery, by channel and outcome (sent, duplicate, uncertain, refused, bad_record, stale).",
 		}, []string{"channel", "outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmpulse_digest_delivery_retries_total",
@@ -130,6 +141,12 @@ func (d *Dispatcher) Deliver(ctx context.Context, raw []byte) error {
 	if err != nil {
 		d.log.Error("digest record cannot be delivered", "err", err)
 		d.deliveries.WithLabelValues("", OutcomeBad).Inc()
+		return nil
+	}
+	if age := d.cfg.Now().Sub(dg.PeriodEnd); d.cfg.MaxAge > 0 && age > d.cfg.MaxAge {
+		d.log.Info("digest older than max_age: not delivered", "digest_id", dg.DigestID, "digest", dg.Digest,
+			"period_end", dg.PeriodEnd, "age", age.Round(time.Second), "max_age", d.cfg.MaxAge)
+		d.deliveries.WithLabelValues("", OutcomeStale).Inc()
 		return nil
 	}
 	if d.cfg.Email != nil {

@@ -215,3 +215,22 @@ func TestWebhookOnce(t *testing.T) {
 	require.NoError(t, d.Deliver(context.Background(), digestRecord(t, "d5", "am@example.com")))
 	require.Equal(t, []string{"webhook/d4=sent", "webhook/d5=refused"}, l.Puts)
 }
+
+// With MaxAge, a digest whose period ended longer ago is skipped (turning
+// delivery on does not mail a week of old digests); one just inside is
+// delivered.
+func TestMaxAgeSkipsOldDigests(t *testing.T) {
+	l := &MemLedger{}
+	f := &fakeMail{}
+	end := time.Date(2026, 12, 3, 1, 0, 0, 0, time.UTC) // digestRecord's period end
+	d, err := New(Config{Email: &Email{}, Ledger: l, MaxAge: 48 * time.Hour, Now: func() time.Time { return end.Add(48*time.Hour + time.Second) }})
+	require.NoError(t, err)
+	d.mail = fakeMailer{f}
+	require.NoError(t, d.Deliver(context.Background(), digestRecord(t, "old", "am@example.com")))
+	require.Empty(t, f.sent)
+	require.Empty(t, l.Puts, "a skipped digest is not recorded: it stays skipped")
+	require.Equal(t, 1.0, testutil.ToFloat64(d.deliveries.WithLabelValues("", OutcomeStale)))
+	d.cfg.Now = func() time.Time { return end.Add(47 * time.Hour) }
+	require.NoError(t, d.Deliver(context.Background(), digestRecord(t, "recent", "am@example.com")))
+	require.Len(t, f.sent, 1)
+}
