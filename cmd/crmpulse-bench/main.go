@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"gopkg.in/yaml.v3"
 
 	ikafka "github.com/crmpulse/crmpulse/ingest/kafka"
 	"github.com/crmpulse/crmpulse/stream"
@@ -45,6 +46,7 @@ func main() {
 	duration := flag.Duration("duration", 20*time.Second, "latency: measured duration (after a 5s warm-up)")
 	rulesPath := flag.String("rules", "stream/testdata/rules.yaml", "throughput: rules file")
 	rounds := flag.Int("rounds", 3, "throughput: rounds of baseline then pipeline over the same topics")
+	latencyWith := flag.String("latency-with", "", "latency: also load the rules, resend policies and segment sets of this file beside the measured threshold rule (e.g. stream/testdata/rules.yaml: five detectors)")
 	commitEvery := flag.Duration("commit-interval", time.Second, "the pipeline's commit_interval")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.Parse()
@@ -76,7 +78,7 @@ func main() {
 	case "throughput":
 		err = throughput(ctx, bs, *events, *partitions, *rulesPath, *rounds)
 	case "latency":
-		err = latency(ctx, bs, *rate, *duration, *partitions, *commitEvery)
+		err = latency(ctx, bs, *rate, *duration, *partitions, *commitEvery, *latencyWith)
 	default:
 		err = fmt.Errorf("unknown mode %q", *mode)
 	}
@@ -379,10 +381,35 @@ rules:
     severity: critical
 `
 
+// mergeRules adds the rules, resend policies and segment sets of the file
+// at path to the rules file base (whose defaults stay).
+func mergeRules(base []byte, path string) ([]byte, error) {
+	extra, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var b, e map[string]any
+	if err := yaml.Unmarshal(base, &b); err != nil {
+		return nil, err
+	}
+	if err := yaml.Unmarshal(extra, &e); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if rs, ok := e["rules"].([]any); ok {
+		b["rules"] = append(b["rules"].([]any), rs...)
+	}
+	for _, k := range []string{"resend", "segments"} {
+		if v, ok := e[k]; ok {
+			b[k] = v
+		}
+	}
+	return yaml.Marshal(b)
+}
+
 // latency produces a steady stream of events stamped with the wall clock
 // in which, every 5ms, one customer crosses a threshold of 3 complaints;
 // the alert's starts_at is the crossing event's occurred_at.
-func latency(ctx context.Context, brokers []string, rate int, dur time.Duration, n int, commitEvery time.Duration) error {
+func latency(ctx context.Context, brokers []string, rate int, dur time.Duration, n int, commitEvery time.Duration, with string) error {
 	t := topicsFor(fmt.Sprintf("bench-lat-%06x", rand.Uint32()&0xffffff))
 	if err := createInputs(ctx, brokers, t, n); err != nil {
 		return err
@@ -393,7 +420,13 @@ func latency(ctx context.Context, brokers []string, rate int, dur time.Duration,
 	}
 	defer os.RemoveAll(dir)
 	rp := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rp, []byte(latencyRules), 0o644); err != nil {
+	rulesText := []byte(latencyRules)
+	if with != "" {
+		if rulesText, err = mergeRules(rulesText, with); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(rp, rulesText, 0o644); err != nil {
 		return err
 	}
 	cfg := stream.DefaultConfig()

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmpulse/crmpulse/processor/rules"
 	"github.com/crmpulse/crmpulse/stream"
 )
 
@@ -19,4 +20,16 @@ func TestTopicsMakeAValidConfig(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	_, err := stream.New(cfg, nil, nil)
 	require.NoError(t, err)
+}
+
+// The latency run with the five-detector set beside its threshold rule
+// loads as a rules file.
+func TestMergeRules(t *testing.T) {
+	b, err := mergeRules([]byte(latencyRules), "../../stream/testdata/rules.yaml")
+	require.NoError(t, err)
+	rf, err := rules.Parse(b)
+	require.NoError(t, err)
+	require.Equal(t, "complaint_burst", rf.Rules[0].Name)
+	require.Greater(t, len(rf.Rules), 5)
+	require.NotEmpty(t, rf.Resend)
 }
