@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -13,29 +14,17 @@ import (
 	"github.com/crmpulse/crmpulse/replay"
 )
 
-// segmentRules is the example rules plus segment sets, one keyed without
-// tenant, so segments.jsonl has first classes, moves and both tenant
-// sources to validate.
-const segmentRules = `
-segments:
-  - name: lifecycle
-    key: [tenant, customer_id]
-    track: {type: [purchase, login, visit]}
-    window: 30d
-    classes:
-      - {name: potential, max_total: 0}
-      - {name: new, tenure_under: 3d}
-      - {name: loyal, min_count: 3, recency_under: 5d}
-      - {name: active, recency_under: 7d}
-      - {name: churned}
+// spendSet is a segment set keyed without tenant, added to the example's
+// lifecycle set, so segments.jsonl has first classes, moves and both
+// tenant sources to validate.
+const spendSet = `
   - name: spend
     key: [customer_id]
     purchase: {type: [purchase, refund]}
     window: 7d
     classes:
       - {name: big, min_amount: 200}
-      - {name: small}
-`
+      - {name: small}`
 
 // TestSegmentOutputsMatchSchema replays generated data with segment sets
 // and validates every segments.jsonl line against schemas/segment.json.
@@ -55,7 +44,9 @@ func TestSegmentOutputsMatchSchema(t *testing.T) {
 	require.NoError(t, fr.Close())
 	example, err := os.ReadFile("../examples/rules.yaml")
 	require.NoError(t, err)
-	rf, err := rules.Parse(append(example, segmentRules...))
+	withSpend := strings.Replace(string(example), "\nsegments:", "\nsegments:"+spendSet, 1)
+	require.NotEqual(t, string(example), withSpend, "the example has a segments section")
+	rf, err := rules.Parse([]byte(withSpend))
 	require.NoError(t, err)
 	out := filepath.Join(dir, "out")
 	_, err = replay.Run(context.Background(), replay.Config{Rules: rf, Interactions: ip, OutDir: out})

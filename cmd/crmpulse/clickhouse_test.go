@@ -54,7 +54,8 @@ func countLines(t *testing.T, path string) uint64 {
 }
 
 // tableDigest is a table's row count and an order-independent hash of its
-// rows under FINAL, leaving out the columns that are the write time.
+// rows under FINAL, leaving out the columns that are the write time (and
+// the write time inside a digest's body).
 func tableDigest(t *testing.T, conn driver.Conn, table string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -64,8 +65,11 @@ func tableDigest(t *testing.T, conn driver.Conn, table string) string {
 	for rows.Next() {
 		var c string
 		require.NoError(t, rows.Scan(&c))
-		switch c {
-		case "version", "emitted_at", "created_at":
+		switch {
+		case c == "version", c == "emitted_at", c == "created_at":
+		case table == "digests" && c == "body":
+			// The record's JSON holds its emitted_at too.
+			cols = append(cols, `replaceRegexpOne(body, '"emitted_at":"[^"]*"', '')`)
 		default:
 			cols = append(cols, "ifNull(toString("+c+"), 'NULL')")
 		}
