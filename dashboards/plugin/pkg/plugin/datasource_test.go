@@ -158,7 +158,7 @@ func TestQueryDataDirect(t *testing.T) {
 	h, err := ds.CheckHealth(context.Background(), &backend.CheckHealthRequest{})
 	require.NoError(t, err)
 	require.Equal(t, backend.HealthStatusOk, h.Status, h.Message)
-	require.Contains(t, h.Message, "13 rules loaded")
+	require.Contains(t, h.Message, "14 rules loaded")
 	require.Contains(t, h.Message, "1 alerts firing")
 }
 
