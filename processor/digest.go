@@ -54,6 +54,7 @@ type digest struct {
 	// time order, nearly always in the same period.
 	cacheS, cacheE int64
 	buf            []byte
+	sbuf           []byte // segmentGroupBytes' buffer
 }
 
 // digestPeriod holds what one open period has gathered, per group.
@@ -92,7 +93,8 @@ type segmentCounter interface {
 	// by the group that group gives each key: result[group][class]. The
 	// engine calls it while the watermark is exactly at (every transition
 	// at an instant before at emitted, none at at).
-	segmentCounts(set string, at time.Time, group func(k SegmentKey) string) map[string]map[string]int
+	// group's bytes are valid until its next call.
+	segmentCounts(set string, at time.Time, group func(k SegmentKey) []byte) map[string]map[string]int
 }
 
 // SegmentKey is a key of a segment set as digests group it: its tenant,
@@ -294,9 +296,14 @@ func (g *digest) advance(wm time.Time, out *Output) {
 // the key, customer.* from its profile at E, other paths from the key's
 // fields, unknown where absent.
 func (g *digest) segmentGroup(k SegmentKey, at int64) string {
+	return string(g.segmentGroupBytes(k, at))
+}
+
+// segmentGroupBytes is segmentGroup in g.sbuf, valid until the next call.
+func (g *digest) segmentGroupBytes(k SegmentKey, at int64) []byte {
 	var p *ingest.Profile
 	looked := false
-	var b []byte
+	b := g.sbuf[:0]
 	for i, f := range g.d.Fields {
 		if i > 0 {
 			b = append(b, keySep...)
@@ -322,7 +329,8 @@ func (g *digest) segmentGroup(k SegmentKey, at int64) string {
 		}
 		b = append(b, v...)
 	}
-	return string(b)
+	g.sbuf = b
+	return b
 }
 
 func (g *digest) classes() []string {
@@ -369,7 +377,7 @@ func (g *digest) make(e int64) []Digest {
 	classes := g.classes()
 	var segs map[string]map[string]int
 	if classes != nil {
-		segs = g.segs.segmentCounts(g.d.Segments, ts(e), func(k SegmentKey) string { return g.segmentGroup(k, e) })
+		segs = g.segs.segmentCounts(g.d.Segments, ts(e), func(k SegmentKey) []byte { return g.segmentGroupBytes(k, e) })
 		for k := range segs {
 			groups[k] = true
 		}

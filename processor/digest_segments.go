@@ -3,6 +3,7 @@ package processor
 import (
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // The segment stage answers digests' questions about its sets (the
@@ -32,24 +33,43 @@ func (st *segmentStage) segmentClasses(set string) ([]string, bool) {
 // segmentCounts visits every tracked key of the set once: a digest asks
 // once per period, so this costs one pass over the keys a day (or week,
 // or month), not one per watermark step.
-func (st *segmentStage) segmentCounts(set string, _ time.Time, group func(SegmentKey) string) map[string]map[string]int {
+func (st *segmentStage) segmentCounts(set string, _ time.Time, group func(SegmentKey) []byte) map[string]map[string]int {
 	s := st.set(set)
 	out := map[string]map[string]int{}
 	if s == nil {
 		return out
 	}
+	// One SegmentKey and one value slice for every key: a digest reads
+	// them during group's call and copies what it keeps, so a period end
+	// over a million keys allocates per group, not per key.
+	k := SegmentKey{Fields: make(map[string]string, len(s.def.Fields))}
+	vals := make([]string, 0, len(s.def.Fields))
 	for i := range s.keys.len() {
 		en := s.entries.at(uint32(i))
 		if en.Class == 0 {
 			continue // not tracked yet
 		}
-		vals := strings.Split(string(s.keys.key(uint32(i))), keySep)
-		k := SegmentKey{Fields: make(map[string]string, len(s.def.Fields))}
+		// The key table's bytes never change once written (its chunks are
+		// append-only within their capacity), so they can be read as a
+		// string without a copy for the length of this loop.
+		b := s.keys.key(uint32(i))
+		rest := unsafe.String(unsafe.SliceData(b), len(b))
+		vals = vals[:0]
+		for {
+			v, r, found := strings.Cut(rest, keySep)
+			vals = append(vals, v)
+			if !found {
+				break
+			}
+			rest = r
+		}
+		clear(k.Fields)
 		for j, f := range s.def.Fields {
 			if j < len(vals) {
 				k.Fields[f.Label] = vals[j]
 			}
 		}
+		k.Tenant, k.CustomerID = "", ""
 		if j := s.def.TenantField; j >= 0 && j < len(vals) {
 			k.Tenant = vals[j]
 		} else if int(en.Tenant) < len(s.tenants) {
@@ -59,10 +79,12 @@ func (st *segmentStage) segmentCounts(set string, _ time.Time, group func(Segmen
 			k.CustomerID = vals[j]
 		}
 		g := group(k)
-		if out[g] == nil {
-			out[g] = map[string]int{}
+		counts := out[string(g)]
+		if counts == nil {
+			counts = map[string]int{}
+			out[string(g)] = counts
 		}
-		out[g][s.names[en.Class-1]]++
+		counts[s.names[en.Class-1]]++
 	}
 	return out
 }

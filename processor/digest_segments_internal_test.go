@@ -51,14 +51,14 @@ func (s *segmentTable) segmentClasses(set string) ([]string, bool) {
 	return s.classes, set == "lifecycle"
 }
 
-func (s *segmentTable) segmentCounts(set string, at time.Time, group func(SegmentKey) string) map[string]map[string]int {
+func (s *segmentTable) segmentCounts(set string, at time.Time, group func(SegmentKey) []byte) map[string]map[string]int {
 	s.asked = append(s.asked, at)
 	if at.UnixNano() != s.wm {
 		panic("segment counts asked for " + at.String() + " with the watermark elsewhere")
 	}
 	out := map[string]map[string]int{}
 	for k, c := range s.class {
-		g := group(SegmentKey{Tenant: "acme", CustomerID: k})
+		g := string(group(SegmentKey{Tenant: "acme", CustomerID: k}))
 		if out[g] == nil {
 			out[g] = map[string]int{}
 		}
