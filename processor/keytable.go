@@ -3,6 +3,7 @@ package processor
 import (
 	"bytes"
 	"hash/maphash"
+	"unsafe"
 )
 
 // keyTable interns byte keys into dense uint32 indexes with a few bytes of
@@ -71,27 +72,19 @@ func (t *keyTable) key(i uint32) []byte {
 func (t *keyTable) lookup(k []byte) (uint32, bool) {
 	mask := uint64(len(t.slots) - 1)
 	h := maphash.Bytes(t.seed, k)
+	// Untagged, want is 0 and idx keeps every bit: every slot is a
+	// candidate and holds the whole index.
+	want, idx := uint32(0), ^uint32(0)
 	if t.tagged {
-		want := tag(h)
-		for i := h & mask; ; i = (i + 1) & mask {
-			s := t.slots[i]
-			if s == 0 {
-				return 0, false
-			}
-			if s>>tagShift == want {
-				if idx := s&(1<<tagShift-1) - 1; bytes.Equal(t.key(idx), k) {
-					return idx, true
-				}
-			}
-		}
+		want, idx = tag(h)<<tagShift, 1<<tagShift-1
 	}
 	for i := h & mask; ; i = (i + 1) & mask {
 		s := t.slots[i]
 		if s == 0 {
 			return 0, false
 		}
-		if bytes.Equal(t.key(s-1), k) {
-			return s - 1, true
+		if s&^idx == want && bytes.Equal(t.key(s&idx-1), k) {
+			return s&idx - 1, true
 		}
 	}
 }
@@ -170,32 +163,8 @@ func (p *pages[T]) add() *T {
 	return p.at(uint32(p.n - 1))
 }
 
-// lookupString is lookup for a string key, without converting it (which
-// could allocate): profile lookups run once per record.
+// lookupString is lookup for a string key, without copying it: maphash
+// hashes a string and its bytes alike, and lookup only reads k.
 func (t *keyTable) lookupString(k string) (uint32, bool) {
-	mask := uint64(len(t.slots) - 1)
-	h := maphash.String(t.seed, k)
-	if t.tagged {
-		want := tag(h)
-		for i := h & mask; ; i = (i + 1) & mask {
-			s := t.slots[i]
-			if s == 0 {
-				return 0, false
-			}
-			if s>>tagShift == want {
-				if idx := s&(1<<tagShift-1) - 1; string(t.key(idx)) == k {
-					return idx, true
-				}
-			}
-		}
-	}
-	for i := h & mask; ; i = (i + 1) & mask {
-		s := t.slots[i]
-		if s == 0 {
-			return 0, false
-		}
-		if string(t.key(s-1)) == k {
-			return s - 1, true
-		}
-	}
+	return t.lookup(unsafe.Slice(unsafe.StringData(k), len(k)))
 }
