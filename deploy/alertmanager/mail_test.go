@@ -1,15 +1,10 @@
 package alertmanager_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/crmpulse/crmpulse/alerting/alertmanager"
+	"github.com/crmpulse/crmpulse/internal/mailpittest"
 	"github.com/crmpulse/crmpulse/internal/testenv"
 	"github.com/crmpulse/crmpulse/processor"
 	"github.com/crmpulse/crmpulse/processor/rules"
@@ -69,9 +65,9 @@ annotations:
 func TestMailToTheAccountManager(t *testing.T) {
 	amtool(t)
 	testenv.Tool(t, "prometheus-alertmanager", "deploy/local/alertmanager.sh install brings it")
-	smtpAddr := testenv.Env(t, "CRMPULSE_MAILPIT_SMTP", `the real SMTP server that make test starts (deploy/local/mailpit.sh start; eval "$(deploy/local/mailpit.sh env)")`)
-	api := testenv.Env(t, "CRMPULSE_MAILPIT_API", `Mailpit's HTTP API (deploy/local/mailpit.sh start; eval "$(deploy/local/mailpit.sh env)")`)
-	mp := &mailpit{t: t, base: strings.TrimRight(api, "/")}
+	srv := mailpittest.Shared(t)
+	smtpAddr := srv.SMTP
+	mp := &mailpit{t: t, srv: srv}
 
 	tenant := "mailtest" + randomHex(t)
 	// Registered before Alertmanager starts, so it runs after it stopped:
@@ -257,13 +253,7 @@ func mailConfig(t *testing.T, smtpAddr string) string {
 }
 
 // mail is one message as Mailpit returns it.
-type mail struct {
-	ID      string
-	Subject string
-	Text    string
-	HTML    string
-	To      []string
-}
+type mail = mailpittest.Message
 
 // find returns the mails whose subject names rule.
 func find(ms []mail, rule string) []mail {
@@ -276,86 +266,24 @@ func find(ms []mail, rule string) []mail {
 	return out
 }
 
-// mailpit reads and deletes messages through Mailpit's HTTP API.
+// mailpit reads and deletes this run's messages on the shared Mailpit.
 type mailpit struct {
-	t    *testing.T
-	base string
+	t   *testing.T
+	srv *mailpittest.Server
 }
 
-func (m *mailpit) do(method, path string, body io.Reader, into any) error {
-	req, err := http.NewRequest(method, m.base+path, body)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
-	}
-	if into == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, into); err != nil {
-		return fmt.Errorf("%s %s: decoding %q: %w", method, path, b, err)
-	}
-	return nil
-}
-
-// tenantIDs returns the IDs of the messages that mention tenant, which is
-// unique to a run (Mailpit's search covers subjects and bodies).
-func (m *mailpit) tenantIDs(tenant string) ([]string, error) {
-	var list struct {
-		Messages []struct {
-			ID string `json:"ID"`
-		} `json:"messages"`
-	}
-	if err := m.do(http.MethodGet, "/api/v1/search?limit=500&query="+url.QueryEscape(tenant), nil, &list); err != nil {
-		return nil, err
-	}
-	ids := make([]string, 0, len(list.Messages))
-	for _, x := range list.Messages {
-		ids = append(ids, x.ID)
-	}
-	return ids, nil
-}
-
-// tenantMail returns the messages about tenant by recipient address,
-// each read whole (GET /api/v1/message/{ID}) and checked to name tenant.
+// tenantMail returns the messages about tenant, which is unique to a run
+// (Mailpit's search covers subjects and bodies), by recipient address,
+// each checked to name tenant.
 func (m *mailpit) tenantMail(tenant string) (map[string][]mail, error) {
-	ids, err := m.tenantIDs(tenant)
+	ms, err := m.srv.Search(tenant)
 	if err != nil {
 		return nil, err
 	}
 	box := map[string][]mail{}
-	for _, id := range ids {
-		var msg struct {
-			ID      string `json:"ID"`
-			Subject string `json:"Subject"`
-			Text    string `json:"Text"`
-			HTML    string `json:"HTML"`
-			To      []struct {
-				Address string `json:"Address"`
-			} `json:"To"`
-		}
-		if err := m.do(http.MethodGet, "/api/v1/message/"+url.PathEscape(id), nil, &msg); err != nil {
-			return nil, err
-		}
-		if !strings.Contains(msg.Text, tenant) {
+	for _, x := range ms {
+		if !strings.Contains(x.Text, tenant) {
 			continue
-		}
-		x := mail{ID: msg.ID, Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML}
-		for _, to := range msg.To {
-			x.To = append(x.To, to.Address)
 		}
 		for _, to := range x.To {
 			box[to] = append(box[to], x)
@@ -367,17 +295,16 @@ func (m *mailpit) tenantMail(tenant string) (map[string][]mail, error) {
 // deleteTenant deletes this run's messages, by ID: never all of them, the
 // Mailpit is shared.
 func (m *mailpit) deleteTenant(tenant string) {
-	ids, err := m.tenantIDs(tenant)
+	ms, err := m.srv.Search(tenant)
 	if err != nil {
 		m.t.Errorf("listing this run's mails to delete them: %v", err)
 		return
 	}
-	if len(ids) == 0 {
-		return
+	ids := make([]string, 0, len(ms))
+	for _, x := range ms {
+		ids = append(ids, x.ID)
 	}
-	body, err := json.Marshal(map[string][]string{"IDs": ids})
-	require.NoError(m.t, err)
-	if err := m.do(http.MethodDelete, "/api/v1/messages", bytes.NewReader(body), nil); err != nil {
+	if err := m.srv.Delete(ids...); err != nil {
 		m.t.Errorf("deleting this run's %d mails: %v", len(ids), err)
 	}
 }

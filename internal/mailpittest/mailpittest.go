@@ -143,8 +143,12 @@ func (s *Server) do(method, path string, body io.Reader, into any) error {
 }
 
 // To returns every message addressed to addr, each read whole.
-func (s *Server) To(addr string) ([]Message, error) {
-	return s.list("/api/v1/search?limit=1000&query=" + url.QueryEscape(fmt.Sprintf("to:%q", addr)))
+func (s *Server) To(addr string) ([]Message, error) { return s.Search(fmt.Sprintf("to:%q", addr)) }
+
+// Search returns the messages Mailpit's search finds for query (words
+// match subjects and bodies; to:addr a recipient), each read whole.
+func (s *Server) Search(query string) ([]Message, error) {
+	return s.list("/api/v1/search?limit=1000&query=" + url.QueryEscape(query))
 }
 
 // All returns every message the server holds, each read whole.
