@@ -296,7 +296,7 @@ var want = map[string]string{
 // selected (the other panels ignore the segment), and the account-manager
 // panel with only am1 selected.
 var wantSMB = map[string]string{
-	"Digests": "2026-11-30 01:00:00\taccount_manager_daily\tam1@example.com\t2\t0\t1\t120.5\n",
+	"Digests":                                 "2026-11-30 01:00:00\taccount_manager_daily\tam1@example.com\t2\t0\t1\t120.5\n",
 	"Alerts of account managers":              "am1@example.com\tbirthday\tcalendar\tc1\t2026-11-29 09:00:00\t1\n",
 	"Revenue, purchases and refunds":          "160.5\t5\t0\n",
 	"Revenue per segment, region and channel": "smb\teu\temail\t160.5\t5\t0\n",

@@ -338,4 +338,3 @@ func TestExampleMonthEndDigest(t *testing.T) {
 	}
 	require.Positive(t, overdue, "the overdue invoices are in the report")
 }
-
