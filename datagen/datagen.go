@@ -21,6 +21,8 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -395,3 +397,42 @@ func poisson(r *rand.Rand, lambda float64) int {
 
 // msToTime is for the human-readable notes in Stats.
 func msToTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// Files are the paths WriteFiles wrote.
+type Files struct {
+	Interactions, Receipts, Customers string
+}
+
+// WriteFiles writes the data set of cfg as interactions.jsonl,
+// receipts.jsonl and customers.jsonl in dir (what `crmpulse gen` writes).
+func WriteFiles(cfg Config, dir string) (Files, Stats, error) {
+	f := Files{Interactions: filepath.Join(dir, "interactions.jsonl"), Receipts: filepath.Join(dir, "receipts.jsonl"),
+		Customers: filepath.Join(dir, "customers.jsonl")}
+	var files []*os.File
+	defer func() {
+		for _, fh := range files {
+			fh.Close()
+		}
+	}()
+	for _, p := range []string{f.Interactions, f.Receipts, f.Customers} {
+		fh, err := os.Create(p)
+		if err != nil {
+			return f, Stats{}, err
+		}
+		files = append(files, fh)
+	}
+	bufs := []*bufio.Writer{bufio.NewWriterSize(files[0], 1<<20), bufio.NewWriterSize(files[1], 1<<20), bufio.NewWriterSize(files[2], 1<<20)}
+	stats, err := GenerateAll(cfg, Outputs{Interactions: bufs[0], Receipts: bufs[1], Customers: bufs[2]})
+	if err != nil {
+		return f, stats, err
+	}
+	for i, p := range []string{f.Interactions, f.Receipts, f.Customers} {
+		if err := bufs[i].Flush(); err != nil {
+			return f, stats, fmt.Errorf("writing %s: %w", p, err)
+		}
+		if err := files[i].Close(); err != nil {
+			return f, stats, fmt.Errorf("writing %s: %w", p, err)
+		}
+	}
+	return f, stats, nil
+}

@@ -76,20 +76,9 @@ func TestExampleRulesFireOnInjections(t *testing.T) {
 	for _, seed := range []int64{1, 42} {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			dir := t.TempDir()
-			iPath, rPath := filepath.Join(dir, "interactions.jsonl"), filepath.Join(dir, "receipts.jsonl")
-			cPath := filepath.Join(dir, "customers.jsonl")
-			fi, err := os.Create(iPath)
+			files, st, err := datagen.WriteFiles(datagen.Config{Seed: seed}, dir)
 			require.NoError(t, err)
-			fr, err := os.Create(rPath)
-			require.NoError(t, err)
-			fc, err := os.Create(cPath)
-			require.NoError(t, err)
-			st, err := datagen.GenerateAll(datagen.Config{Seed: seed},
-				datagen.Outputs{Interactions: fi, Receipts: fr, Customers: fc})
-			require.NoError(t, err)
-			require.NoError(t, fi.Close())
-			require.NoError(t, fr.Close())
-			require.NoError(t, fc.Close())
+			iPath, rPath, cPath := files.Interactions, files.Receipts, files.Customers
 
 			sum, err := replay.Run(context.Background(), replay.Config{Rules: file, Interactions: iPath, Receipts: rPath,
 				Customers: cPath, OutDir: filepath.Join(dir, "out")})
@@ -291,22 +280,12 @@ func TestExampleMonthEndDigest(t *testing.T) {
 	file, err := rules.Load("../examples/rules.yaml")
 	require.NoError(t, err)
 	dir := t.TempDir()
-	paths := map[string]string{}
-	files := map[string]*os.File{}
-	for _, n := range []string{"interactions", "receipts", "customers"} {
-		paths[n] = filepath.Join(dir, n+".jsonl")
-		files[n], err = os.Create(paths[n])
-		require.NoError(t, err)
-	}
 	cfg := datagen.DefaultConfig()
 	cfg.Customers, cfg.Days = 400, 30
-	_, err = datagen.GenerateAll(cfg, datagen.Outputs{Interactions: files["interactions"], Receipts: files["receipts"], Customers: files["customers"]})
+	files, _, err := datagen.WriteFiles(cfg, dir)
 	require.NoError(t, err)
-	for _, f := range files {
-		require.NoError(t, f.Close())
-	}
-	_, err = replay.Run(context.Background(), replay.Config{Rules: file, Interactions: paths["interactions"], Receipts: paths["receipts"],
-		Customers: paths["customers"], OutDir: filepath.Join(dir, "out")})
+	_, err = replay.Run(context.Background(), replay.Config{Rules: file, Interactions: files.Interactions, Receipts: files.Receipts,
+		Customers: files.Customers, OutDir: filepath.Join(dir, "out")})
 	require.NoError(t, err)
 	type monthly struct {
 		Digest      string            `json:"digest"`

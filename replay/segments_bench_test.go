@@ -3,7 +3,6 @@ package replay
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -52,21 +51,11 @@ func BenchmarkReplaySegments(b *testing.B) {
 	dir := b.TempDir()
 	cfg := datagen.DefaultConfig()
 	cfg.Customers, cfg.Days = customers, 30
-	ip, rp, cp := filepath.Join(dir, "i.jsonl"), filepath.Join(dir, "r.jsonl"), filepath.Join(dir, "c.jsonl")
-	var files []*os.File
-	for _, p := range []string{ip, rp, cp} {
-		f, err := os.Create(p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		files = append(files, f)
-	}
-	if _, err := datagen.GenerateAll(cfg, datagen.Outputs{Interactions: files[0], Receipts: files[1], Customers: files[2]}); err != nil {
+	files, _, err := datagen.WriteFiles(cfg, dir)
+	if err != nil {
 		b.Fatal(err)
 	}
-	for _, f := range files {
-		f.Close()
-	}
+	ip, rp, cp := files.Interactions, files.Receipts, files.Customers
 	example, err := os.ReadFile("../examples/rules.yaml")
 	if err != nil {
 		b.Fatal(err)

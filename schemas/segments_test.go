@@ -33,15 +33,9 @@ func TestSegmentOutputsMatchSchema(t *testing.T) {
 	dir := t.TempDir()
 	cfg := datagen.DefaultConfig()
 	cfg.Seed, cfg.Customers, cfg.Days = 42, 300, 10
-	ip := filepath.Join(dir, "i.jsonl")
-	fi, err := os.Create(ip)
+	files, _, err := datagen.WriteFiles(cfg, dir)
 	require.NoError(t, err)
-	fr, err := os.Create(filepath.Join(dir, "r.jsonl"))
-	require.NoError(t, err)
-	_, err = datagen.Generate(cfg, fi, fr)
-	require.NoError(t, err)
-	require.NoError(t, fi.Close())
-	require.NoError(t, fr.Close())
+	ip := files.Interactions
 	example, err := os.ReadFile("../examples/rules.yaml")
 	require.NoError(t, err)
 	withSpend := strings.Replace(string(example), "\nsegments:", "\nsegments:"+spendSet, 1)

@@ -25,17 +25,9 @@ import (
 // generated writes a small generated data set and returns its two files.
 func generated(t *testing.T, customers, days int) (inter, rec string) {
 	t.Helper()
-	dir := t.TempDir()
-	inter, rec = filepath.Join(dir, "interactions.jsonl"), filepath.Join(dir, "receipts.jsonl")
-	fi, err := os.Create(inter)
+	f, _, err := datagen.WriteFiles(datagen.Config{Seed: 5, Customers: customers, Days: days}, t.TempDir())
 	require.NoError(t, err)
-	fr, err := os.Create(rec)
-	require.NoError(t, err)
-	_, err = datagen.Generate(datagen.Config{Seed: 5, Customers: customers, Days: days}, fi, fr)
-	require.NoError(t, err)
-	require.NoError(t, fi.Close())
-	require.NoError(t, fr.Close())
-	return inter, rec
+	return f.Interactions, f.Receipts
 }
 
 func countLines(t *testing.T, path string) uint64 {

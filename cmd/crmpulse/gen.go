@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,8 +39,7 @@ func cmdGen(_ context.Context, args []string) int {
 		return exitFailure
 	}
 	began := time.Now()
-	stats, err := writeGen(cfg, filepath.Join(*out, "interactions.jsonl"), filepath.Join(*out, "receipts.jsonl"),
-		filepath.Join(*out, "customers.jsonl"))
+	_, stats, err := datagen.WriteFiles(cfg, *out)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crmpulse gen: %v\n", err)
 		return exitFailure
@@ -54,40 +51,4 @@ func cmdGen(_ context.Context, args []string) int {
 	fmt.Fprint(os.Stderr, report)
 	fmt.Printf("gen: %s into %s in %s\n", stats.String(), *out, time.Since(began).Round(time.Millisecond))
 	return exitOK
-}
-
-func writeGen(cfg datagen.Config, ipath, rpath, cpath string) (datagen.Stats, error) {
-	fi, err := os.Create(ipath)
-	if err != nil {
-		return datagen.Stats{}, err
-	}
-	defer fi.Close()
-	fr, err := os.Create(rpath)
-	if err != nil {
-		return datagen.Stats{}, err
-	}
-	defer fr.Close()
-	fc, err := os.Create(cpath)
-	if err != nil {
-		return datagen.Stats{}, err
-	}
-	defer fc.Close()
-	bi, br := bufio.NewWriterSize(fi, 1<<20), bufio.NewWriterSize(fr, 1<<20)
-	stats, err := datagen.GenerateAll(cfg, datagen.Outputs{Interactions: bi, Receipts: br, Customers: fc})
-	if err != nil {
-		return stats, err
-	}
-	if err := fc.Close(); err != nil {
-		return stats, fmt.Errorf("writing %s: %w", cpath, err)
-	}
-	if err := bi.Flush(); err != nil {
-		return stats, fmt.Errorf("writing %s: %w", ipath, err)
-	}
-	if err := br.Flush(); err != nil {
-		return stats, fmt.Errorf("writing %s: %w", rpath, err)
-	}
-	if err := fi.Close(); err != nil {
-		return stats, err
-	}
-	return stats, fr.Close()
 }

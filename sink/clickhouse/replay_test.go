@@ -3,7 +3,6 @@ package clickhouse_test
 import (
 	"cmp"
 	"context"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -86,17 +85,9 @@ func replayInto(t *testing.T, dsn string, rf *rules.File, inter, rec string) *re
 // receipts.jsonl in a temporary directory and returns their paths.
 func generated(t *testing.T, cfg datagen.Config) (inter, rec string) {
 	t.Helper()
-	dir := t.TempDir()
-	inter, rec = filepath.Join(dir, "interactions.jsonl"), filepath.Join(dir, "receipts.jsonl")
-	fi, err := os.Create(inter)
+	f, _, err := datagen.WriteFiles(cfg, t.TempDir())
 	require.NoError(t, err)
-	fr, err := os.Create(rec)
-	require.NoError(t, err)
-	_, err = datagen.Generate(cfg, fi, fr)
-	require.NoError(t, err)
-	require.NoError(t, fi.Close())
-	require.NoError(t, fr.Close())
-	return inter, rec
+	return f.Interactions, f.Receipts
 }
 
 // query scans every row of q with scan.
