@@ -345,22 +345,7 @@ func TestKfakeProfilesSurviveRestart(t *testing.T) {
 
 // consumed is the records_consumed counter of topic.
 func consumed(t *testing.T, r *running, topic string) float64 {
-	t.Helper()
-	mfs, err := r.reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != "crmpulse_stream_consumed_records_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "topic" && l.GetValue() == topic {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return labelled(t, r.reg, "crmpulse_stream_consumed_records_total", "topic", topic)
 }
 
 // TestKfakeProfilesDoNotHoldTheWatermark: profiles never move or hold the

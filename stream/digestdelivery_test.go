@@ -16,23 +16,7 @@ import (
 
 // deliveryMetric sums crmpulse_digest_deliveries_total{outcome}.
 func deliveryMetric(t *testing.T, r *running, outcome string) float64 {
-	t.Helper()
-	mfs, err := r.reg.Gather()
-	require.NoError(t, err)
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != "crmpulse_digest_deliveries_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == outcome {
-					sum += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
+	return labelled(t, r.reg, "crmpulse_digest_deliveries_total", "outcome", outcome)
 }
 
 // TestKafkaDigestsEmailedToTheirOwners is the seeds' daily list for each

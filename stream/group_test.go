@@ -3,10 +3,12 @@ package stream_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmpulse/crmpulse/stream"
@@ -20,7 +22,14 @@ func TestKafkaTwoInstances(t *testing.T) {
 	testTwoInstances(t, realBrokers(t), genConfig{customers: 2000, days: 3, seed: 6})
 }
 
-func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// gauge is the sum of every series of the gauge or counter name.
+func gauge(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	return labelled(t, reg, name, "", "")
+}
+
+// labelled is the sum of the series of the gauge or counter name whose
+// label has value (every series when label is "").
+func labelled(t testing.TB, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
@@ -30,6 +39,11 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			if label != "" && !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+				return l.GetName() == label && l.GetValue() == value
+			}) {
+				continue
+			}
 			switch {
 			case m.Gauge != nil:
 				sum += m.Gauge.GetValue()

@@ -10,38 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmpulse/crmpulse/stream"
 )
 
-func metricSum(t testing.TB, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if m.Counter != nil {
-				sum += m.Counter.GetValue()
-			}
-			if m.Gauge != nil {
-				sum += m.Gauge.GetValue()
-			}
-		}
-	}
-	return sum
-}
-
 func waitMetric(t testing.TB, r *running, name string, atLeast float64, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for metricSum(t, r.reg, name) < atLeast {
+	for gauge(t, r.reg, name) < atLeast {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s stayed below %v for %s", name, atLeast, timeout)
 		}
@@ -102,7 +80,7 @@ func BenchmarkRestartWithState(b *testing.B) {
 	first := startApp(b, cfg, "first")
 	waitMetric(b, first, "crmpulse_stream_consumed_records_total", float64(keys), 10*time.Minute)
 	first.stop(b)
-	stateKeys, snapBytes := metricSum(b, first.reg, "crmpulse_stream_state_keys"), metricSum(b, first.reg, "crmpulse_stream_snapshot_bytes")
+	stateKeys, snapBytes := gauge(b, first.reg, "crmpulse_stream_state_keys"), gauge(b, first.reg, "crmpulse_stream_snapshot_bytes")
 
 	next := keys
 	resume := func(c stream.Config, restored bool) time.Duration {
@@ -113,20 +91,7 @@ func BenchmarkRestartWithState(b *testing.B) {
 		waitMetric(b, r, "crmpulse_stream_consumed_records_total", 1, 5*time.Minute)
 		d := time.Since(start)
 		// The figure counts only if the state really came back.
-		fromSnapshot := 0.0
-		mfs, err := r.reg.Gather()
-		require.NoError(b, err)
-		for _, mf := range mfs {
-			if mf.GetName() == "crmpulse_stream_restores_total" {
-				for _, m := range mf.GetMetric() {
-					for _, l := range m.GetLabel() {
-						if l.GetName() == "outcome" && l.GetValue() == "snapshot" {
-							fromSnapshot += m.GetCounter().GetValue()
-						}
-					}
-				}
-			}
-		}
+		fromSnapshot := labelled(b, r.reg, "crmpulse_stream_restores_total", "outcome", "snapshot")
 		require.Equal(b, restored, fromSnapshot >= 4, "partitions restored from a snapshot: %v", fromSnapshot)
 		r.stop(b)
 		return d
