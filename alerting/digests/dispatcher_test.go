@@ -124,7 +124,7 @@ func TestEmailOnceAcrossRuns(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := &MemLedger{m: tt.before}
 			f := &fakeMail{outcomes: tt.outcomes}
-			d, reg := newTestDispatcher(t, f, l)
+			d, _ := newTestDispatcher(t, f, l)
 			require.NoError(t, d.Deliver(context.Background(), raw))
 			require.Len(t, f.sent, tt.sends)
 			require.Equal(t, tt.puts, l.Puts)
@@ -133,7 +133,6 @@ func TestEmailOnceAcrossRuns(t *testing.T) {
 			d2, _ := newTestDispatcher(t, f, l)
 			require.NoError(t, d2.Deliver(context.Background(), raw))
 			require.Len(t, f.sent, tt.sends, "a later run sent it again")
-			_ = reg
 		})
 	}
 }

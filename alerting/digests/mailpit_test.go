@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmpulse/crmpulse/alerting/digests"
@@ -111,11 +110,6 @@ func TestSMTPOutageDelaysButLosesNothing(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.Deliver(context.Background(), digest(t, "outage", "am@example.com")) }()
 	retries := func() float64 {
-		n, err := testutil.GatherAndCount(reg, "crmpulse_digest_delivery_retries_total")
-		require.NoError(t, err)
-		if n == 0 {
-			return 0
-		}
 		mfs, err := reg.Gather()
 		require.NoError(t, err)
 		for _, mf := range mfs {
